@@ -1,0 +1,53 @@
+/**
+ * The in-memory form of a model: named float tensors plus what a consumer needs to use them
+ * (architecture, weight layout, preprocessing). Files on disk are safetensors (see ../tensors/).
+ */
+
+/** How RGB pixels in [0, 1] become the network's input: reorder, × scale, − mean, ÷ std (per channel, in the model's order). */
+export interface Preprocessing {
+  colorOrder: 'RGB' | 'BGR';
+  scale: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+}
+
+/** Keras / Caffe VGG: BGR, 0–255, minus the ImageNet mean (REFERENCE §1). */
+export const CAFFE_PREPROCESSING: Preprocessing = {
+  colorOrder: 'BGR',
+  scale: 255,
+  mean: [103.939, 116.779, 123.68],
+  std: [1, 1, 1],
+};
+
+/** torchvision: RGB in [0, 1], minus mean, divided by std (REFERENCE §1). */
+export const TORCH_PREPROCESSING: Preprocessing = {
+  colorOrder: 'RGB',
+  scale: 1,
+  mean: [0.485, 0.456, 0.406],
+  std: [0.229, 0.224, 0.225],
+};
+
+export type StoredDtype = 'F32' | 'F16';
+
+export interface NamedTensor {
+  /** Element type in the file; the data is always held as float32 in memory. */
+  dtype: StoredDtype;
+  shape: number[];
+  data: Float32Array;
+}
+
+export type TensorMap = Map<string, NamedTensor>;
+
+/**
+ * VGG19 weights in the project's layout: `convB_I.kernel` HWIO [3,3,in,out] and `convB_I.bias` [out],
+ * whatever layout the source file had (the importers convert).
+ */
+export interface Vgg19Weights {
+  architecture: 'vgg19';
+  /** Channel width of each of the 5 blocks (64,128,256,512,512 for the real network). */
+  widths: number[];
+  preprocessing: Preprocessing;
+  tensors: TensorMap;
+  /** Where the weights came from (file name, URL, "tiny seed 1"), for `studio info`. */
+  source: string;
+}
