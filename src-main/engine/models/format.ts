@@ -51,3 +51,11 @@ export interface Vgg19Weights {
   /** Where the weights came from (file name, URL, "tiny seed 1"), for `studio info`. */
   source: string;
 }
+
+/** Tensor names of a conv in the project's layout: `conv1_1.kernel` (HWIO) and `conv1_1.bias`. */
+export function kernelKey(convName: string): string {
+  return `${convName}.kernel`;
+}
+export function biasKey(convName: string): string {
+  return `${convName}.bias`;
+}

@@ -1,0 +1,298 @@
+/**
+ * `studio`: the command line. Every compute job runs in the engine worker (worker/client.ts), the
+ * same one the app uses; this file only parses arguments, prints progress and maps errors to exit
+ * codes (0 success, 2 bad input, 1 internal failure, 130 cancelled).
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { StudioError, isStudioError } from '../errors.ts';
+import { GatysParams, type Job } from '../protocol.ts';
+import { EngineClient } from '../worker/client.ts';
+import type { StylizeResult } from '../worker/jobs.ts';
+import { defined, list, num, numList, oneOf } from './args.ts';
+import { formatDuration, progressPrinter } from './progress.ts';
+
+const HELP = `studio — style transfer for photographers
+
+Usage:
+  studio stylize --method gatys --content PHOTO --style PAINTING --out RESULT [options]
+  studio info [--json] [--backend NAME]
+  studio models list | import FILE [--name NAME] | fetch vgg19 | tiny DIR
+  studio demo [--out DIR] [--size PX] [--iters N]
+
+stylize options (Gatys):
+  --style S            repeat for several styles; --style-weights 0.7,0.3 blends them
+  --size 512           longest side of the result, px
+  --iters 500          iterations (per scale)
+  --optimizer lbfgs    lbfgs | adam        --learning-rate  (adam: 10, lbfgs: 1)
+  --content-weight 5   --style-weight 100  --tv-weight 0.001
+  --init content       content | random | style     --seed 0
+  --preserve-colors    keep the photo's colours, take only luminance from the style
+  --scales 1           coarse-to-fine scales (each half the next)
+  --style-scale 1      style image size relative to the result
+  --content-layers relu4_2   --style-layers relu1_1,relu2_1,relu3_1,relu4_1,relu5_1
+  --pooling max        max | avg
+  --model DIR|NAME     weights (default: the installed vgg19; see \`studio models\`)
+  --backend NAME       tfjs-node-gpu | tfjs-node | wasm | cpu (or STUDIO_BACKEND)
+  --format png|jpeg|tiff  --bit-depth 8|16  --quality 92  --max-pixels 100e6
+  --report R.json      parameters, backend, per-iteration losses, stage times, peak memory
+  --quiet
+
+Exit codes: 0 success, 2 bad input (message says which), 1 internal failure, 130 cancelled.`;
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+function parse(argv: string[], options: ParseArgsConfig['options']): { values: Values; positionals: string[] } {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true }) as { values: Values; positionals: string[] };
+  } catch (e) {
+    throw new StudioError('BAD_ARGUMENT', (e as Error).message, 'see `studio --help`');
+  }
+}
+
+const str = (v: Values[string]) => (typeof v === 'string' ? v : undefined);
+
+async function withEngine<T>(backend: string | undefined, fn: (c: EngineClient) => Promise<T>): Promise<T> {
+  const client = new EngineClient({ backend });
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+/** Runs a job in the worker with progress on stderr; Ctrl-C cancels it cleanly. */
+async function runJob<T>(client: EngineClient, job: Job, quiet: boolean): Promise<T> {
+  const printer = progressPrinter(process.stderr, quiet);
+  const running = client.run<T>(job, (e) => printer.onEvent(e));
+  const onSigint = () => {
+    process.stderr.write('\ncancelling…\n');
+    running.cancel();
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    return await running.result;
+  } finally {
+    process.off('SIGINT', onSigint);
+    printer.done();
+  }
+}
+
+export function gatysParamsFrom(v: Values) {
+  const method = str(v.method) ?? 'gatys';
+  if (method !== 'gatys') {
+    throw new StudioError('BAD_ARGUMENT', `method "${method}" is not available`, 'use --method gatys');
+  }
+  return GatysParams.parse(defined({
+    size: num('size', str(v.size), { int: true, min: 16, max: 16384 }),
+    iters: num('iters', str(v.iters), { int: true, min: 1 }),
+    optimizer: oneOf('optimizer', str(v.optimizer), ['lbfgs', 'adam'] as const),
+    learningRate: num('learning-rate', str(v['learning-rate']), { min: 1e-12 }),
+    contentWeight: num('content-weight', str(v['content-weight']), { min: 0 }),
+    styleWeight: num('style-weight', str(v['style-weight']), { min: 0 }),
+    tvWeight: num('tv-weight', str(v['tv-weight']), { min: 0 }),
+    init: oneOf('init', str(v.init), ['content', 'random', 'style'] as const),
+    seed: num('seed', str(v.seed), { int: true }),
+    preserveColors: v['preserve-colors'] === true ? true : undefined,
+    scales: num('scales', str(v.scales), { int: true, min: 1, max: 6 }),
+    styleScale: num('style-scale', str(v['style-scale']), { min: 0.05, max: 8 }),
+    styleWeights: numList('style-weights', str(v['style-weights'])),
+    contentLayers: list(str(v['content-layers'])),
+    styleLayers: list(str(v['style-layers'])),
+    pooling: oneOf('pooling', str(v.pooling), ['max', 'avg'] as const),
+  }));
+}
+
+const STYLIZE_OPTIONS: ParseArgsConfig['options'] = {
+  method: { type: 'string' }, content: { type: 'string' }, style: { type: 'string', multiple: true },
+  out: { type: 'string' }, size: { type: 'string' }, iters: { type: 'string' }, optimizer: { type: 'string' },
+  'learning-rate': { type: 'string' }, 'content-weight': { type: 'string' }, 'style-weight': { type: 'string' },
+  'tv-weight': { type: 'string' }, init: { type: 'string' }, seed: { type: 'string' },
+  'preserve-colors': { type: 'boolean' }, scales: { type: 'string' }, 'style-scale': { type: 'string' },
+  'style-weights': { type: 'string' }, 'content-layers': { type: 'string' }, 'style-layers': { type: 'string' },
+  pooling: { type: 'string' }, model: { type: 'string' }, backend: { type: 'string' }, format: { type: 'string' },
+  'bit-depth': { type: 'string' }, quality: { type: 'string' }, 'max-pixels': { type: 'string' },
+  report: { type: 'string' }, quiet: { type: 'boolean' },
+};
+
+async function stylize(argv: string[]): Promise<number> {
+  const { values: v } = parse(argv, STYLIZE_OPTIONS);
+  const content = str(v.content);
+  const styles = (v.style as string[] | undefined) ?? [];
+  const out = str(v.out);
+  if (!content) throw new StudioError('BAD_ARGUMENT', '--content is required (the photo to stylise)');
+  if (styles.length === 0) throw new StudioError('BAD_ARGUMENT', '--style is required (the painting or photo whose look to take)');
+  if (!out) throw new StudioError('BAD_ARGUMENT', '--out is required (where to write the result)');
+  const params = gatysParamsFrom(v);
+  const job: Job = {
+    kind: 'stylize-gatys', content, styles, params, model: str(v.model), report: str(v.report),
+    maxPixels: num('max-pixels', str(v['max-pixels']), { min: 1 }),
+    output: {
+      out,
+      format: oneOf('format', str(v.format), ['png', 'jpeg', 'tiff'] as const),
+      bitDepth: num('bit-depth', str(v['bit-depth']), { int: true, min: 8, max: 16 }) as 8 | 16 | undefined,
+      quality: num('quality', str(v.quality), { int: true, min: 1, max: 100 }),
+    },
+  };
+  if (job.output.bitDepth !== undefined && job.output.bitDepth !== 8 && job.output.bitDepth !== 16) {
+    throw new StudioError('BAD_ARGUMENT', '--bit-depth must be 8 or 16');
+  }
+  const quiet = v.quiet === true;
+  const r = await withEngine(str(v.backend), (c) => runJob<StylizeResult>(c, job, quiet));
+  if (!quiet) {
+    process.stdout.write(`wrote ${r.out} (${r.width}×${r.height}, ${r.iterations} iterations, final loss ${r.finalLoss?.toExponential(4)}, ${formatDuration(r.totalMs)} on ${r.backend})\n`);
+    if (r.report) process.stdout.write(`report: ${r.report}\n`);
+  }
+  return 0;
+}
+
+async function info(argv: string[]): Promise<number> {
+  const { values: v } = parse(argv, { json: { type: 'boolean' }, backend: { type: 'string' } });
+  const r = await withEngine(str(v.backend), (c) => c.run<{ backend: Record<string, unknown>; modelsDir: string; models: { name: string; widths: number[]; dtype: string; source: string }[] }>({ kind: 'info' }).result);
+  if (v.json) {
+    process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+    return 0;
+  }
+  const b = r.backend as { name: string; device: string; threads: number; versions: Record<string, string>; skipped: { name: string; reason: string }[] };
+  const lines = [
+    `backend: ${b.name} — ${b.device}`,
+    `threads: ${b.threads}`,
+    ...b.skipped.map((s) => `  not used: ${s.name} (${s.reason})`),
+    `versions: ${Object.entries(b.versions).map(([k, ver]) => `${k} ${ver}`).join(', ')}`,
+    `models directory: ${r.modelsDir}`,
+    ...(r.models.length ? r.models.map((m) => `  ${m.name}: vgg19 widths ${m.widths.join('/')} ${m.dtype} (${m.source})`) : ['  no models installed: `studio models fetch vgg19`, `studio models import FILE` or `studio models tiny DIR`']),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}
+
+async function models(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  const store = await import('../engine/models/store.ts');
+  switch (sub) {
+    case 'list': {
+      const ms = await store.listModels();
+      if (ms.length === 0) process.stdout.write(`no models in ${store.modelsDir()}\n`);
+      for (const m of ms) process.stdout.write(`${m.name}\tvgg19 ${m.widths.join('/')}\t${m.dtype}\t${m.source}\n`);
+      return 0;
+    }
+    case 'import': {
+      const { values: v, positionals } = parse(rest, { name: { type: 'string' }, dtype: { type: 'string' } });
+      const file = positionals[0];
+      if (!file) throw new StudioError('BAD_ARGUMENT', 'studio models import FILE: FILE is required (.h5 or .pth)');
+      const ext = path.extname(file).toLowerCase();
+      const weights = ext === '.h5' || ext === '.hdf5'
+        ? await (await import('../engine/models/import-keras.ts')).importKerasH5(file)
+        : ext === '.pth' || ext === '.pt'
+          ? await (await import('../engine/models/import-torch.ts')).importTorchPth(file)
+          : (() => { throw new StudioError('UNSUPPORTED_FORMAT', `${file}: not a weights file this studio imports`, 'use the Keras notop .h5 or the torchvision .pth'); })();
+      const dtype = oneOf('dtype', str(v.dtype)?.toUpperCase(), ['F32', 'F16'] as const);
+      const dir = path.join(store.modelsDir(), str(v.name) ?? 'vgg19');
+      await store.saveVgg19(dir, weights, { dtype });
+      process.stdout.write(`imported ${file} → ${dir}\n`);
+      return 0;
+    }
+    case 'fetch': {
+      const what = rest[0] ?? 'vgg19';
+      if (what !== 'vgg19') throw new StudioError('BAD_ARGUMENT', `unknown model "${what}"`, 'studio models fetch vgg19');
+      const { fetchVgg19 } = await import('../engine/models/fetch.ts');
+      let lastPct = -1;
+      const dir = await fetchVgg19({
+        onProgress: (received: number, total?: number) => {
+          const pct = total ? Math.floor((received / total) * 100) : -1;
+          if (pct !== lastPct) {
+            lastPct = pct;
+            const bar = total ? `[${'#'.repeat(Math.floor(pct / 5)).padEnd(20)}] ${pct}%` : '';
+            process.stderr.write(`\rdownloading VGG19 ${bar} ${(received / 1e6).toFixed(1)} MB`);
+          }
+        },
+      });
+      process.stderr.write('\n');
+      process.stdout.write(`installed VGG19 in ${dir}\n`);
+      return 0;
+    }
+    case 'tiny': {
+      const dir = rest[0];
+      if (!dir) throw new StudioError('BAD_ARGUMENT', 'studio models tiny DIR: DIR is required');
+      const { writeTinyFixtures } = await import('../engine/models/tiny.ts');
+      const r = await writeTinyFixtures(dir);
+      process.stdout.write(`tiny VGG19 (widths 8/16/32/64/64):\n  model: ${r.modelDir}\n  keras: ${r.h5Path}\n  torch: ${r.pthPath}\n`);
+      return 0;
+    }
+    default:
+      throw new StudioError('BAD_ARGUMENT', `unknown models command "${sub ?? ''}"`, 'studio models list | import FILE | fetch vgg19 | tiny DIR');
+  }
+}
+
+/** Stylises bundled sample photos with bundled paintings: the quickest way to see the studio work. */
+async function demo(argv: string[]): Promise<number> {
+  const { values: v } = parse(argv, { out: { type: 'string' }, size: { type: 'string' }, iters: { type: 'string' }, backend: { type: 'string' } });
+  const root = fileURLToPath(new URL('../../', import.meta.url));
+  const samples = path.join(root, 'assets', 'samples');
+  const outDir = path.resolve(str(v.out) ?? 'demo-output');
+  await mkdir(outDir, { recursive: true });
+  const store = await import('../engine/models/store.ts');
+  let model: string | undefined;
+  const installed = (await store.listModels()).find((m) => m.name === 'vgg19');
+  if (installed) {
+    process.stdout.write(`using the installed VGG19 (${installed.source})\n`);
+  } else {
+    const { writeTinyFixtures } = await import('../engine/models/tiny.ts');
+    model = (await writeTinyFixtures(path.join(outDir, 'tiny-vgg19'))).modelDir;
+    process.stdout.write('no VGG19 weights installed (`studio models fetch vgg19`), so the demo runs the tiny\n'
+      + 'random-weight network: the real pipeline end to end, with texture-like rather than painterly results.\n');
+  }
+  const size = num('size', str(v.size), { int: true, min: 16 }) ?? (installed ? 256 : 384);
+  const iters = num('iters', str(v.iters), { int: true, min: 1 }) ?? (installed ? 100 : 200);
+  const pairs = [
+    ['content-chelsea.jpg', 'art-starry_night.jpg'],
+    ['content-astronaut.jpg', 'art-the_scream.jpg'],
+    ['content-coffee.jpg', 'art-shipwreck.jpg'],
+  ];
+  await withEngine(str(v.backend), async (client) => {
+    for (const [c, s] of pairs) {
+      const name = `${path.parse(c).name.replace('content-', '')}-${path.parse(s).name.replace('art-', '')}`;
+      const out = path.join(outDir, `${name}.jpg`);
+      process.stdout.write(`${c} × ${s} → ${out}\n`);
+      const r = await runJob<StylizeResult>(client, {
+        kind: 'stylize-gatys', content: path.join(samples, c), styles: [path.join(samples, s)], model,
+        report: path.join(outDir, `${name}.json`),
+        params: GatysParams.parse({ size, iters, optimizer: 'lbfgs', previewEvery: 0 }),
+        output: { out, quality: 92 },
+      }, false);
+      process.stdout.write(`  ${r.width}×${r.height}, loss ${r.finalLoss?.toExponential(3)}, ${formatDuration(r.totalMs)} on ${r.backend}\n`);
+    }
+  });
+  process.stdout.write(`done: results and JSON reports in ${outDir}\n`);
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'stylize': return await stylize(rest);
+      case 'info': return await info(rest);
+      case 'models': return await models(rest);
+      case 'demo': return await demo(rest);
+      case undefined: case 'help': case '--help': case '-h':
+        process.stdout.write(`${HELP}\n`);
+        return cmd === undefined ? 2 : 0;
+      default:
+        throw new StudioError('BAD_ARGUMENT', `unknown command "${cmd}"`, 'see `studio --help`');
+    }
+  } catch (e) {
+    if (isStudioError(e)) {
+      if (e.code === 'CANCELLED') {
+        process.stderr.write('cancelled\n');
+      } else {
+        process.stderr.write(`error: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
+      }
+      return e.exitCode;
+    }
+    process.stderr.write(`internal error: ${(e as Error).stack ?? String(e)}\n`);
+    return 1;
+  }
+}

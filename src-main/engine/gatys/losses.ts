@@ -1,0 +1,107 @@
+/**
+ * The losses of Gatys et al. (REFERENCE.md §2) as pure tensor functions.
+ *
+ * Feature maps arrive as [1,H,W,N] (N filters, D = H·W positions); the papers' F ∈ R^{N×D} is its
+ * transpose. The Gram matrix is normalised by N·D as neural-style does, so that the published default
+ * weights (content 5, style 100) keep their balance and a style image of another size has a comparable
+ * target; the style loss is then REFERENCE's 1/(2N²)·Σ(G[x] − G[s])² on those normalised Grams.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+/** [1,H,W,N] → [D,N]. */
+function asMatrix(f: tf.Tensor4D): tf.Tensor2D {
+  const [, h, w, n] = f.shape;
+  return tf.reshape(f, [h * w, n]);
+}
+
+/**
+ * Gram matrix F Fᵀ (N×N), unnormalised. The custom gradient 2·F·sym(dG) avoids tfjs's backward of
+ * a transposed matmul, which on WebAssembly runs with transposeA (measured 20× slower).
+ */
+export const gram: (f: tf.Tensor2D) => tf.Tensor2D = tf.customGrad(((f: tf.Tensor, save: tf.GradSaveFunc) => {
+  const F = f as tf.Tensor2D; // [D,N]
+  save([F]);
+  return {
+    value: tf.matMul(tf.transpose(F), F),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [Fs] = saved as [tf.Tensor2D];
+      const dG = dy as tf.Tensor2D;
+      return tf.matMul(Fs, tf.add(dG, tf.transpose(dG)));
+    },
+  };
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (f: tf.Tensor2D) => tf.Tensor2D;
+
+/** G / (N·D) of a [1,H,W,N] feature map. */
+export function normalizedGram(f: tf.Tensor4D): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [, h, w, n] = f.shape;
+    return tf.div(gram(asMatrix(f)), n * h * w);
+  });
+}
+
+/** L_c = 1/(2·N·D) · Σ (F[x] − F[c])². */
+export function contentLoss(fx: tf.Tensor4D, fc: tf.Tensor4D): tf.Scalar {
+  return tf.tidy(() => {
+    const [, h, w, n] = fx.shape;
+    return tf.div(tf.sum(tf.squaredDifference(fx, fc)), 2 * n * h * w);
+  });
+}
+
+/** L_s = 1/(2·N²) · Σ (G[x] − G[s])², on normalised Grams. */
+export function styleLoss(gx: tf.Tensor2D, gs: tf.Tensor2D): tf.Scalar {
+  return tf.tidy(() => {
+    const n = gx.shape[0];
+    return tf.div(tf.sum(tf.squaredDifference(gx, gs)), 2 * n * n);
+  });
+}
+
+/** Total variation ½·Σ (x[i,j+1] − x[i,j])² + (x[i+1,j] − x[i,j])² over all channels of [1,H,W,C]. */
+export function tvLoss(x: tf.Tensor4D): tf.Scalar {
+  return tf.tidy(() => {
+    const [, h, w, c] = x.shape;
+    const dx = tf.sub(tf.slice(x, [0, 0, 1, 0], [1, h, w - 1, c]), tf.slice(x, [0, 0, 0, 0], [1, h, w - 1, c]));
+    const dy = tf.sub(tf.slice(x, [0, 1, 0, 0], [1, h - 1, w, c]), tf.slice(x, [0, 0, 0, 0], [1, h - 1, w, c]));
+    return tf.mul(0.5, tf.add(tf.sum(tf.square(dx)), tf.sum(tf.square(dy))));
+  });
+}
+
+/** Weighted Gram blend of several styles (neural-style's multi-style target). */
+export function blendGrams(grams: tf.Tensor2D[], weights: number[]): tf.Tensor2D {
+  return tf.tidy(() => tf.addN(grams.map((g, i) => tf.mul(g, weights[i]))) as tf.Tensor2D);
+}
+
+export interface LossTargets {
+  /** Content features per content layer. */
+  content: Map<string, tf.Tensor4D>;
+  /** Blended normalised Grams per style layer. */
+  style: Map<string, tf.Tensor2D>;
+}
+
+export interface LossWeights {
+  content: number;
+  style: number;
+  tv: number;
+  /** Per-layer multipliers w_ℓ; missing layers weigh 1. */
+  contentLayers: Map<string, number>;
+  styleLayers: Map<string, number>;
+}
+
+/** Each part already carries its weight, so total = content + style + tv. */
+export interface LossParts {
+  content: tf.Scalar;
+  style: tf.Scalar;
+  tv: tf.Scalar;
+  total: tf.Scalar;
+}
+
+/** L = α Σ_ℓ L_c^ℓ + β Σ_ℓ w_ℓ L_s^ℓ + tv·L_tv, given the features of x. */
+export function totalLoss(x: tf.Tensor4D, feats: Map<string, tf.Tensor4D>, targets: LossTargets, w: LossWeights): LossParts {
+  const sum = (terms: tf.Scalar[]): tf.Scalar => (terms.length ? (tf.addN(terms) as tf.Scalar) : tf.scalar(0));
+  const content = tf.mul(w.content, sum([...targets.content].map(([name, fc]) =>
+    tf.mul(contentLoss(feats.get(name)!, fc), w.contentLayers.get(name) ?? 1)))) as tf.Scalar;
+  const style = tf.mul(w.style, sum([...targets.style].map(([name, gs]) =>
+    tf.mul(styleLoss(normalizedGram(feats.get(name)!), gs), w.styleLayers.get(name) ?? 1)))) as tf.Scalar;
+  const tv = w.tv > 0 ? tf.mul(w.tv, tvLoss(x)) as tf.Scalar : tf.scalar(0);
+  const total = tf.addN([content, style, tv]) as tf.Scalar;
+  return { content, style, tv, total };
+}

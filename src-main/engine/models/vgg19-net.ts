@@ -1,0 +1,130 @@
+/**
+ * VGG19 feature extractor on TensorFlow.js, built from the layer table in vgg19.ts.
+ *
+ * Input convention for the whole engine: images are float tensors [N,H,W,3] holding RGB on the
+ * 0–255 scale. The model's own preprocessing (Caffe BGR minus mean, or torchvision mean/std) is
+ * applied inside `preprocess`, so optimisers, learning rates and TV weights mean the same for every
+ * weight file.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { Preprocessing, Vgg19Weights } from './format.ts';
+import { vgg19Layers, type LayerSpec } from './vgg19.ts';
+
+export type Padding = 'zero' | 'reflect';
+export type Pooling = 'max' | 'avg';
+
+export interface FeatureOptions {
+  /** 'zero' as VGG was trained (Gatys); 'reflect' as PhotoWCT's encoders. */
+  padding?: Padding;
+  pooling?: Pooling;
+  /**
+   * Fuse bias and ReLU into the convolution (faster forward). Only for forward passes: tfjs's fused
+   * conv gradient computes filter gradients eagerly, which a gradient to the image does not need.
+   */
+  fused?: boolean;
+}
+
+/** Maps RGB 0–255 to the network's input: reorder, ÷255·scale, −mean, ÷std. */
+export function preprocess(rgb255: tf.Tensor4D, p: Preprocessing): tf.Tensor4D {
+  return tf.tidy(() => {
+    let x = rgb255;
+    if (p.colorOrder === 'BGR') x = tf.reverse(x, 3);
+    const k = p.scale / 255;
+    const mul = tf.tensor1d(p.std.map((s) => k / s));
+    const sub = tf.tensor1d(p.mean.map((m, i) => m / p.std[i]));
+    return tf.sub(tf.mul(x, mul), sub) as tf.Tensor4D;
+  });
+}
+
+export class Vgg19 {
+  readonly widths: number[];
+  readonly preprocessing: Preprocessing;
+  readonly layers: LayerSpec[];
+  private readonly kernels = new Map<string, tf.Tensor4D>();
+  private readonly biases = new Map<string, tf.Tensor1D>();
+
+  constructor(weights: Vgg19Weights) {
+    this.widths = weights.widths;
+    this.preprocessing = weights.preprocessing;
+    this.layers = vgg19Layers(weights.widths);
+    for (const l of this.layers) {
+      if (l.kind !== 'conv') continue;
+      const { name, inChannels, outChannels } = l.conv;
+      const k = weights.tensors.get(`${name}.kernel`);
+      const b = weights.tensors.get(`${name}.bias`);
+      if (!k || !b) throw new Error(`weights lack ${name}`);
+      this.kernels.set(name, tf.keep(tf.tensor4d(k.data, [3, 3, inChannels, outChannels])));
+      this.biases.set(name, tf.keep(tf.tensor1d(b.data)));
+    }
+  }
+
+  /** Index in `layers` after which a feature name is available. */
+  private depthOf(name: string): number {
+    const i = this.layers.findIndex((l) =>
+      l.kind === 'pool' ? l.name === name : l.conv.name === name || `relu${l.conv.name.slice(4)}` === name);
+    if (i < 0) throw new Error(`unknown VGG19 feature "${name}"`);
+    return i;
+  }
+
+  /**
+   * Runs the network on RGB 0–255 input up to the deepest requested feature and returns the
+   * requested ones (reluB_I, convB_I = before its ReLU, poolB). Intermediates are disposed.
+   */
+  features(rgb255: tf.Tensor4D, names: readonly string[], opts: FeatureOptions = {}): Map<string, tf.Tensor4D> {
+    const { padding = 'zero', pooling = 'max', fused = false } = opts;
+    const last = Math.max(...names.map((n) => this.depthOf(n)));
+    const wanted = new Set(names);
+    const out = new Map<string, tf.Tensor4D>();
+    tf.tidy(() => {
+      let x = preprocess(rgb255, this.preprocessing);
+      for (let i = 0; i <= last; i++) {
+        const l = this.layers[i];
+        if (l.kind === 'pool') {
+          x = pooling === 'max' ? tf.maxPool(x, 2, 2, 'valid') : tf.avgPool(x, 2, 2, 'valid');
+          if (wanted.has(l.name)) out.set(l.name, tf.keep(x));
+          continue;
+        }
+        const name = l.conv.name;
+        const relu = `relu${name.slice(4)}`;
+        const kernel = this.kernels.get(name)!;
+        const bias = this.biases.get(name)!;
+        const input = padding === 'reflect' ? tf.mirrorPad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], 'reflect') : x;
+        const pad = padding === 'reflect' ? 'valid' : 'same';
+        if (fused && !wanted.has(name)) {
+          x = tf.fused.conv2d({ x: input, filter: kernel, strides: 1, pad, bias, activation: 'relu' });
+        } else {
+          const pre = tf.add(tf.conv2d(input, kernel, 1, pad), bias) as tf.Tensor4D;
+          if (wanted.has(name)) out.set(name, tf.keep(pre));
+          x = tf.relu(pre);
+        }
+        if (wanted.has(relu)) out.set(relu, tf.keep(x));
+      }
+    });
+    return out;
+  }
+
+  /** FLOPs of one forward pass up to `name` at H×W (multiply-adds count 2), for benchmarks. */
+  forwardFlops(height: number, width: number, name: string): number {
+    const last = this.depthOf(name);
+    let h = height;
+    let w = width;
+    let flops = 0;
+    for (let i = 0; i <= last; i++) {
+      const l = this.layers[i];
+      if (l.kind === 'pool') {
+        h = Math.floor(h / 2);
+        w = Math.floor(w / 2);
+      } else {
+        flops += 2 * 9 * h * w * l.conv.inChannels * l.conv.outChannels;
+      }
+    }
+    return flops;
+  }
+
+  dispose(): void {
+    for (const t of this.kernels.values()) t.dispose();
+    for (const t of this.biases.values()) t.dispose();
+    this.kernels.clear();
+    this.biases.clear();
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * The typed contract between every front end (CLI, Electron main and renderer, the WebSocket server)
+ * and the engine worker: requests, progress events, results and errors. Schemas validate whatever
+ * crosses a process or thread boundary; the TypeScript types are inferred from them.
+ */
+import { z } from 'zod';
+
+export const GatysParams = z.object({
+  /** Longest side of the result, px. */
+  size: z.number().int().min(16).max(16384).default(512),
+  /** Iterations per scale. */
+  iters: z.number().int().min(1).max(100000).default(500),
+  optimizer: z.enum(['lbfgs', 'adam']).default('lbfgs'),
+  /** Adam: 10 on the 0–255 scale (neural-style); L-BFGS: 1 (full step). */
+  learningRate: z.number().positive().optional(),
+  contentWeight: z.number().min(0).default(5),
+  styleWeight: z.number().min(0).default(100),
+  tvWeight: z.number().min(0).default(1e-3),
+  init: z.enum(['content', 'random', 'style']).default('content'),
+  seed: z.number().int().default(0),
+  preserveColors: z.boolean().default(false),
+  /** Coarse-to-fine: 1 = single scale; k = k scales, each half the size of the next. */
+  scales: z.number().int().min(1).max(6).default(1),
+  /** Style image size relative to the result's. */
+  styleScale: z.number().positive().max(8).default(1),
+  /** Blend weights of several styles (normalised to sum 1); equal when absent. */
+  styleWeights: z.array(z.number().min(0)).optional(),
+  contentLayers: z.array(z.string()).min(1).default(['relu4_2']),
+  styleLayers: z.array(z.string()).min(1).default(['relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1']),
+  pooling: z.enum(['max', 'avg']).default('max'),
+  /** Send a preview image every N iterations (0: none). */
+  previewEvery: z.number().int().min(0).default(10),
+  lbfgsHistory: z.number().int().min(1).max(1000).default(100),
+});
+export type GatysParams = z.infer<typeof GatysParams>;
+export type GatysParamsInput = z.input<typeof GatysParams>;
+
+export const OutputOptions = z.object({
+  out: z.string().min(1),
+  format: z.enum(['png', 'jpeg', 'tiff']).optional(),
+  bitDepth: z.union([z.literal(8), z.literal(16)]).optional(),
+  quality: z.number().int().min(1).max(100).optional(),
+});
+export type OutputOptions = z.infer<typeof OutputOptions>;
+
+export const StylizeGatysJob = z.object({
+  kind: z.literal('stylize-gatys'),
+  content: z.string().min(1),
+  styles: z.array(z.string().min(1)).min(1),
+  output: OutputOptions,
+  params: GatysParams,
+  /** Model directory or name under the models directory; default: the installed vgg19. */
+  model: z.string().optional(),
+  /** Write a JSON report here. */
+  report: z.string().optional(),
+  maxPixels: z.number().positive().optional(),
+});
+export type StylizeGatysJob = z.infer<typeof StylizeGatysJob>;
+
+export const InfoJob = z.object({ kind: z.literal('info') });
+
+export const Job = z.discriminatedUnion('kind', [StylizeGatysJob, InfoJob]);
+export type Job = z.infer<typeof Job>;
+
+export interface LossValues {
+  content: number;
+  style: number;
+  tv: number;
+  total: number;
+}
+
+export interface ProgressEvent {
+  type: 'progress';
+  /** "load", "style targets", "optimise 256 px", "write". */
+  stage: string;
+  /** 0–1 over the whole job. */
+  fraction: number;
+  iteration?: number;
+  iterations?: number;
+  losses?: LossValues;
+  elapsedMs: number;
+  etaMs?: number;
+}
+
+export interface PreviewEvent {
+  type: 'preview';
+  iteration: number;
+  width: number;
+  height: number;
+  /** 8-bit RGB, row-major. */
+  rgb: Uint8Array;
+}
+
+export interface LogEvent {
+  type: 'log';
+  message: string;
+}
+
+export type JobEvent = ProgressEvent | PreviewEvent | LogEvent;
+
+/** Messages between a front end and the engine worker. */
+export type ToWorker =
+  | { type: 'run'; id: number; job: Job; cancel: SharedArrayBuffer }
+  | { type: 'shutdown' };
+
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'event'; id: number; event: JobEvent }
+  | { type: 'done'; id: number; result: unknown }
+  | { type: 'failed'; id: number; error: { code: string; message: string; hint?: string } };

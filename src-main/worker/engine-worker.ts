@@ -1,0 +1,65 @@
+/**
+ * The engine's thread. Front ends post jobs; this thread runs them one at a time, streams events
+ * back, and polls the job's shared cancel flag between steps. It checks after every job, also a
+ * failed or cancelled one, that tfjs memory is back where it started.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs-core';
+import { serializeError, StudioError } from '../errors.ts';
+import { initBackend } from '../engine/backend.ts';
+import { Job, type FromWorker, type JobEvent, type ToWorker } from '../protocol.ts';
+import { CancelFlag } from './cancel.ts';
+import { info, runStylizeGatys } from './jobs.ts';
+
+const port = parentPort;
+if (!port) throw new Error('engine-worker must run in a worker thread');
+const send = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
+
+const backendChoice = (workerData as { backend?: string } | undefined)?.backend;
+// Started once; a backend that cannot start fails each job with its reason.
+const backendReady = initBackend(backendChoice);
+backendReady.catch(() => {});
+
+async function run(id: number, rawJob: unknown, flag: CancelFlag): Promise<unknown> {
+  const job = Job.parse(rawJob);
+  const ctx = {
+    emit: (event: JobEvent) => {
+      if (event.type === 'preview') send({ type: 'event', id, event }, [event.rgb.buffer as ArrayBuffer]);
+      else send({ type: 'event', id, event });
+    },
+    checkCancelled: () => flag.check(),
+  };
+  switch (job.kind) {
+    case 'info':
+      return info();
+    case 'stylize-gatys':
+      return runStylizeGatys(job, ctx);
+  }
+}
+
+let queue = Promise.resolve();
+port.on('message', (msg: ToWorker) => {
+  if (msg.type === 'shutdown') {
+    queue.finally(() => process.exit(0));
+    return;
+  }
+  const { id, job, cancel } = msg;
+  queue = queue.then(async () => {
+    let before = -1;
+    try {
+      await backendReady;
+      before = tf.memory().numTensors;
+      const result = await run(id, job, new CancelFlag(cancel));
+      send({ type: 'done', id, result });
+    } catch (e) {
+      const err = e instanceof Error && e.name === 'ZodError'
+        ? new StudioError('BAD_ARGUMENT', `invalid request: ${e.message}`)
+        : e;
+      send({ type: 'failed', id, error: serializeError(err) });
+    } finally {
+      const leaked = before < 0 ? 0 : tf.memory().numTensors - before;
+      if (leaked !== 0) send({ type: 'event', id, event: { type: 'log', message: `warning: ${leaked} tensors leaked by job ${id}` } });
+    }
+  });
+});
+send({ type: 'ready' });

@@ -1,0 +1,106 @@
+/**
+ * Jobs: what the worker runs for a request. Each job is the pipeline's I/O around an engine call
+ * (decode → engine → encode → report); the engine itself touches no files.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { initBackend, type BackendInfo } from '../engine/backend.ts';
+import { Vgg19 } from '../engine/models/vgg19-net.ts';
+import { loadVgg19, resolveModel, listModels, modelsDir } from '../engine/models/store.ts';
+import { stylizeGatys } from '../engine/gatys/stylize.ts';
+import { readImage } from '../io/images.ts';
+import { writeImage, checkOutputPath } from '../io/write.ts';
+import type { JobEvent, StylizeGatysJob } from '../protocol.ts';
+
+export interface JobContext {
+  emit(e: JobEvent): void;
+  checkCancelled(): void;
+}
+
+export interface StylizeResult {
+  out: string;
+  width: number;
+  height: number;
+  iterations: number;
+  finalLoss?: number;
+  totalMs: number;
+  backend: string;
+  report?: string;
+  notes: string[];
+}
+
+export async function info(): Promise<{ backend: BackendInfo; modelsDir: string; models: unknown[] }> {
+  const backend = await initBackend();
+  return { backend, modelsDir: modelsDir(), models: await listModels().catch(() => []) };
+}
+
+export async function runStylizeGatys(job: StylizeGatysJob, ctx: JobContext): Promise<StylizeResult> {
+  const t0 = performance.now();
+  const elapsed = () => performance.now() - t0;
+  const p = job.params;
+  // Fail on a bad output path now, not after a long optimisation.
+  await checkOutputPath(job.output.out, [job.content, ...job.styles], job.output.format);
+  const backend = await initBackend();
+
+  ctx.emit({ type: 'progress', stage: 'load', fraction: 0, elapsedMs: elapsed() });
+  const weights = await loadVgg19(resolveModel(job.model));
+  const content = await readImage(job.content, { maxSide: p.size, maxPixels: job.maxPixels });
+  const styles = await Promise.all(job.styles.map((s) =>
+    readImage(s, { maxSide: Math.round(p.size * p.styleScale), maxPixels: job.maxPixels })));
+  const notes = [content, ...styles].flatMap((im) => im.source.notes.map((n) => `${path.basename(im.source.path)}: ${n}`));
+  for (const n of notes) ctx.emit({ type: 'log', message: n });
+  const loadMs = elapsed();
+
+  const net = new Vgg19(weights);
+  let result;
+  try {
+    result = await stylizeGatys(net, content, styles, p, {
+      checkCancelled: () => ctx.checkCancelled(),
+      onProgress: (e) => ctx.emit({ type: 'progress', ...e, elapsedMs: elapsed() }),
+      onPreview: (e) => ctx.emit({ type: 'preview', iteration: e.iteration, width: e.width, height: e.height, rgb: e.rgb }),
+    });
+  } finally {
+    net.dispose();
+  }
+
+  ctx.emit({ type: 'progress', stage: 'write', fraction: 1, elapsedMs: elapsed() });
+  const tw = performance.now();
+  await writeImage(job.output.out, result.image, {
+    format: job.output.format, bitDepth: job.output.bitDepth, quality: job.output.quality,
+    metadataFrom: content.source, inputs: [job.content, ...job.styles],
+  });
+  const writeMs = performance.now() - tw;
+  const totalMs = elapsed();
+  const last = result.history.at(-1);
+
+  if (job.report) {
+    const report = {
+      method: 'gatys',
+      params: p,
+      backend: { name: backend.name, device: backend.device, threads: backend.threads, versions: backend.versions },
+      model: { source: weights.source, widths: weights.widths, preprocessing: weights.preprocessing },
+      inputs: {
+        content: { path: job.content, width: content.width, height: content.height, original: [content.source.width, content.source.height] },
+        styles: styles.map((s, i) => ({ path: job.styles[i], width: s.width, height: s.height })),
+      },
+      output: { path: job.output.out, width: result.image.width, height: result.image.height },
+      iterations: result.history,
+      stoppedEarly: result.stoppedEarly ?? null,
+      stages: { loadMs, ...Object.fromEntries(Object.entries(result.stageMs).map(([k, v]) => [`${k} ms`, v])), writeMs },
+      totalMs,
+      peakMemory: { tensorBytes: result.peakTensorBytes, rssBytes: process.resourceUsage().maxRSS * 1024 },
+      notes,
+    };
+    await writeFile(job.report, JSON.stringify(report, null, 2));
+  }
+  return {
+    out: job.output.out, width: result.image.width, height: result.image.height, iterations: result.history.length,
+    finalLoss: last?.total, totalMs, backend: backend.name, report: job.report, notes,
+  };
+}
+
+/** tfjs memory in use now, for the leak checks around every job. */
+export function tensorCount(): number {
+  return tf.memory().numTensors;
+}
