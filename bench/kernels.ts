@@ -3,6 +3,8 @@
 //   node --import tsx bench/kernels.ts [--reps N] [--stride2]
 // Each kernel is called directly (kernelFunc with the wasm backend), after warm-up calls
 // (the first calls of a shape run ~2x slow); the table shows the median of N timed calls.
+// Every call gets a fresh copy of dy, as in training: XNNPACK caches packed weights per
+// tensor id, so reusing one dy would hide the packing cost of the matmul formulations.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
@@ -32,14 +34,17 @@ const shapes: Shape[] = [
 ];
 if (WITH_STRIDE2) shapes.push({ h: 128, ci: 64, co: 64, k: 3, stride: 2, pad: 'same' });
 
-function time(fn: () => tf.TensorInfo, reps: number, warmup: number): number {
-  for (let i = 0; i < warmup; i++) backend.disposeData(fn().dataId);
+type Call = (dy: tf.Tensor) => tf.TensorInfo;
+function time(fn: Call, dy: tf.Tensor, reps: number, warmup: number): number {
   const ts: number[] = [];
-  for (let i = 0; i < reps; i++) {
+  for (let i = 0; i < warmup + reps; i++) {
+    const fresh = tf.clone(dy);
     const t0 = performance.now();
-    const out = fn();
-    ts.push(performance.now() - t0);
+    const out = fn(fresh);
+    const t = performance.now() - t0;
+    if (i >= warmup) ts.push(t);
     backend.disposeData(out.dataId);
+    fresh.dispose();
   }
   ts.sort((a, b) => a - b);
   return ts[ts.length >> 1];
@@ -55,21 +60,24 @@ for (const s of shapes) {
   const flop = 2 * ho * wo * s.ci * s.co * s.k * s.k;
   const label = `${s.h}x${s.h}x${s.ci}->${s.co} k${s.k} s${s.stride}`;
   const common = { strides: s.stride, pad: s.pad, dataFormat: 'NHWC', dimRoundingMode: undefined };
-  const call = (f: tf.KernelFunc, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap) => () =>
-    f({ inputs, backend, attrs }) as tf.TensorInfo;
+  const call = (f: tf.KernelFunc, inputs: (dy: tf.Tensor) => tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap): Call =>
+    (d) => f({ inputs: inputs(d), backend, attrs }) as tf.TensorInfo;
   const conv = tf.getKernel('Conv2D', 'wasm').kernelFunc;
   const inAttrs = { ...common, inputShape: x.shape } as unknown as tf.NamedAttrMap;
   const fAttrs = { ...common, filterShape: w.shape } as unknown as tf.NamedAttrMap;
-  const kernels: [string, () => tf.TensorInfo, number][] = [
-    ['Conv2D (forward, XNNPACK)', call(conv, { x, filter: w }, { ...common, dilations: 1 } as unknown as tf.NamedAttrMap), REPS],
-    ['Conv2DBackpropInput stock', call(conv2DBackpropInputKernel('stock'), { dy, filter: w }, inAttrs), Math.min(REPS, 3)],
-    ['Conv2DBackpropInput new', call(conv2DBackpropInputKernel('fast'), { dy, filter: w }, inAttrs), REPS],
+  const kernels: [string, Call, number][] = [
+    ['Conv2D (forward, XNNPACK)', call(conv, () => ({ x, filter: w }), { ...common, dilations: 1 } as unknown as tf.NamedAttrMap), REPS],
+    ['Conv2DBackpropInput stock', call(conv2DBackpropInputKernel('stock'), (d) => ({ dy: d, filter: w }), inAttrs), Math.min(REPS, 3)],
+    ['Conv2DBackpropInput new', call(conv2DBackpropInputKernel('phases'), (d) => ({ dy: d, filter: w }), inAttrs), REPS],
   ];
+  if (s.stride > 1) {
+    kernels.push(['Conv2DBackpropInput new, dilate', call(conv2DBackpropInputKernel('dilate'), (d) => ({ dy: d, filter: w }), inAttrs), REPS]);
+  }
   for (const m of ['im2col', 'per-tap', 'conv'] as BackpropFilterMethod[]) {
-    kernels.push([`Conv2DBackpropFilter ${m}`, call(conv2DBackpropFilterKernel(m), { x, dy }, fAttrs), REPS]);
+    kernels.push([`Conv2DBackpropFilter ${m}`, call(conv2DBackpropFilterKernel(m), (d) => ({ x, dy: d }), fAttrs), REPS]);
   }
   for (const [name, fn, reps] of kernels) {
-    const ms = time(fn, reps, reps === REPS ? 2 : 1);
+    const ms = time(fn, dy, reps, reps === REPS ? 2 : 1);
     rows.push({ shape: label, kernel: name, ms, gflops: flop / ms / 1e6 });
     console.error(`${label}  ${name}: ${ms.toFixed(1)} ms`);
   }

@@ -81,6 +81,33 @@ function initialImage(init: GatysParams['init'], content: tf.Tensor4D, style: tf
   return tf.tensor4d(noise, [1, h, w, 3]);
 }
 
+/** The loss of an image x given fixed targets: features of x, then REFERENCE §2's total. */
+export type Objective = (x: tf.Tensor4D) => LossParts;
+
+export function gatysObjective(net: Vgg19, targets: LossTargets, weights: LossWeights, pooling: GatysParams['pooling'] = 'max'): Objective {
+  const layers = [...new Set([...targets.content.keys(), ...targets.style.keys()])];
+  return (x) => totalLoss(x, net.features(x, layers, { pooling }), targets, weights);
+}
+
+/** One forward and backward pass: the loss parts (kept, caller disposes) and ∂total/∂x. */
+export function lossAndGradient(objective: Objective, x: tf.Tensor4D): { parts: LossParts; grad: tf.Tensor4D } {
+  let parts: LossParts | undefined;
+  const { grad } = tf.valueAndGrad((xi: tf.Tensor) => {
+    const lp = objective(xi as tf.Tensor4D);
+    parts = { content: tf.keep(lp.content), style: tf.keep(lp.style), tv: tf.keep(lp.tv), total: tf.keep(lp.total) };
+    return lp.total;
+  })(x);
+  return { parts: parts!, grad: grad as tf.Tensor4D };
+}
+
+/** Content features and blended style Grams for one scale. */
+export function gatysTargets(net: Vgg19, content: tf.Tensor4D, styles: tf.Tensor4D[], styleWeights: number[], p: Pick<GatysParams, 'contentLayers' | 'styleLayers' | 'pooling'>): LossTargets {
+  return {
+    content: net.features(content, p.contentLayers, { pooling: p.pooling, fused: true }),
+    style: styleTargets(net, styles, styleWeights, p.styleLayers, p.pooling),
+  };
+}
+
 /**
  * Stylises `content` (already at the result size) with `styles` (at their working sizes).
  * Every tensor it creates is disposed before it returns or throws.
@@ -97,7 +124,6 @@ export async function stylizeGatys(net: Vgg19, content: RgbImage, styles: RgbIma
     content: p.contentWeight, style: p.styleWeight, tv: p.tvWeight,
     contentLayers: new Map(), styleLayers: new Map(),
   };
-  const layers = [...new Set([...p.contentLayers, ...p.styleLayers])];
   const sizes = scaleSizes(Math.max(content.width, content.height), p.scales);
   const work = sizes.map((s) => s * s * p.iters);
   const totalWork = work.reduce((a, b) => a + b, 0);
@@ -113,11 +139,10 @@ export async function stylizeGatys(net: Vgg19, content: RgbImage, styles: RgbIma
   const styleFull = styles.map(imageToTensor);
   let x: tf.Tensor4D | undefined;
   let optimizer: Optimizer | undefined;
-  const targets: LossTargets = { content: new Map(), style: new Map() };
+  let targets: LossTargets | undefined;
   const disposeTargets = () => {
-    for (const t of [...targets.content.values(), ...targets.style.values()]) t.dispose();
-    targets.content.clear();
-    targets.style.clear();
+    if (targets) for (const t of [...targets.content.values(), ...targets.style.values()]) t.dispose();
+    targets = undefined;
   };
   const t0 = performance.now();
   let msPerWork = 0;
@@ -132,9 +157,7 @@ export async function stylizeGatys(net: Vgg19, content: RgbImage, styles: RgbIma
         return resizeTo(s, f.height, f.width);
       });
       disposeTargets();
-      const cf = net.features(c, p.contentLayers, { pooling: p.pooling, fused: true });
-      for (const [k, v] of cf) targets.content.set(k, v);
-      for (const [k, v] of styleTargets(net, scaledStyles, styleWeights, p.styleLayers, p.pooling)) targets.style.set(k, v);
+      targets = gatysTargets(net, c, scaledStyles, styleWeights, p);
       stageMs[`targets ${sizes[si]} px`] = performance.now() - tScale;
 
       const next = x ? resizeTo(x, height, width) : initialImage(p.init, c, scaledStyles[0], p.seed);
@@ -147,23 +170,18 @@ export async function stylizeGatys(net: Vgg19, content: RgbImage, styles: RgbIma
         ? new Adam({ learningRate: p.learningRate ?? 10 })
         : new Lbfgs({ learningRate: p.learningRate ?? 1, history: p.lbfgsHistory });
 
+      const objective = gatysObjective(net, targets, weights, p.pooling);
       const tOpt = performance.now();
       for (let it = 1; it <= p.iters; it++) {
         hooks.checkCancelled();
         const tIt = performance.now();
-        let parts: LossParts | undefined;
-        const { grad } = tf.valueAndGrad((xi: tf.Tensor) => {
-          const feats = net.features(xi as tf.Tensor4D, layers, { pooling: p.pooling });
-          const lp = totalLoss(xi as tf.Tensor4D, feats, targets, weights);
-          parts = { content: tf.keep(lp.content), style: tf.keep(lp.style), tv: tf.keep(lp.tv), total: tf.keep(lp.total) };
-          return lp.total;
-        })(x);
+        const { parts, grad } = lossAndGradient(objective, x);
         const step = optimizer.step(x, grad);
         const gtdT = step.gtd ?? tf.scalar(-1);
-        const readback = tf.stack([parts!.content, parts!.style, parts!.tv, parts!.total, gtdT]);
+        const readback = tf.stack([parts.content, parts.style, parts.tv, parts.total, gtdT]);
         const [lc, ls, ltv, ltot, gtd] = Array.from(await readback.data());
         track();
-        tf.dispose([readback, grad, parts!.content, parts!.style, parts!.tv, parts!.total, gtdT]);
+        tf.dispose([readback, grad, parts.content, parts.style, parts.tv, parts.total, gtdT]);
         if (!Number.isFinite(ltot)) {
           step.next.dispose();
           throw new StudioError('INTERNAL', `the loss became ${ltot} at iteration ${it}`, 'lower the learning rate or the style weight');

@@ -77,6 +77,9 @@ function checkDilations(attrs: NamedAttrMap, kernel: string): void {
 
 let stockBackpropInput: KernelConfig | undefined;
 
+/** How Conv2DBackpropInput handles stride > 1 (stride 1 is one conv either way). */
+export type BackpropInputMethod = 'phases' | 'dilate';
+
 /**
  * dx = conv2d(dilate(dy, stride) zero-padded, rot180(filter) with in/out swapped, stride 1).
  *
@@ -84,32 +87,9 @@ let stockBackpropInput: KernelConfig | undefined;
  * with dyd the zero-dilated dy (dyd[o*s] = dy[o]); substituting k' = kH-1-k gives a
  * correlation of dyd, padded by kH-1-padTop in front, with the rotated filter.
  */
-function conv2DBackpropInputFast(args: KernelArgs): TensorInfo {
-  const backend = args.backend as BackendWasm;
-  const attrs = args.attrs ?? {};
-  const dy = args.inputs.dy as TensorInfo;
-  const filter = args.inputs.filter as TensorInfo;
-  checkDilations(attrs, Conv2DBackpropInput);
-  const dataFormat = backend_util.convertConv2DDataFormat((attrs.dataFormat as 'NHWC' | 'NCHW' | undefined) ?? 'NHWC');
-  if (dataFormat !== 'channelsLast' || dy.dtype !== 'float32' || filter.dtype !== 'float32') {
-    return stockBackpropInputFunc()(args) as TensorInfo;
-  }
-  const info = backend_util.computeConv2DInfo(
-    attrs.inputShape as [number, number, number, number],
-    filter.shape as [number, number, number, number],
-    attrs.strides as number | [number, number],
-    1,
-    attrs.pad as Pad,
-    attrs.dimRoundingMode as Rounding,
-    false,
-    dataFormat,
-  );
-  const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outHeight: ho, outWidth: wo, outChannels: co } = info;
+function backpropInputDilate(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
+  const { inHeight: h, inWidth: w, outHeight: ho, outWidth: wo } = info;
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
-  if (dy.shape[0] !== n || dy.shape[1] !== ho || dy.shape[2] !== wo || dy.shape[3] !== co) {
-    throw new Error(`wasm-grads: ${Conv2DBackpropInput} dy shape [${dy.shape}] does not match [${[n, ho, wo, co]}]`);
-  }
-  if (n * h * w * ci === 0) return backend.makeOutput([n, h, w, ci], 'float32', undefined, new Float32Array(n * h * w * ci));
   // Zero border around the (dilated) dy so that a 'valid' kh x kw conv yields h x w.
   const top = kh - 1 - info.padInfo.top;
   const left = kw - 1 - info.padInfo.left;
@@ -120,21 +100,140 @@ function conv2DBackpropInputFast(args: KernelArgs): TensorInfo {
   const reversed = run(backend, Reverse, { x: filter }, { dims: [0, 1] });
   const rotated = run(backend, Transpose, { x: reversed }, { perm: [0, 1, 3, 2] });
   release(backend, reversed);
+  const dx = correlate(backend, dy, rotated, sh, sw, top, bottom, left, right);
+  release(backend, rotated);
+  return dx;
+}
 
+/**
+ * Stride-1 conv of dy (dilated by sh x sw, then bordered by top/bottom/left/right zeros, a
+ * negative border cropping) with `filter`: explicit padding when it can, else a padded copy.
+ */
+function correlate(
+  backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, sh: number, sw: number,
+  top: number, bottom: number, left: number, right: number,
+): TensorInfo {
   let x = dy;
   let pad: backend_util.ExplicitPadding | 'valid' = [[0, 0], [top, bottom], [left, right], [0, 0]];
   let padded: TensorInfo | null = null;
   if (sh !== 1 || sw !== 1 || top < 0 || bottom < 0 || left < 0 || right < 0) {
-    padded = dilateAndPad(backend, dy, sh, sw, top, left, h + kh - 1, w + kw - 1);
+    const hp = top + (dy.shape[1] - 1) * sh + 1 + bottom;
+    const wp = left + (dy.shape[2] - 1) * sw + 1 + right;
+    padded = dilateAndPad(backend, dy, sh, sw, top, left, hp, wp);
     x = padded;
     pad = 'valid';
   }
-  const dx = run(backend, Conv2D, { x, filter: rotated }, {
+  const out = run(backend, Conv2D, { x, filter }, {
     strides: [1, 1], pad, dataFormat: 'NHWC', dilations: [1, 1], dimRoundingMode: undefined,
   } as unknown as NamedAttrMap);
-  release(backend, rotated, padded);
+  release(backend, padded);
+  return out;
+}
+
+/** One axis of the sub-pixel split: output rows i = q*s + r (q < count) use taps c, c+s, ... */
+interface Phase { r: number; count: number; c: number; taps: number; before: number; after: number }
+
+function phasesOf(size: number, outSize: number, k: number, s: number, padBefore: number): Phase[] {
+  const phases: Phase[] = [];
+  for (let r = 0; r < s; r++) {
+    const count = Math.ceil((size - r) / s);
+    if (count <= 0) continue;
+    const c = (r + padBefore) % s;
+    const e = Math.floor((r + padBefore) / s);
+    const taps = c < k ? Math.ceil((k - c) / s) : 0;
+    const before = taps - 1 - e;
+    phases.push({ r, count, c, taps, before, after: count + taps - 1 - before - outSize });
+  }
+  return phases;
+}
+
+/**
+ * Sub-pixel form for stride > 1, no multiplications by inserted zeros: the rows i = q*s + r of
+ * dx only meet the filter taps k = c + m*s with c = (r + padTop) mod s, as
+ * dx[q*s + r] = sum_m dy[q + e - m] * w[c + m*s], e = floor((r + padTop) / s);
+ * so each of the sh*sw phases is a stride-1 conv of dy with a small rotated sub-filter,
+ * and the phase outputs are interleaved into dx.
+ */
+function backpropInputPhases(backend: BackendWasm, dy: TensorInfo, filter: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
+  const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outChannels: co } = info;
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const rowPhases = phasesOf(h, info.outHeight, kh, sh, info.padInfo.top);
+  const colPhases = phasesOf(w, info.outWidth, kw, sw, info.padInfo.left);
+  const dx = backend.makeOutput([n, h, w, ci], 'float32');
+  if (rowPhases.some((p) => p.taps === 0) || colPhases.some((p) => p.taps === 0)) heapF32(backend, dx).fill(0);
+  for (const ph of rowPhases) {
+    for (const pw of colPhases) {
+      if (ph.taps === 0 || pw.taps === 0) continue;
+      // Sub-filter [taps_h, taps_w, co, ci]: rotated, in/out swapped.
+      const sub = backend.makeOutput([ph.taps, pw.taps, co, ci], 'float32');
+      const src = heapF32(backend, filter);
+      const dst = heapF32(backend, sub);
+      for (let a = 0; a < ph.taps; a++) {
+        const i = ph.c + (ph.taps - 1 - a) * sh;
+        for (let b = 0; b < pw.taps; b++) {
+          const j = pw.c + (pw.taps - 1 - b) * sw;
+          const f0 = (i * kw + j) * ci * co;
+          const d0 = (a * pw.taps + b) * co * ci;
+          for (let o = 0; o < co; o++) {
+            for (let c = 0; c < ci; c++) dst[d0 + o * ci + c] = src[f0 + c * co + o];
+          }
+        }
+      }
+      const part = correlate(backend, dy, sub, 1, 1, ph.before, ph.after, pw.before, pw.after);
+      release(backend, sub);
+      // Interleave: dx[b, q*sh + r_h, p*sw + r_w, :] = part[b, q, p, :].
+      const pv = heapF32(backend, part);
+      const dv = heapF32(backend, dx);
+      let s0 = 0;
+      for (let b = 0; b < n; b++) {
+        for (let q = 0; q < ph.count; q++) {
+          const rowBase = ((b * h + q * sh + ph.r) * w + pw.r) * ci;
+          for (let p = 0; p < pw.count; p++, s0 += ci) {
+            const d = rowBase + p * sw * ci;
+            if (ci >= 16) dv.set(pv.subarray(s0, s0 + ci), d);
+            else for (let c = 0; c < ci; c++) dv[d + c] = pv[s0 + c];
+          }
+        }
+      }
+      release(backend, part);
+    }
+  }
   return dx;
 }
+
+function backpropInputKernel(method: BackpropInputMethod): KernelFunc {
+  return ((args: KernelArgs): TensorInfo => {
+    const backend = args.backend as BackendWasm;
+    const attrs = args.attrs ?? {};
+    const dy = args.inputs.dy as TensorInfo;
+    const filter = args.inputs.filter as TensorInfo;
+    checkDilations(attrs, Conv2DBackpropInput);
+    const dataFormat = backend_util.convertConv2DDataFormat((attrs.dataFormat as 'NHWC' | 'NCHW' | undefined) ?? 'NHWC');
+    if (dataFormat !== 'channelsLast' || dy.dtype !== 'float32' || filter.dtype !== 'float32') {
+      return stockBackpropInputFunc()(args) as TensorInfo;
+    }
+    const info = backend_util.computeConv2DInfo(
+      attrs.inputShape as [number, number, number, number],
+      filter.shape as [number, number, number, number],
+      attrs.strides as number | [number, number],
+      1,
+      attrs.pad as Pad,
+      attrs.dimRoundingMode as Rounding,
+      false,
+      dataFormat,
+    );
+    const { batchSize: n, inHeight: h, inWidth: w, inChannels: ci, outHeight: ho, outWidth: wo, outChannels: co } = info;
+    if (dy.shape[0] !== n || dy.shape[1] !== ho || dy.shape[2] !== wo || dy.shape[3] !== co) {
+      throw new Error(`wasm-grads: ${Conv2DBackpropInput} dy shape [${dy.shape}] does not match [${[n, ho, wo, co]}]`);
+    }
+    const size = n * h * w * ci;
+    if (size === 0 || n * ho * wo * co === 0) return backend.makeOutput([n, h, w, ci], 'float32', undefined, new Float32Array(size));
+    const strided = info.strideHeight !== 1 || info.strideWidth !== 1;
+    return method === 'phases' && strided ? backpropInputPhases(backend, dy, filter, info) : backpropInputDilate(backend, dy, filter, info);
+  }) as KernelFunc;
+}
+
+const conv2DBackpropInputFast = backpropInputKernel('phases');
 
 /**
  * [n, ho, wo, c] -> [n, hp, wp, c], zero-filled, with dy[o] placed at (top + oh*sh, left + ow*sw);
@@ -222,43 +321,83 @@ function padChannelFirst(backend: BackendWasm, x: TensorInfo, g: FilterGradGeome
   return t;
 }
 
-/** Copies the (strided) window of tap (i, j) of xt [ci, n, hp, wp] into dst as [ci, n*ho*wo]. */
-function copyWindow(src: Float32Array, dst: Float32Array, dstOffset: number, g: FilterGradGeometry, i: number, j: number): void {
-  const { ci, n, ho, wo, hp, wp, sh, sw } = g;
+/**
+ * Copies the (strided) window of tap (i, j) of xt [ci, n, hp, wp], for the output rows
+ * r = b*ho + oh in [r0, r1), into dst as [ci, (r1 - r0) * wo] starting at dstOffset.
+ */
+function copyWindow(
+  src: Float32Array, dst: Float32Array, dstOffset: number, g: FilterGradGeometry, i: number, j: number, r0: number, r1: number,
+): void {
+  const { ci, ho, wo, hp, wp, sh, sw } = g;
   let d = dstOffset;
   for (let c = 0; c < ci; c++) {
-    for (let b = 0; b < n; b++) {
-      const plane = (c * n + b) * hp;
-      for (let oh = 0; oh < ho; oh++) {
-        const s = (plane + oh * sh + i) * wp + j;
-        if (sw === 1) {
-          dst.set(src.subarray(s, s + wo), d);
-        } else {
-          for (let ow = 0; ow < wo; ow++) dst[d + ow] = src[s + ow * sw];
-        }
-        d += wo;
+    for (let r = r0; r < r1; r++) {
+      const b = Math.floor(r / ho);
+      const oh = r - b * ho;
+      const s = ((c * g.n + b) * hp + oh * sh + i) * wp + j;
+      if (sw === 1) {
+        dst.set(src.subarray(s, s + wo), d);
+      } else {
+        for (let ow = 0; ow < wo; ow++) dst[d + ow] = src[s + ow * sw];
       }
+      d += wo;
     }
   }
 }
 
-/** One matmul: im2col [kh*kw*ci, m] x dy [m, co] = dW [kh, kw, ci, co]. */
+/**
+ * Output rows (of wo positions each) per im2col matmul: at most 8192 dy positions (a longer
+ * inner dimension runs ~30% slower in XNNPACK: 256x256x64 took 314 ms in one matmul vs
+ * 225 ms in chunks) and at most IM2COL_BUDGET floats of im2col, whatever the image size.
+ */
+function im2colRowsPerChunk(g: FilterGradGeometry): number {
+  const positions = Math.min(IM2COL_MAX_POSITIONS, Math.floor(IM2COL_BUDGET / (g.kh * g.kw * g.ci)));
+  return Math.max(1, Math.floor(positions / g.wo));
+}
+const IM2COL_MAX_POSITIONS = 8192;
+const IM2COL_BUDGET = 8 * 1024 * 1024;
+
+/**
+ * im2col [kh*kw*ci, mc] x dy rows [mc, co], summed over chunks of mc dy positions,
+ * = dW [kh, kw, ci, co] (the im2col rows are (i, j, c), so the product is the filter layout).
+ */
 function backpropFilterIm2col(backend: BackendWasm, x: TensorInfo, dy: TensorInfo, g: FilterGradGeometry): TensorInfo {
-  const m = g.n * g.ho * g.wo;
+  const rows = g.n * g.ho;
+  const taps = g.kh * g.kw;
+  const chunkRows = Math.min(rows, im2colRowsPerChunk(g));
   const xt = padChannelFirst(backend, x, g);
-  const cols = backend.makeOutput([1, g.kh * g.kw * g.ci, m], 'float32');
-  const src = heapF32(backend, xt);
-  const dst = heapF32(backend, cols);
-  for (let i = 0; i < g.kh; i++) {
-    for (let j = 0; j < g.kw; j++) copyWindow(src, dst, (i * g.kw + j) * g.ci * m, g, i, j);
+  let out: TensorInfo | null = null;
+  for (let r0 = 0; r0 < rows; r0 += chunkRows) {
+    const r1 = Math.min(rows, r0 + chunkRows);
+    const mc = (r1 - r0) * g.wo;
+    const cols = backend.makeOutput([1, taps * g.ci, mc], 'float32');
+    let dyPart: TensorInfo;
+    if (r0 === 0 && r1 === rows) {
+      dyPart = run(backend, Reshape, { x: dy }, { shape: [1, mc, g.co] });
+    } else {
+      dyPart = backend.makeOutput([1, mc, g.co], 'float32');
+      heapF32(backend, dyPart).set(heapF32(backend, dy).subarray(r0 * g.wo * g.co, r1 * g.wo * g.co));
+    }
+    const src = heapF32(backend, xt);
+    const dst = heapF32(backend, cols);
+    for (let i = 0; i < g.kh; i++) {
+      for (let j = 0; j < g.kw; j++) copyWindow(src, dst, (i * g.kw + j) * g.ci * mc, g, i, j, r0, r1);
+    }
+    const prod = run(backend, BatchMatMul, { a: cols, b: dyPart }, { transposeA: false, transposeB: false });
+    release(backend, cols, dyPart);
+    if (out == null) {
+      out = prod;
+    } else {
+      const acc = heapF32(backend, out);
+      const add = heapF32(backend, prod);
+      for (let k = 0; k < acc.length; k++) acc[k] += add[k];
+      release(backend, prod);
+    }
   }
   release(backend, xt);
-  const dy2 = run(backend, Reshape, { x: dy }, { shape: [1, m, g.co] });
-  const prod = run(backend, BatchMatMul, { a: cols, b: dy2 }, { transposeA: false, transposeB: false });
-  release(backend, cols, dy2);
-  const out = run(backend, Reshape, { x: prod }, { shape: [g.kh, g.kw, g.ci, g.co] });
-  release(backend, prod);
-  return out;
+  const result = run(backend, Reshape, { x: out as TensorInfo }, { shape: [g.kh, g.kw, g.ci, g.co] });
+  release(backend, out);
+  return result;
 }
 
 /** kh*kw matmuls: window [ci, m] x dy [m, co] = dW[i, j] (dy is packed once by XNNPACK). */
@@ -271,7 +410,7 @@ function backpropFilterPerTap(backend: BackendWasm, x: TensorInfo, dy: TensorInf
   const tap = g.ci * g.co;
   for (let i = 0; i < g.kh; i++) {
     for (let j = 0; j < g.kw; j++) {
-      copyWindow(heapF32(backend, xt), heapF32(backend, win), 0, g, i, j);
+      copyWindow(heapF32(backend, xt), heapF32(backend, win), 0, g, i, j, 0, g.n * g.ho);
       const prod = run(backend, BatchMatMul, { a: win, b: dy2 }, { transposeA: false, transposeB: false });
       heapF32(backend, out).set(heapF32(backend, prod), (i * g.kw + j) * tap);
       release(backend, prod);
@@ -347,13 +486,18 @@ export function conv2DBackpropFilterKernel(method: BackpropFilterMethod = 'im2co
   };
 }
 
-/** The Conv2DBackpropInput kernel function: 'fast' (forward conv) or the 'stock' wasm one. */
-export function conv2DBackpropInputKernel(which: 'fast' | 'stock' = 'fast'): KernelFunc {
+/**
+ * A Conv2DBackpropInput kernel function (exported for benchmarks): 'phases' (the registered
+ * one), 'dilate' (zero-dilated dy, one conv), or the 'stock' wasm kernel.
+ */
+export function conv2DBackpropInputKernel(which: BackpropInputMethod | 'stock' = 'phases'): KernelFunc {
   if (which === 'stock') {
     return (args: KernelArgs) => stockBackpropInputFunc()(args);
   }
-  return conv2DBackpropInputFast as KernelFunc;
+  return which === 'phases' ? conv2DBackpropInputFast : backpropInputKernel(which);
 }
+
+const conv2DBackpropFilterFast = conv2DBackpropFilterKernel('im2col');
 
 // ---------------------------------------------------------------------------------------
 // Registration
@@ -376,13 +520,13 @@ export function registerWasmGradKernels(): void {
   registerKernel({
     kernelName: Conv2DBackpropInput,
     backendName: BACKEND,
-    kernelFunc: conv2DBackpropInputFast as KernelFunc,
+    kernelFunc: conv2DBackpropInputFast,
     // The stock kernel stays the fallback (NCHW); keep its wasm binding set up.
     setupFunc: (backend) => stockBackpropInput?.setupFunc?.(backend),
   });
   previousBackpropFilter = getKernel(Conv2DBackpropFilter, BACKEND);
   if (previousBackpropFilter != null) unregisterKernel(Conv2DBackpropFilter, BACKEND);
-  registerKernel({ kernelName: Conv2DBackpropFilter, backendName: BACKEND, kernelFunc: conv2DBackpropFilterKernel('im2col') });
+  registerKernel({ kernelName: Conv2DBackpropFilter, backendName: BACKEND, kernelFunc: conv2DBackpropFilterFast });
   registered = true;
 }
 

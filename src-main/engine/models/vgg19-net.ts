@@ -74,14 +74,15 @@ export class Vgg19 {
     const { padding = 'zero', pooling = 'max', fused = false } = opts;
     const last = Math.max(...names.map((n) => this.depthOf(n)));
     const wanted = new Set(names);
-    const out = new Map<string, tf.Tensor4D>();
-    tf.tidy(() => {
+    // Returned from tidy (not tf.keep'd), so an enclosing tidy or gradient scope still owns them.
+    const out = tf.tidy(() => {
+      const kept: Record<string, tf.Tensor4D> = {};
       let x = preprocess(rgb255, this.preprocessing);
       for (let i = 0; i <= last; i++) {
         const l = this.layers[i];
         if (l.kind === 'pool') {
           x = pooling === 'max' ? tf.maxPool(x, 2, 2, 'valid') : tf.avgPool(x, 2, 2, 'valid');
-          if (wanted.has(l.name)) out.set(l.name, tf.keep(x));
+          if (wanted.has(l.name)) kept[l.name] = x;
           continue;
         }
         const name = l.conv.name;
@@ -94,13 +95,14 @@ export class Vgg19 {
           x = tf.fused.conv2d({ x: input, filter: kernel, strides: 1, pad, bias, activation: 'relu' });
         } else {
           const pre = tf.add(tf.conv2d(input, kernel, 1, pad), bias) as tf.Tensor4D;
-          if (wanted.has(name)) out.set(name, tf.keep(pre));
+          if (wanted.has(name)) kept[name] = pre;
           x = tf.relu(pre);
         }
-        if (wanted.has(relu)) out.set(relu, tf.keep(x));
+        if (wanted.has(relu)) kept[relu] = x;
       }
+      return kept;
     });
-    return out;
+    return new Map(names.map((n) => [n, out[n]]));
   }
 
   /** FLOPs of one forward pass up to `name` at H×W (multiply-adds count 2), for benchmarks. */
