@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { StudioError } from '../../src-main/errors.ts';
 import { fitLongestSide, probeImage, readImage } from '../../src-main/io/images.ts';
 
@@ -72,7 +72,7 @@ describe('readImage: formats and values', () => {
   it('decodes lossless 8-bit PNG, TIFF and WebP exactly to v/255', async () => {
     const px = raw8(17, 11, (x, y, c) => (x * 29 + y * 7 + c * 101) % 256);
     const expected = Float32Array.from(px, (v) => v / 255);
-    for (const [name, enc] of [['a.png', (s: sharp.Sharp) => s.png()], ['a.tif', (s: sharp.Sharp) => s.tiff({ compression: 'lzw' })], ['a.webp', (s: sharp.Sharp) => s.webp({ lossless: true })]] as const) {
+    for (const [name, enc] of [['a.png', (s: Sharp) => s.png()], ['a.tif', (s: Sharp) => s.tiff({ compression: 'lzw' })], ['a.webp', (s: Sharp) => s.webp({ lossless: true })]] as const) {
       await enc(sharp(px, { raw: { width: 17, height: 11, channels: 3 } })).toFile(f(name));
       const img = await readImage(f(name));
       assert.equal(img.width, 17);

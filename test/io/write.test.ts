@@ -23,7 +23,7 @@ function image(width: number, height: number, fn: (x: number, y: number, c: numb
   return { width, height, data };
 }
 const noise = (x: number, y: number, c: number) => ((Math.sin(x * 12.9898 + y * 78.233 + c * 37.719) * 43758.5453) % 1 + 1) % 1;
-const gentle = (x: number, y: number, c: number) => 0.2 + 0.01 * x + 0.008 * y + 0.15 * c;
+const gentle = (x: number, y: number, c: number) => 0.05 + 0.005 * x + 0.004 * y + 0.2 * c; // within [0, 1] up to 64×48
 
 function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   assert.equal(a.length, b.length);
