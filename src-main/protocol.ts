@@ -58,8 +58,10 @@ export const StylizeGatysJob = z.object({
 export type StylizeGatysJob = z.infer<typeof StylizeGatysJob>;
 
 export const InfoJob = z.object({ kind: z.literal('info') });
+/** tfjs memory of the worker (tensors, bytes): what the leak checks compare before and after jobs. */
+export const MemoryJob = z.object({ kind: z.literal('memory') });
 
-export const Job = z.discriminatedUnion('kind', [StylizeGatysJob, InfoJob]);
+export const Job = z.discriminatedUnion('kind', [StylizeGatysJob, InfoJob, MemoryJob]);
 export type Job = z.infer<typeof Job>;
 
 export interface LossValues {

@@ -150,7 +150,7 @@ async function stylize(argv: string[]): Promise<number> {
 
 async function info(argv: string[]): Promise<number> {
   const { values: v } = parse(argv, { json: { type: 'boolean' }, backend: { type: 'string' } });
-  const r = await withEngine(str(v.backend), (c) => c.run<{ backend: Record<string, unknown>; modelsDir: string; models: { name: string; widths: number[]; dtype: string; source: string }[] }>({ kind: 'info' }).result);
+  const r = await withEngine(str(v.backend), (c) => c.run<{ backend: Record<string, unknown>; imageIo: Record<string, string>; modelsDir: string; models: { name: string; widths: number[]; dtype: string; source: string }[] }>({ kind: 'info' }).result);
   if (v.json) {
     process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     return 0;
@@ -161,6 +161,7 @@ async function info(argv: string[]): Promise<number> {
     `threads: ${b.threads}`,
     ...b.skipped.map((s) => `  not used: ${s.name} (${s.reason})`),
     `versions: ${Object.entries(b.versions).map(([k, ver]) => `${k} ${ver}`).join(', ')}`,
+    `image I/O: sharp ${r.imageIo.sharp} (libvips ${r.imageIo.libvips}); reads ${r.imageIo.formats}`,
     `models directory: ${r.modelsDir}`,
     ...(r.models.length ? r.models.map((m) => `  ${m.name}: vgg19 widths ${m.widths.join('/')} ${m.dtype} (${m.source})`) : ['  no models installed: `studio models fetch vgg19`, `studio models import FILE` or `studio models tiny DIR`']),
   ];

@@ -77,7 +77,7 @@ async function start(name: BackendName): Promise<Omit<BackendInfo, 'skipped' | '
 function versions(): Record<string, string> {
   const require = createRequire(import.meta.url);
   const v: Record<string, string> = { node: process.versions.node, 'tfjs-core': tf.version_core };
-  for (const pkg of ['@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'sharp']) {
+  for (const pkg of ['@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu']) {
     try {
       v[pkg.replace('@tensorflow/', '')] = (require(`${pkg}/package.json`) as { version: string }).version;
     } catch {

@@ -32,6 +32,8 @@ async function run(id: number, rawJob: unknown, flag: CancelFlag): Promise<unkno
   switch (job.kind) {
     case 'info':
       return info();
+    case 'memory':
+      return { numTensors: tf.memory().numTensors, numBytes: tf.memory().numBytes };
     case 'stylize-gatys':
       return runStylizeGatys(job, ctx);
   }

@@ -9,7 +9,7 @@ import { initBackend, type BackendInfo } from '../engine/backend.ts';
 import { Vgg19 } from '../engine/models/vgg19-net.ts';
 import { loadVgg19, resolveModel, listModels, modelsDir } from '../engine/models/store.ts';
 import { stylizeGatys } from '../engine/gatys/stylize.ts';
-import { readImage } from '../io/images.ts';
+import { ACCEPTED_FORMATS, readImage } from '../io/images.ts';
 import { writeImage, checkOutputPath } from '../io/write.ts';
 import type { JobEvent, StylizeGatysJob } from '../protocol.ts';
 
@@ -30,9 +30,11 @@ export interface StylizeResult {
   notes: string[];
 }
 
-export async function info(): Promise<{ backend: BackendInfo; modelsDir: string; models: unknown[] }> {
+export async function info(): Promise<{ backend: BackendInfo; imageIo: Record<string, string>; modelsDir: string; models: unknown[] }> {
   const backend = await initBackend();
-  return { backend, modelsDir: modelsDir(), models: await listModels().catch(() => []) };
+  const sharp = (await import('sharp')).default;
+  const imageIo = { sharp: sharp.versions.sharp ?? '', libvips: sharp.versions.vips, formats: ACCEPTED_FORMATS.join(', ') };
+  return { backend, imageIo, modelsDir: modelsDir(), models: await listModels().catch(() => []) };
 }
 
 export async function runStylizeGatys(job: StylizeGatysJob, ctx: JobContext): Promise<StylizeResult> {

@@ -1,7 +1,7 @@
 /**
  * The tiny VGG19 (widths 8/16/32/64/64) that tests, CI and demos use in place of the real weights,
- * and writers for the two published formats (Keras HDF5, PyTorch zip) so the importers are tested on
- * files laid out exactly like the real ones.
+ * and writers for the published formats (Keras HDF5, PyTorch zip and legacy torch.save) so the importers
+ * are tested on files laid out exactly like the real ones.
  */
 import { zipSync, type Zippable } from 'fflate';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -90,11 +90,17 @@ export async function writeKerasH5(path: string, w: Vgg19Weights): Promise<void>
 }
 
 // ---------------------------------------------------------------------------------------------
-// Pickle (protocol 2) and the PyTorch zip format
+// Pickle (protocol 2) and the PyTorch formats (zip, legacy)
 
-/** Python values the pickle writer knows. Plain JS strings, numbers (ints), booleans and null map directly. */
-export type PyValue = null | boolean | number | string | PyTuple | PyDict | PyGlobal | PyReduce | PyPersistent;
+/**
+ * Python values the pickle writer knows. Plain JS strings, numbers and bigints (ints), booleans and null
+ * map directly.
+ */
+export type PyValue = null | boolean | number | bigint | string | PyTuple | PyList | PyDict | PyGlobal | PyReduce | PyPersistent;
 export class PyTuple {
+  constructor(readonly items: PyValue[]) {}
+}
+export class PyList {
   constructor(readonly items: PyValue[]) {}
 }
 export class PyDict {
@@ -123,14 +129,17 @@ export class PyPersistent {
 /**
  * A pickle writer that emits what CPython's Pickler writes at protocol 2 for these values (opcodes,
  * memo puts and gets in the same places). Strings are memoised by value (CPython memoises by identity;
- * for the interned literals torch uses the result is the same).
+ * for the interned literals torch uses the result is the same). With `python2`, JS strings are written
+ * as Python 2 `str` (SHORT_BINSTRING / BINSTRING, latin-1), as Python 2.7's Pickler writes them.
  */
 export class PickleWriter {
   private parts: number[] = [];
   private memo = new Map<unknown, number>();
 
-  static dumps(v: PyValue): Uint8Array {
-    const w = new PickleWriter();
+  private constructor(private readonly python2: boolean) {}
+
+  static dumps(v: PyValue, opts: { python2?: boolean } = {}): Uint8Array {
+    const w = new PickleWriter(opts.python2 ?? false);
     w.byte(0x80, 2); // PROTO 2
     w.save(v);
     w.byte(0x2e); // STOP
@@ -162,37 +171,52 @@ export class PickleWriter {
     }
     return true;
   }
-  private int(n: number): void {
-    if (!Number.isSafeInteger(n)) throw new Error(`pickle: ${n} is not an integer`);
-    if (n >= 0 && n <= 0xff) this.byte(0x4b, n); // BININT1
-    else if (n >= 0 && n <= 0xffff) this.byte(0x4d, n & 0xff, n >>> 8); // BININT2
-    else if (n >= -0x80000000 && n <= 0x7fffffff) {
-      this.byte(0x4a); // BININT
-      this.u32(n >>> 0);
-    } else {
-      // LONG1: little-endian two's complement, minimal length.
-      const bytes: number[] = [];
-      let v = BigInt(n);
-      for (;;) {
-        bytes.push(Number(v & 0xffn));
-        v >>= 8n;
-        if ((v === 0n && (bytes[bytes.length - 1] & 0x80) === 0) || (v === -1n && (bytes[bytes.length - 1] & 0x80) !== 0)) break;
+  private int(n: number | bigint): void {
+    if (typeof n === 'number' && !Number.isSafeInteger(n)) throw new Error(`pickle: ${n} is not an integer`);
+    const big = BigInt(n);
+    if (big >= -0x80000000n && big <= 0x7fffffffn) {
+      const i = Number(big);
+      if (i >= 0 && i <= 0xff) this.byte(0x4b, i); // BININT1
+      else if (i >= 0 && i <= 0xffff) this.byte(0x4d, i & 0xff, i >>> 8); // BININT2
+      else {
+        this.byte(0x4a); // BININT
+        this.u32(i >>> 0);
       }
-      this.byte(0x8a, bytes.length, ...bytes);
+      return;
     }
+    // LONG1: little-endian two's complement, minimal length.
+    const bytes: number[] = [];
+    let v = big;
+    for (;;) {
+      bytes.push(Number(v & 0xffn));
+      v >>= 8n;
+      if ((v === 0n && (bytes[bytes.length - 1] & 0x80) === 0) || (v === -1n && (bytes[bytes.length - 1] & 0x80) !== 0)) break;
+    }
+    if (bytes.length > 255) throw new Error('pickle: integer too large for LONG1');
+    this.byte(0x8a, bytes.length, ...bytes);
   }
 
   private save(v: PyValue): void {
     if (v === null) return this.byte(0x4e); // NONE
     if (v === true) return this.byte(0x88); // NEWTRUE
     if (v === false) return this.byte(0x89); // NEWFALSE
-    if (typeof v === 'number') return this.int(v);
+    if (typeof v === 'number' || typeof v === 'bigint') return this.int(v);
     if (typeof v === 'string') {
       if (this.get(`str:${v}`)) return;
-      const b = Buffer.from(v, 'utf8');
-      this.byte(0x58); // BINUNICODE
-      this.u32(b.length);
-      this.byte(...b);
+      if (this.python2) {
+        const b = Buffer.from(v, 'latin1');
+        if (b.length < 256) this.byte(0x55, b.length); // SHORT_BINSTRING
+        else {
+          this.byte(0x54); // BINSTRING
+          this.u32(b.length);
+        }
+        this.byte(...b);
+      } else {
+        const b = Buffer.from(v, 'utf8');
+        this.byte(0x58); // BINUNICODE
+        this.u32(b.length);
+        this.byte(...b);
+      }
       return this.put(`str:${v}`);
     }
     if (v instanceof PyPersistent) {
@@ -218,6 +242,22 @@ export class PickleWriter {
         this.byte(0x74); // TUPLE
       }
       return this.put(v);
+    }
+    if (v instanceof PyList) {
+      this.byte(0x5d); // EMPTY_LIST
+      this.put(v);
+      for (let i = 0; i < v.items.length; i += 1000) {
+        const batch = v.items.slice(i, i + 1000);
+        if (batch.length === 1) {
+          this.save(batch[0]);
+          this.byte(0x61); // APPEND
+        } else {
+          this.byte(0x28); // MARK
+          for (const x of batch) this.save(x);
+          this.byte(0x65); // APPENDS
+        }
+      }
+      return;
     }
     if (v instanceof PyDict) {
       this.byte(0x7d); // EMPTY_DICT
@@ -280,26 +320,32 @@ function contiguousStride(size: number[]): number[] {
   return s;
 }
 
-/**
- * A torchvision-layout state dict (`features.N.weight` OIHW, `features.N.bias`) as the bytes torch.save
- * writes (zip of `<archive>/data.pkl`, `<archive>/byteorder`, `<archive>/data/<key>`, `<archive>/version`).
- * `dtype: 'F16'` stores HalfStorages (values rounded to nearest-even half).
- */
-export function encodeTorchPth(w: Vgg19Weights, opts: { dtype?: StoredDtype; archiveName?: string } = {}): Uint8Array {
-  const dtype = opts.dtype ?? 'F32';
-  const archive = opts.archiveName ?? 'archive';
+interface StateDictStyle {
+  dtype: StoredDtype;
+  /** Storage key of the i-th tensor's storage. */
+  key: (i: number) => string;
+  /** The storage's persistent id (zip: 5 fields; legacy: 6, the last the view metadata). */
+  pid: (storageType: PyGlobal, key: string, numel: number) => PyTuple;
+  /** torch 0.1–0.3 on Python 2.7: `_rebuild_tensor(storage, offset, size, stride)`, Python 2 OrderedDict, no `_metadata`. */
+  python2: boolean;
+}
+
+/** A torchvision-layout state dict (`features.N.weight` OIHW, `features.N.bias`) and its storages' bytes (little-endian). */
+function torchStateDict(w: Vgg19Weights, style: StateDictStyle): { stateDict: PyReduce; storages: Array<[string, Uint8Array, number]> } {
   const orderedDict = new PyGlobal('collections', 'OrderedDict');
-  const rebuild = new PyGlobal('torch._utils', '_rebuild_tensor_v2');
-  const storageType = new PyGlobal('torch', dtype === 'F16' ? 'HalfStorage' : 'FloatStorage');
-  const files: Zippable = {};
-  const storages: Array<[string, Uint8Array]> = [];
+  const rebuild = new PyGlobal('torch._utils', style.python2 ? '_rebuild_tensor' : '_rebuild_tensor_v2');
+  const storageType = new PyGlobal('torch', style.dtype === 'F16' ? 'HalfStorage' : 'FloatStorage');
+  const storages: Array<[string, Uint8Array, number]> = [];
   const items: Array<[PyValue, PyValue]> = [];
   const tensor = (data: Float32Array, size: number[]): PyReduce => {
-    const key = String(storages.length);
-    const raw = dtype === 'F16' ? float32ToFloat16Array(data) : Float32Array.from(data);
-    storages.push([key, new Uint8Array(raw.buffer)]); // little-endian hosts only (see byteorder below)
-    const pid = new PyPersistent(new PyTuple(['storage', storageType, key, 'cpu', data.length]));
-    const args = new PyTuple([pid, 0, new PyTuple(size), new PyTuple(contiguousStride(size)), false, new PyReduce(orderedDict, new PyTuple([]))]);
+    const key = style.key(storages.length);
+    const raw = style.dtype === 'F16' ? float32ToFloat16Array(data) : Float32Array.from(data);
+    storages.push([key, new Uint8Array(raw.buffer), data.length]); // little-endian hosts only
+    const pid = new PyPersistent(style.pid(storageType, key, data.length));
+    const stride = new PyTuple(contiguousStride(size));
+    const args = style.python2
+      ? new PyTuple([pid, 0, new PyTuple(size), stride])
+      : new PyTuple([pid, 0, new PyTuple(size), stride, false, new PyReduce(orderedDict, new PyTuple([]))]);
     return new PyReduce(rebuild, args);
   };
   for (const c of vgg19Convs(w.widths)) {
@@ -310,11 +356,31 @@ export function encodeTorchPth(w: Vgg19Weights, opts: { dtype?: StoredDtype; arc
     items.push([`features.${n}.weight`, tensor(hwioToOihw(k.data, kh, kw, i, o), [o, i, kh, kw])]);
     items.push([`features.${n}.bias`, tensor(b.data, [o])]);
   }
+  if (style.python2) {
+    // Python 2.7's OrderedDict.__reduce__: (OrderedDict, ([[key, value], ...],)).
+    return { stateDict: new PyReduce(orderedDict, new PyTuple([new PyList(items.map(([k, v]) => new PyList([k, v])))])), storages };
+  }
   // state_dict()._metadata: one {'version': 1} per module, '' being the model itself.
   const modules = ['', 'features', ...Array.from({ length: 37 }, (_, i) => `features.${i}`)];
   const metadata = new PyReduce(orderedDict, new PyTuple([]), modules.map((m) => [m, new PyDict([['version', 1]])]));
-  const stateDict = new PyReduce(orderedDict, new PyTuple([]), items, new PyDict([['_metadata', metadata]]));
+  return { stateDict: new PyReduce(orderedDict, new PyTuple([]), items, new PyDict([['_metadata', metadata]])), storages };
+}
+
+/**
+ * A torchvision-layout state dict (`features.N.weight` OIHW, `features.N.bias`) as the bytes torch.save
+ * writes (zip of `<archive>/data.pkl`, `<archive>/byteorder`, `<archive>/data/<key>`, `<archive>/version`).
+ * `dtype: 'F16'` stores HalfStorages (values rounded to nearest-even half).
+ */
+export function encodeTorchPth(w: Vgg19Weights, opts: { dtype?: StoredDtype; archiveName?: string } = {}): Uint8Array {
+  const archive = opts.archiveName ?? 'archive';
+  const { stateDict, storages } = torchStateDict(w, {
+    dtype: opts.dtype ?? 'F32',
+    key: (i) => String(i),
+    pid: (type, key, numel) => new PyTuple(['storage', type, key, 'cpu', numel]),
+    python2: false,
+  });
   const stored = { level: 0 as const, mtime: new Date(1980, 0, 1) };
+  const files: Zippable = {};
   files[`${archive}/data.pkl`] = [PickleWriter.dumps(stateDict), stored];
   files[`${archive}/byteorder`] = [Buffer.from('little'), stored];
   for (const [key, bytes] of storages) files[`${archive}/data/${key}`] = [bytes, stored];
@@ -322,23 +388,65 @@ export function encodeTorchPth(w: Vgg19Weights, opts: { dtype?: StoredDtype; arc
   return zipSync(files);
 }
 
-export async function writeTorchPth(path: string, w: Vgg19Weights, opts: { dtype?: StoredDtype } = {}): Promise<void> {
+/** torch.serialization's MAGIC_NUMBER and PROTOCOL_VERSION for the legacy (non-zip) format. */
+export const TORCH_LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
+export const TORCH_LEGACY_PROTOCOL = 1001;
+
+/**
+ * The same state dict in the legacy (pre-1.6) torch.save layout, as `_legacy_save` writes it: pickles of
+ * the magic number, the protocol version and sys_info, then the state dict (storages as persistent ids
+ * `('storage', torch.FloatStorage, key, 'cpu', numel, None)`), then the list of storage keys sorted as
+ * strings, then per key an int64 little-endian element count and the raw little-endian elements.
+ * `python2` writes what torch 0.1–0.3 on Python 2.7 wrote (how the 2017 torchvision files were made):
+ * py2 strings, `_rebuild_tensor`, Python 2's OrderedDict pickling; keys there were storage addresses.
+ */
+export function encodeTorchPthLegacy(w: Vgg19Weights, opts: { dtype?: StoredDtype; python2?: boolean } = {}): Uint8Array {
+  const python2 = opts.python2 ?? false;
+  const { stateDict, storages } = torchStateDict(w, {
+    dtype: opts.dtype ?? 'F32',
+    key: python2 ? (i) => String(94_000_000 + 9000 * i) : (i) => String(i),
+    pid: (type, key, numel) => new PyTuple(['storage', type, key, 'cpu', numel, null]),
+    python2,
+  });
+  const dump = (v: PyValue) => PickleWriter.dumps(v, { python2 });
+  const sysInfo = new PyDict([
+    ['protocol_version', TORCH_LEGACY_PROTOCOL],
+    ['little_endian', true],
+    ['type_sizes', new PyDict([['short', 2], ['int', 4], ['long', 8]])],
+  ]);
+  const keys = storages.map(([k]) => k).sort(); // Python's sorted() on str keys: code-point order
+  const byKey = new Map(storages.map(([k, bytes, numel]) => [k, { bytes, numel }]));
+  const parts: Uint8Array[] = [dump(TORCH_LEGACY_MAGIC), dump(TORCH_LEGACY_PROTOCOL), dump(sysInfo), dump(stateDict), dump(new PyList(keys))];
+  for (const k of keys) {
+    const { bytes, numel } = byKey.get(k)!;
+    const size = Buffer.alloc(8);
+    size.writeBigInt64LE(BigInt(numel));
+    parts.push(size, bytes);
+  }
+  return Buffer.concat(parts);
+}
+
+export type TorchFormat = 'zip' | 'legacy';
+
+export async function writeTorchPth(path: string, w: Vgg19Weights, opts: { dtype?: StoredDtype; format?: TorchFormat } = {}): Promise<void> {
   await mkdir(dirname(resolve(path)), { recursive: true });
-  await writeFile(path, encodeTorchPth(w, opts));
+  await writeFile(path, opts.format === 'legacy' ? encodeTorchPthLegacy(w, opts) : encodeTorchPth(w, opts));
 }
 
 /**
  * The tiny network in all three formats under `dir`: a model folder (project format), a Keras-layout
- * `.h5` and a torchvision-layout `.pth` (`dtype` picks the .pth's storage type).
+ * `.h5` and a torchvision-layout `.pth` (`dtype` picks the .pth's storage type, `torchFormat` its
+ * serialization: the zip of torch ≥ 1.6, the default, or the legacy one of the published 2017 file).
  */
 export async function writeTinyFixtures(
   dir: string,
-  opts: { seed?: number; dtype?: StoredDtype } = {},
+  opts: { seed?: number; dtype?: StoredDtype; torchFormat?: TorchFormat } = {},
 ): Promise<{ modelDir: string; h5Path: string; pthPath: string }> {
   const w = tinyVgg19(opts.seed ?? 1);
   const modelDir = join(dir, 'tiny-vgg19');
   const h5Path = join(dir, 'tiny_vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5');
-  const pthPath = join(dir, opts.dtype === 'F16' ? 'tiny_vgg19_fp16.pth' : 'tiny_vgg19.pth');
+  const legacy = opts.torchFormat === 'legacy' ? '_legacy' : '';
+  const pthPath = join(dir, `${opts.dtype === 'F16' ? 'tiny_vgg19_fp16' : 'tiny_vgg19'}${legacy}.pth`);
   try {
     await mkdir(dir, { recursive: true });
   } catch (e) {
@@ -346,6 +454,6 @@ export async function writeTinyFixtures(
   }
   await saveVgg19(modelDir, w);
   await writeKerasH5(h5Path, w);
-  await writeTorchPth(pthPath, w, { dtype: opts.dtype });
+  await writeTorchPth(pthPath, w, { dtype: opts.dtype, format: opts.torchFormat });
   return { modelDir, h5Path, pthPath };
 }

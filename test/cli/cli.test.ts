@@ -1,0 +1,113 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile, readFile, copyFile, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { writeTinyFixtures } from '../../src-main/engine/models/tiny.ts';
+
+const samples = path.resolve('assets/samples');
+const content = path.join(samples, 'content-coffee.jpg');
+const style = path.join(samples, 'art-the_scream.jpg');
+let dir = '';
+let model = '';
+
+function studio(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.resolve('bin/studio.mjs'), ...args], { env: { ...process.env, STUDIO_MODELS_DIR: path.join(dir, 'models') } },
+      (err, stdout, stderr) => resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stdout, stderr }));
+  });
+}
+const stylize = (c: string, out: string, extra: string[] = []) =>
+  studio(['stylize', '--method', 'gatys', '--content', c, '--style', style, '--out', out, '--model', model, '--size', '48', '--iters', '3', ...extra]);
+
+before(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'studio-cli-'));
+  model = (await writeTinyFixtures(path.join(dir, 'tiny'))).modelDir;
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+test('stylize writes the result, keeps EXIF and writes a report; exit 0', async () => {
+  const tagged = path.join(dir, 'tagged.jpg');
+  await sharp(content).withExif({ IFD0: { Make: 'StudioCam', Model: 'X1' } }).jpeg().toFile(tagged);
+  const out = path.join(dir, 'out.jpg');
+  const report = path.join(dir, 'r.json');
+  const r = await stylize(tagged, out, ['--report', report, '--seed', '3']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /wrote .*out\.jpg \(48×32, 3 iterations/);
+  const meta = await sharp(out).metadata();
+  assert.equal(meta.format, 'jpeg');
+  assert.equal(meta.width, 48);
+  assert.ok(meta.exif?.includes('StudioCam'), 'EXIF kept');
+  const rep = JSON.parse(await readFile(report, 'utf8'));
+  assert.equal(rep.iterations.length, 3);
+  for (const k of ['content', 'style', 'tv', 'total']) assert.equal(typeof rep.iterations[0][k], 'number');
+  assert.equal(rep.params.seed, 3);
+  assert.ok(rep.backend.name && rep.stages && rep.peakMemory.rssBytes > 0);
+});
+
+test('every bad input gets a clear message and exit code 2', async () => {
+  const text = path.join(dir, 'notes.jpg');
+  await writeFile(text, 'this is not a photo');
+  const empty = path.join(dir, 'empty.png');
+  await writeFile(empty, '');
+  const truncated = path.join(dir, 'truncated.jpg');
+  const whole = await readFile(content);
+  await writeFile(truncated, whole.subarray(0, Math.floor(whole.length / 2)));
+  const gif = path.join(dir, 'anim.gif');
+  await sharp({ create: { width: 8, height: 8, channels: 3, background: '#f00' } }).gif().toFile(gif);
+  const copy = path.join(dir, 'copy.jpg');
+  await copyFile(content, copy);
+  const cases: [string, Promise<{ code: number; stderr: string }>, RegExp][] = [
+    ['missing file', stylize(path.join(dir, 'nope.jpg'), path.join(dir, 'o1.png')), /not found: .*nope\.jpg/],
+    ['not an image', stylize(text, path.join(dir, 'o2.png')), /notes\.jpg.*not an image/i],
+    ['truncated', stylize(truncated, path.join(dir, 'o3.png')), /truncated\.jpg.*(truncated|corrupt)/i],
+    ['zero size', stylize(empty, path.join(dir, 'o4.png')), /empty\.png.*empty/i],
+    ['pixel limit', stylize(content, path.join(dir, 'o5.png'), ['--max-pixels', '1000']), /content-coffee\.jpg is 512×341 .*over the limit/],
+    ['unsupported format', stylize(gif, path.join(dir, 'o6.png')), /anim\.gif.*(unsupported|not supported)/i],
+    ['unwritable output', stylize(content, path.join(dir, 'no-such-dir', 'o7.png')), /cannot write .*no-such-dir.*does not exist/],
+    ['output over input', stylize(copy, copy), /output .*copy\.jpg is the input .*refusing to overwrite/],
+    ['unknown output format', stylize(content, path.join(dir, 'o8.bmp')), /cannot write \.bmp files/],
+    ['bad number', stylize(content, path.join(dir, 'o9.png'), ['--iters', 'many']), /--iters must be an integer/],
+    ['unknown option', stylize(content, path.join(dir, 'o10.png'), ['--colour', 'red']), /Unknown option '--colour'/],
+    ['unknown layer', stylize(content, path.join(dir, 'o11.png'), ['--style-layers', 'relu9_1']), /relu9_1/],
+    ['missing model', studio(['stylize', '--content', content, '--style', style, '--out', path.join(dir, 'o12.png'), '--model', path.join(dir, 'no-model')]), /no model/i],
+    ['unknown backend', stylize(content, path.join(dir, 'o13.png'), ['--backend', 'tpu']), /unknown backend "tpu"/],
+  ];
+  const results = await Promise.all(cases.map(([, p]) => p));
+  if (process.env.SHOW) results.forEach((r, i) => console.log(cases[i][0], r.code, JSON.stringify(r.stderr.split('\n').filter((l) => /^(error|hint)/.test(l)))));
+  results.forEach((r, i) => {
+    const [name, , pattern] = cases[i];
+    assert.equal(r.code, 2, `${name}: exit ${r.code}, stderr: ${r.stderr}`);
+    assert.match(r.stderr, /^error: /m, `${name}: says "error:"`);
+    assert.match(r.stderr, pattern, `${name}: ${r.stderr}`);
+  });
+  assert.deepEqual(await readFile(copy), whole, 'the input was not touched');
+  await assert.rejects(stat(path.join(dir, 'o3.png')), /ENOENT/, 'no output for a failed job');
+});
+
+test('info --json names the backend, threads, versions and installed models', async () => {
+  const r = await studio(['info', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const info = JSON.parse(r.stdout);
+  assert.ok(['tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'].includes(info.backend.name));
+  assert.equal(typeof info.backend.device, 'string');
+  assert.ok(info.backend.threads >= 1);
+  assert.ok(info.backend.versions['tfjs-core']);
+  assert.ok(Array.isArray(info.models));
+  assert.equal(info.modelsDir, path.join(dir, 'models'));
+});
+
+test('models import installs a Keras and a torchvision file; list shows them', async () => {
+  const fx = await writeTinyFixtures(path.join(dir, 'fx'));
+  const a = await studio(['models', 'import', fx.h5Path, '--name', 'from-keras']);
+  assert.equal(a.code, 0, a.stderr);
+  const b = await studio(['models', 'import', fx.pthPath, '--name', 'from-torch', '--dtype', 'f16']);
+  assert.equal(b.code, 0, b.stderr);
+  const l = await studio(['models', 'list']);
+  assert.match(l.stdout, /from-keras\tvgg19 8\/16\/32\/64\/64\tF32/);
+  assert.match(l.stdout, /from-torch\tvgg19 8\/16\/32\/64\/64\tF16/);
+  const c = await studio(['models', 'import', path.join(dir, 'notes.txt')]);
+  assert.equal(c.code, 2);
+});
