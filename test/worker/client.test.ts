@@ -62,7 +62,8 @@ test('a failing job reports a StudioError and frees its tensors; the worker keep
   const before = await memory();
   const bad = { ...job(5, path.join(dir, 'b.png')), content: path.join(dir, 'missing.jpg') };
   await assert.rejects(client.run(bad).result, (e: unknown) => e instanceof StudioError && e.code === 'FILE_NOT_FOUND');
-  const invalid = { ...job(5, path.join(dir, 'c.png')), params: { ...job(5, '').params, iters: -1 } } as Job;
+  const good = job(5, path.join(dir, 'c.png')) as Extract<Job, { kind: 'stylize-gatys' }>;
+  const invalid = { ...good, params: { ...good.params, iters: -1 } };
   await assert.rejects(client.run(invalid).result, (e: unknown) => e instanceof StudioError && e.code === 'BAD_ARGUMENT');
   assert.deepEqual(await memory(), before);
 });

@@ -145,7 +145,7 @@ export async function stylizeGatys(net: Vgg19, content: RgbImage, styles: RgbIma
     targets = undefined;
   };
   const t0 = performance.now();
-  let msPerWork = 0;
+  let msPerWork: number;
   try {
     for (let si = 0; si < sizes.length; si++) {
       const stage = `optimise ${sizes[si]} px`;

@@ -1,17 +1,24 @@
 /**
- * Import torchvision's VGG19 weights (`vgg19-dcbb9e9d.pth`, REFERENCE §1) from a PyTorch zip checkpoint
- * (torch ≥ 1.6): `<top>/data.pkl` is a pickle (protocol 2) of the state dict, in which every tensor is
- * `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, …)` and every storage a persistent id
- * `('storage', torch.FloatStorage, key, location, numel)` whose raw bytes are `<top>/data/<key>`.
+ * Import torchvision's VGG19 weights (`vgg19-dcbb9e9d.pth`, REFERENCE §1) from a torch.save file, in
+ * either of its two serializations:
  *
- * The pickle is read with pickleparser, with a name resolver that knows only the handful of globals a
+ * - zip (torch ≥ 1.6): `<top>/data.pkl` is a pickle (protocol 2) of the state dict, in which every tensor
+ *   is `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, …)` and every storage a persistent
+ *   id `('storage', torch.FloatStorage, key, location, numel)` whose raw bytes are `<top>/data/<key>`.
+ * - legacy (torch < 1.6, and the published 2017 file): `torch.serialization._legacy_save` writes pickles
+ *   back to back (the magic number 0x1950a86a20f9469cfc6c, the protocol version 1001, a sys_info dict,
+ *   the state dict with storages as persistent ids `('storage', type, key, location, numel, view)`, the
+ *   list of storage keys), then per listed key an int64 element count and the raw elements, always
+ *   little-endian. Tensors there are `_rebuild_tensor_v2` or (torch 0.1–0.3) `_rebuild_tensor`.
+ *
+ * The pickles are read with pickleparser, with a name resolver that knows only the handful of globals a
  * state dict uses; nothing in the file is executed, and any other global becomes an inert placeholder.
  * Only `features.N.weight/bias` of the 16 convs are taken; OIHW kernels are transposed to HWIO.
  */
 import { unzipSync } from 'fflate';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { Parser } from 'pickleparser';
+import { BufferReader, Parser } from 'pickleparser';
 import { StudioError } from '../../errors.ts';
 import { bf16BitsToF32, bfloat16ToFloat32Array, f16BitsToF32, float16ToFloat32Array } from '../tensors/half.ts';
 import { biasKey, kernelKey, TORCH_PREPROCESSING, type TensorMap, type Vgg19Weights } from './format.ts';
@@ -34,6 +41,11 @@ const STORAGE_TYPES: Record<string, { type: ElementType; size: number }> = {
   CharStorage: { type: 'other', size: 1 },
   ByteStorage: { type: 'other', size: 1 },
   BoolStorage: { type: 'other', size: 1 },
+  ComplexFloatStorage: { type: 'other', size: 8 },
+  ComplexDoubleStorage: { type: 'other', size: 16 },
+  QUInt8Storage: { type: 'other', size: 1 },
+  QInt8Storage: { type: 'other', size: 1 },
+  QInt32Storage: { type: 'other', size: 4 },
 };
 
 /** A global the pickle names (class or function) that we do not model. */
@@ -42,12 +54,14 @@ interface Placeholder {
   args: unknown[];
 }
 
+/** A storage, or (legacy files) a view of `numel` elements at element `viewOffset` of the storage `key`. */
 export class StorageRef {
   constructor(
     readonly key: string,
     readonly typeName: string,
     readonly location: string,
     readonly numel: number,
+    readonly viewOffset = 0,
   ) {}
 }
 
@@ -61,13 +75,19 @@ export class TensorRef {
 }
 
 const num = (v: unknown): number => (typeof v === 'bigint' ? Number(v) : (v as number));
-const numList = (v: unknown): number[] => (Array.isArray(v) ? v.map(num) : []);
+const isPlaceholder = (v: unknown): v is Placeholder => typeof v === 'object' && v !== null && '__global__' in v;
+/** A tuple of ints (or a pickled torch.Size wrapping one). */
+const numList = (v: unknown): number[] =>
+  Array.isArray(v) ? v.map(num) : isPlaceholder(v) && Array.isArray(v.args[0]) ? (v.args[0] as unknown[]).map(num) : [];
+/** A Python 3 str, or a Python 2 str / bytes (SHORT_BINSTRING gives a string, BINBYTES a byte array). */
+const str = (v: unknown): string => (v instanceof Uint8Array ? Buffer.from(v).toString('latin1') : String(v));
 
-function placeholder(fq: string): (...args: unknown[]) => Placeholder {
+function placeholder(fq: string): ((...args: unknown[]) => Placeholder) & { globalName: string } {
   // Works both when REDUCE calls it and when NEWOBJ constructs it (a constructor may return an object).
-  return function (...args: unknown[]): Placeholder {
+  const f = function (...args: unknown[]): Placeholder {
     return { __global__: fq, args };
   };
+  return Object.assign(f, { globalName: fq });
 }
 
 function storageClass(name: string): (...args: unknown[]) => never {
@@ -84,7 +104,9 @@ function rebuildTensor(storage: unknown, offset: unknown, size: unknown, stride:
 
 /** The globals a torch state dict uses; everything else resolves to an inert placeholder. */
 const GLOBALS: Record<string, (...args: never[]) => unknown> = {
-  'collections.OrderedDict': () => new Map(),
+  // Python 3 pickles OrderedDict() then sets the items; Python 2.7 passes them: OrderedDict([[k, v], …]).
+  'collections.OrderedDict': (items?: unknown) =>
+    new Map(Array.isArray(items) ? items.filter((kv): kv is [unknown, unknown] => Array.isArray(kv) && kv.length === 2) : []),
   'torch._utils._rebuild_tensor_v2': rebuildTensor,
   'torch._utils._rebuild_tensor': rebuildTensor,
   'torch._utils._rebuild_parameter': (data: unknown) => data,
@@ -93,8 +115,12 @@ const GLOBALS: Record<string, (...args: never[]) => unknown> = {
   ...Object.fromEntries(Object.keys(STORAGE_TYPES).map((n) => [`torch.${n}`, storageClass(n)])),
 };
 
-/** Unpickle a torch `data.pkl` into Maps, arrays, numbers, strings and TensorRefs. */
-export function unpickleTorch(pkl: Uint8Array): unknown {
+/**
+ * Unpickle a torch state dict pickle (`data.pkl`, or the main pickle of a legacy file, read from `reader`
+ * where it stands) into Maps, arrays, numbers, strings and TensorRefs. Each storage met is recorded in
+ * `storages` by key (views under their storage's key, with the storage's own size).
+ */
+export function unpickleTorch(pkl: Uint8Array | BufferReader, storages?: Map<string, StorageRef>): unknown {
   const parser = new Parser({
     unpicklingTypeOfDictionary: 'Map',
     nameResolver: {
@@ -103,14 +129,20 @@ export function unpickleTorch(pkl: Uint8Array): unknown {
     persistentResolver: {
       // BINPERSID hands over the whole persistent id tuple (the typings say string).
       resolve: (pid: unknown) => {
-        if (!Array.isArray(pid) || pid[0] !== 'storage') throw new Error(`unknown persistent id ${JSON.stringify(pid)}`);
-        const [, cls, key, location, numel] = pid as [string, { storageName?: string } | Placeholder, unknown, unknown, unknown];
-        const typeName = (cls as { storageName?: string }).storageName ?? (cls as Placeholder).__global__ ?? String(cls);
-        return new StorageRef(String(key), typeName, String(location), num(numel));
+        // Legacy files pickle an nn.Module class as ('module', cls, source_file, source): keep the (inert) class.
+        if (Array.isArray(pid) && str(pid[0]) === 'module') return pid[1];
+        if (!Array.isArray(pid) || str(pid[0]) !== 'storage') throw new Error(`unknown persistent id ${JSON.stringify(pid)}`);
+        const [, cls, key, location, numel, view] = pid as [unknown, { storageName?: string; globalName?: string } | undefined, unknown, unknown, unknown, unknown];
+        const typeName = cls?.storageName ?? cls?.globalName ?? String(cls);
+        const root = new StorageRef(str(key), typeName, str(location), num(numel));
+        if (storages && !storages.has(root.key)) storages.set(root.key, root);
+        // Legacy view metadata: (view_key, offset, size) in elements of the storage.
+        if (Array.isArray(view)) return new StorageRef(root.key, typeName, root.location, num(view[2]), num(view[1]));
+        return root;
       },
     },
   });
-  return parser.parse(pkl);
+  return pkl instanceof BufferReader ? parser.read(pkl) : parser.parse(pkl);
 }
 
 function findStateDict(obj: unknown, depth = 0): { dict: Map<unknown, unknown>; prefix: string } | undefined {
@@ -139,9 +171,11 @@ function gather(t: TensorRef, bytes: Uint8Array, littleEndian: boolean, what: st
   if (t.offset < 0 || t.stride.some((s) => s < 0) || last >= t.storage.numel) {
     throw new StudioError('BAD_MODEL', `${what}: offset ${t.offset} and strides [${t.stride}] reach outside its storage of ${t.storage.numel} elements`);
   }
-  if (bytes.length < t.storage.numel * st.size) {
-    throw new StudioError('BAD_FILE', `${what}: storage ${t.storage.key} has ${bytes.length} bytes, expected ${t.storage.numel * st.size}`);
+  const { viewOffset } = t.storage;
+  if (viewOffset < 0 || bytes.length < (viewOffset + t.storage.numel) * st.size) {
+    throw new StudioError('BAD_FILE', `${what}: storage ${t.storage.key} has ${bytes.length} bytes, expected ${(viewOffset + t.storage.numel) * st.size}`);
   }
+  bytes = bytes.subarray(viewOffset * st.size, (viewOffset + t.storage.numel) * st.size);
   // Fast path: a contiguous tensor (the usual case) on a little-endian host converts as one block.
   let contiguous = true;
   for (let d = t.size.length - 1, acc = 1; d >= 0; acc *= t.size[d], d--) {
@@ -191,27 +225,21 @@ export function oihwToHwio(src: Float32Array, o: number, i: number, kh: number, 
   return dst;
 }
 
-const LEGACY_HINT = 're-save it with torch ≥ 1.6: torch.save(torch.load("old.pth"), "new.pth")';
+const LEGACY_HINT = 're-save it with a current torch: torch.save(torch.load("old.pth"), "new.pth")';
 
-export async function importTorchPth(path: string): Promise<Vgg19Weights> {
-  const origin = basename(path);
-  let buf: Buffer;
-  try {
-    buf = await readFile(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new StudioError('FILE_NOT_FOUND', `no such file: ${path}`, undefined, { cause: e });
-    throw new StudioError('BAD_FILE', `cannot read ${path}: ${(e as Error).message}`, undefined, { cause: e });
-  }
-  const isZip = buf.length >= 4 && buf.readUInt32LE(0) === 0x04034b50;
-  if (!isZip) {
-    const legacyPickle = buf.length >= 2 && buf[0] === 0x80 && buf[1] <= 5;
-    const legacyTar = buf.length > 262 && buf.toString('latin1', 257, 262) === 'ustar';
-    if (legacyPickle || legacyTar) {
-      throw new StudioError('BAD_FILE', `${path} is a legacy (pre-1.6, non-zip) PyTorch file, which is not supported`, LEGACY_HINT);
-    }
-    throw new StudioError('BAD_FILE', `${path} is not a PyTorch checkpoint (expected a zip archive with data.pkl)`);
-  }
+/** torch.serialization's MAGIC_NUMBER and PROTOCOL_VERSION (legacy format). */
+const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
+const LEGACY_PROTOCOL = 1001;
+
+/** What the two formats have in common once the state dict pickle is read. */
+interface Checkpoint {
+  obj: unknown;
+  littleEndian: boolean;
+  /** The bytes of the storages with these keys (extracted only now for a zip); a missing key throws BAD_FILE. */
+  storages(keys: Set<string>): (key: string, what: string) => Uint8Array;
+}
+
+function readZip(buf: Buffer, path: string, origin: string): Checkpoint {
   // Pass 1: only the pickle (and the byte order note); the storages are extracted once we know which.
   let head: Record<string, Uint8Array>;
   try {
@@ -233,6 +261,141 @@ export async function importTorchPth(path: string): Promise<Vgg19Weights> {
   } catch (e) {
     throw new StudioError('BAD_FILE', `${path}: cannot read ${pklName}: ${(e as Error).message}`, undefined, { cause: e });
   }
+  return {
+    obj,
+    littleEndian,
+    storages(keys) {
+      // Pass 2: the storages the convs use.
+      const names = new Set([...keys].map((k) => `${prefix}data/${k}`));
+      let files: Record<string, Uint8Array>;
+      try {
+        files = unzipSync(buf, { filter: (f) => names.has(f.name) });
+      } catch (e) {
+        throw new StudioError('BAD_FILE', `${path}: cannot extract the tensor data: ${(e as Error).message}`, undefined, { cause: e });
+      }
+      return (key, what) => {
+        const b = files[`${prefix}data/${key}`];
+        if (!b) throw new StudioError('BAD_FILE', `${origin}: ${what}: storage ${prefix}data/${key} is missing from the archive`);
+        return b;
+      };
+    },
+  };
+}
+
+/**
+ * If `buf` starts with a pickle of the legacy magic number, the offset just past that pickle. Decoded
+ * here rather than by pickleparser, which reads LONG1 integers of at most 8 bytes (the magic has 10).
+ * Accepts what any pickle protocol writes for it: [PROTO n] [FRAME len] (LONG1 n bytes | LONG "…L\n") STOP.
+ */
+export function legacyMagicEnd(buf: Uint8Array): number | undefined {
+  let p = 0;
+  if (buf[p] === 0x80) p += 2; // PROTO
+  if (buf[p] === 0x95) p += 9; // FRAME (protocol ≥ 4)
+  let value: bigint;
+  if (buf[p] === 0x8a) {
+    // LONG1: a length byte, then little-endian two's complement
+    const n = buf[p + 1];
+    if (n === undefined || p + 2 + n > buf.length) return undefined;
+    value = 0n;
+    for (let i = n - 1; i >= 0; i--) value = (value << 8n) | BigInt(buf[p + 2 + i]);
+    if (n > 0 && buf[p + 1 + n] & 0x80) value -= 1n << BigInt(8 * n);
+    p += 2 + n;
+  } else if (buf[p] === 0x4c) {
+    // LONG (protocols 0 and 1): decimal digits, an optional 'L', a newline
+    const nl = buf.indexOf(0x0a, p);
+    if (nl < 0 || nl - p > 64) return undefined;
+    const text = Buffer.from(buf.subarray(p + 1, nl)).toString('latin1').replace(/L$/, '');
+    if (!/^-?\d+$/.test(text)) return undefined;
+    value = BigInt(text);
+    p = nl + 1;
+  } else return undefined;
+  return value === LEGACY_MAGIC && buf[p] === 0x2e ? p + 1 : undefined;
+}
+
+/** A legacy torch.save file (see the top of this file), laid out as torch.serialization._legacy_load reads it. */
+function readLegacy(buf: Buffer, path: string, start: number): Checkpoint {
+  const reader = new BufferReader(buf);
+  reader.skip(start);
+  // The small pickles (version, sys_info, key list) need no globals; any they name stays inert.
+  const plain = new Parser({
+    unpicklingTypeOfDictionary: 'Map',
+    nameResolver: { resolve: (module: string, name: string) => placeholder(`${module}.${name}`) },
+  });
+  const read = <T>(what: string, parse: () => T): T => {
+    const at = reader.position;
+    try {
+      return parse();
+    } catch (e) {
+      if (reader.position >= buf.length || /end of (file|line)/i.test((e as Error).message)) {
+        throw new StudioError('BAD_FILE', `${path} is truncated: it ends inside the ${what} (a legacy PyTorch file; download it again)`, undefined, { cause: e });
+      }
+      throw new StudioError('BAD_FILE', `${path}: cannot read the ${what} of this legacy PyTorch file (at byte ${at}): ${(e as Error).message}`, undefined, { cause: e });
+    }
+  };
+  const version = read('protocol version', () => plain.read<unknown>(reader));
+  if (num(version) !== LEGACY_PROTOCOL) {
+    throw new StudioError('BAD_FILE', `${path}: legacy PyTorch file with protocol version ${String(version)}, expected ${LEGACY_PROTOCOL}`);
+  }
+  read('sys_info', () => plain.read<unknown>(reader)); // the writer's host; the data is little-endian regardless
+  const roots = new Map<string, StorageRef>();
+  const obj = read('state dict pickle', () => unpickleTorch(reader, roots));
+  const keyList = read('storage key list', () => plain.read<unknown>(reader));
+  if (!Array.isArray(keyList)) throw new StudioError('BAD_FILE', `${path}: legacy PyTorch file without its storage key list`);
+  const keys = keyList.map(str);
+
+  // The storages follow in the list's order, each as an int64 element count and the elements.
+  const data = new Map<string, Uint8Array>();
+  let off = reader.position;
+  for (const [i, key] of keys.entries()) {
+    const root = roots.get(key);
+    if (!root) throw new StudioError('BAD_FILE', `${path}: storage ${key} is listed but no tensor in the pickle uses it`);
+    const st = STORAGE_TYPES[root.typeName];
+    if (!st) throw new StudioError('BAD_FILE', `${path}: storage ${key} is a ${root.typeName}, whose element size is unknown, so the data after it cannot be found`);
+    const truncated = (end: number) =>
+      new StudioError('BAD_FILE', `${path} is truncated: storage ${i + 1} of ${keys.length} (${key}) needs ${end} bytes, the file has ${buf.length} (download it again)`);
+    if (off + 8 > buf.length) throw truncated(off + 8);
+    const count = buf.readBigInt64LE(off);
+    if (count !== BigInt(root.numel)) {
+      throw new StudioError('BAD_FILE', `${path}: storage ${key} holds ${count} elements but the pickle says ${root.numel}`);
+    }
+    const end = off + 8 + root.numel * st.size;
+    if (end > buf.length) throw truncated(end);
+    data.set(key, buf.subarray(off + 8, end));
+    off = end;
+  }
+  return {
+    obj,
+    littleEndian: true, // torch writes legacy storages little-endian on any host
+    storages: () => (key, what) => {
+      const b = data.get(key);
+      if (!b) throw new StudioError('BAD_FILE', `${basename(path)}: ${what}: storage ${key} is not in the file's storage list`);
+      return b;
+    },
+  };
+}
+
+export async function importTorchPth(path: string): Promise<Vgg19Weights> {
+  const origin = basename(path);
+  let buf: Buffer;
+  try {
+    buf = await readFile(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new StudioError('FILE_NOT_FOUND', `no such file: ${path}`, undefined, { cause: e });
+    throw new StudioError('BAD_FILE', `cannot read ${path}: ${(e as Error).message}`, undefined, { cause: e });
+  }
+  let ckpt: Checkpoint;
+  const magicEnd = legacyMagicEnd(buf);
+  if (buf.length >= 4 && buf.readUInt32LE(0) === 0x04034b50) ckpt = readZip(buf, path, origin);
+  else if (magicEnd !== undefined) ckpt = readLegacy(buf, path, magicEnd);
+  else if (buf.length > 262 && buf.toString('latin1', 257, 262) === 'ustar') {
+    throw new StudioError('BAD_FILE', `${path} is a tar-format PyTorch file (torch ≤ 0.1.9), which is not supported`, LEGACY_HINT);
+  } else if (buf.length >= 2 && buf[0] === 0x80 && buf[1] <= 5) {
+    throw new StudioError('BAD_FILE', `${path} is a Python pickle but not a PyTorch checkpoint (no torch.save magic number)`);
+  } else {
+    throw new StudioError('BAD_FILE', `${path} is not a PyTorch checkpoint (expected a zip archive with data.pkl, or a legacy torch.save file)`);
+  }
+  const { obj, littleEndian } = ckpt;
   const found = findStateDict(obj);
   if (!found) {
     const whole = obj && typeof obj === 'object' && '__global__' in obj ? ` (it holds a pickled ${(obj as Placeholder).__global__} object; save model.state_dict() instead)` : '';
@@ -257,23 +420,10 @@ export async function importTorchPth(path: string): Promise<Vgg19Weights> {
     refs.set(c.name, { weight, bias });
   }
 
-  // Pass 2: the storages the convs use.
   const needed = new Set<string>();
-  for (const { weight, bias } of refs.values()) {
-    needed.add(`${prefix}data/${weight.storage.key}`);
-    needed.add(`${prefix}data/${bias.storage.key}`);
-  }
-  let storages: Record<string, Uint8Array>;
-  try {
-    storages = unzipSync(buf, { filter: (f) => needed.has(f.name) });
-  } catch (e) {
-    throw new StudioError('BAD_FILE', `${path}: cannot extract the tensor data: ${(e as Error).message}`, undefined, { cause: e });
-  }
-  const bytesOf = (t: TensorRef, what: string): Uint8Array => {
-    const b = storages[`${prefix}data/${t.storage.key}`];
-    if (!b) throw new StudioError('BAD_FILE', `${origin}: ${what}: storage ${prefix}data/${t.storage.key} is missing from the archive`);
-    return b;
-  };
+  for (const { weight, bias } of refs.values()) needed.add(weight.storage.key).add(bias.storage.key);
+  const storageOf = ckpt.storages(needed);
+  const bytesOf = (t: TensorRef, what: string): Uint8Array => storageOf(t.storage.key, what);
 
   const tensors: TensorMap = new Map();
   for (const [name, { weight, bias }] of refs) {

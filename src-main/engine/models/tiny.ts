@@ -409,11 +409,13 @@ export function encodeTorchPthLegacy(w: Vgg19Weights, opts: { dtype?: StoredDtyp
     python2,
   });
   const dump = (v: PyValue) => PickleWriter.dumps(v, { python2 });
-  const sysInfo = new PyDict([
-    ['protocol_version', TORCH_LEGACY_PROTOCOL],
-    ['little_endian', true],
-    ['type_sizes', new PyDict([['short', 2], ['int', 4], ['long', 8]])],
-  ]);
+  // dict(protocol_version=…, little_endian=…, type_sizes=dict(short=2, int=4, long=8)); Python 2 pickles dicts in hash order.
+  const typeSizes = new PyDict(python2 ? [['int', 4], ['short', 2], ['long', 8]] : [['short', 2], ['int', 4], ['long', 8]]);
+  const sysInfo = new PyDict(
+    python2
+      ? [['protocol_version', TORCH_LEGACY_PROTOCOL], ['type_sizes', typeSizes], ['little_endian', true]]
+      : [['protocol_version', TORCH_LEGACY_PROTOCOL], ['little_endian', true], ['type_sizes', typeSizes]],
+  );
   const keys = storages.map(([k]) => k).sort(); // Python's sorted() on str keys: code-point order
   const byKey = new Map(storages.map(([k, bytes, numel]) => [k, { bytes, numel }]));
   const parts: Uint8Array[] = [dump(TORCH_LEGACY_MAGIC), dump(TORCH_LEGACY_PROTOCOL), dump(sysInfo), dump(stateDict), dump(new PyList(keys))];

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../../src-main/engine/backend.ts';
@@ -10,9 +10,7 @@ import { CancelledError } from '../../../src-main/errors.ts';
 import { mulberry32 } from '../../../src-main/engine/random.ts';
 import type { RgbImage } from '../../../src-main/engine/image.ts';
 
-const backend = process.env.STUDIO_TEST_BACKEND ?? 'cpu';
-await initBackend(backend);
-const net = new Vgg19(tinyVgg19(1));
+import { testBackends } from '../../backends.ts';
 
 /** A smooth random image: blobs of colour, so that features and Grams are non-trivial. */
 function image(w: number, h: number, seed: number): RgbImage {
@@ -29,84 +27,93 @@ function image(w: number, h: number, seed: number): RgbImage {
 const params = (o: Partial<GatysParams> = {}) => GatysParams.parse({ previewEvery: 0, ...o });
 const noCancel = { checkCancelled() {} };
 
-test(`[${backend}] each loss's gradient matches central finite differences on the tiny network`, () => {
-  const p = params();
-  const c = tf.mul(tf.tensor4d(image(32, 32, 1).data, [1, 32, 32, 3]), 255) as tf.Tensor4D;
-  const s = tf.mul(tf.tensor4d(image(32, 32, 2).data, [1, 32, 32, 3]), 255) as tf.Tensor4D;
-  const x = tf.mul(tf.tensor4d(image(32, 32, 3).data, [1, 32, 32, 3]), 255) as tf.Tensor4D;
-  const targets = gatysTargets(net, c, [s], [1], p);
-  const rng = mulberry32(9);
-  const cases = [['content', 5, 0, 0], ['style', 0, 100, 0], ['tv', 0, 0, 1e-3], ['total', 5, 100, 1e-3]] as const;
-  for (const [name, content, style, tv] of cases) {
-    const obj = gatysObjective(net, targets, { content, style, tv, contentLayers: new Map(), styleLayers: new Map() });
-    const { parts, grad } = lossAndGradient(obj, x);
-    // Direction: the unit gradient plus a unit random vector. The derivative along it is large
-    // against float32 rounding of the loss, and a wrong gradient (scale, sign, a missing term) shows.
-    const r = tf.tensor4d(Float32Array.from({ length: 32 * 32 * 3 }, () => rng() - 0.5), [1, 32, 32, 3]);
-    const v = tf.add(tf.div(grad, tf.norm(grad)), tf.div(r, tf.norm(r)));
-    const eps = 0.25;
-    const fPlus = tf.tidy(() => obj(tf.add(x, tf.mul(v, eps)) as tf.Tensor4D).total.dataSync()[0]);
-    const fMinus = tf.tidy(() => obj(tf.sub(x, tf.mul(v, eps)) as tf.Tensor4D).total.dataSync()[0]);
-    const numeric = (fPlus - fMinus) / (2 * eps);
-    const analytic = tf.sum(tf.mul(grad, v)).dataSync()[0];
-    const rel = Math.abs(numeric - analytic) / Math.abs(analytic);
-    assert.ok(analytic > 0, `${name}: gradient is non-zero`);
-    assert.ok(rel < 5e-3, `${name}: numeric ${numeric}, analytic ${analytic} (relative error ${rel})`);
-    tf.dispose([r, v, grad, parts.content, parts.style, parts.tv, parts.total]);
-  }
-  tf.dispose([c, s, x, ...targets.content.values(), ...targets.style.values()]);
-});
+for (const backend of await testBackends()) describe(backend, () => {
+  let net: Vgg19;
+  before(async () => {
+    await initBackend(backend);
+    net = new Vgg19(tinyVgg19(1));
+  });
+  after(() => net.dispose());
 
-test(`[${backend}] Gatys with L-BFGS halves the total loss within 50 iterations at 64 px, and leaks no tensor`, async () => {
-  const before = tf.memory().numTensors;
-  const r = await stylizeGatys(net, image(64, 48, 4), [image(64, 64, 5)], params({ iters: 50, init: 'content' }), noCancel);
-  const first = r.history[0].total;
-  const last = r.history.at(-1)!.total;
-  assert.ok(last <= first / 2, `loss ${first} → ${last}`);
-  assert.equal(r.image.width, 64);
-  assert.equal(r.image.height, 48);
-  assert.ok(r.image.data.every((v) => v >= 0 && v <= 1));
-  assert.equal(tf.memory().numTensors, before);
-});
+  test(`[${backend}] each loss's gradient matches central finite differences on the tiny network`, () => {
+    const p = params();
+    const c = tf.mul(tf.tensor4d(image(32, 32, 1).data, [1, 32, 32, 3]), 255) as tf.Tensor4D;
+    const s = tf.mul(tf.tensor4d(image(32, 32, 2).data, [1, 32, 32, 3]), 255) as tf.Tensor4D;
+    const x = tf.mul(tf.tensor4d(image(32, 32, 3).data, [1, 32, 32, 3]), 255) as tf.Tensor4D;
+    const targets = gatysTargets(net, c, [s], [1], p);
+    const rng = mulberry32(9);
+    const cases = [['content', 5, 0, 0], ['style', 0, 100, 0], ['tv', 0, 0, 1e-3], ['total', 5, 100, 1e-3]] as const;
+    for (const [name, content, style, tv] of cases) {
+      const obj = gatysObjective(net, targets, { content, style, tv, contentLayers: new Map(), styleLayers: new Map() });
+      const { parts, grad } = lossAndGradient(obj, x);
+      // Direction: the unit gradient plus a unit random vector. The derivative along it is large
+      // against float32 rounding of the loss, and a wrong gradient (scale, sign, a missing term) shows.
+      const r = tf.tensor4d(Float32Array.from({ length: 32 * 32 * 3 }, () => rng() - 0.5), [1, 32, 32, 3]);
+      const v = tf.add(tf.div(grad, tf.norm(grad)), tf.div(r, tf.norm(r)));
+      const eps = 0.25;
+      const fPlus = tf.tidy(() => obj(tf.add(x, tf.mul(v, eps)) as tf.Tensor4D).total.dataSync()[0]);
+      const fMinus = tf.tidy(() => obj(tf.sub(x, tf.mul(v, eps)) as tf.Tensor4D).total.dataSync()[0]);
+      const numeric = (fPlus - fMinus) / (2 * eps);
+      const analytic = tf.sum(tf.mul(grad, v)).dataSync()[0];
+      const rel = Math.abs(numeric - analytic) / Math.abs(analytic);
+      assert.ok(analytic > 0, `${name}: gradient is non-zero`);
+      assert.ok(rel < 5e-3, `${name}: numeric ${numeric}, analytic ${analytic} (relative error ${rel})`);
+      tf.dispose([r, v, grad, parts.content, parts.style, parts.tv, parts.total]);
+    }
+    tf.dispose([c, s, x, ...targets.content.values(), ...targets.style.values()]);
+  });
 
-test(`[${backend}] Gatys with Adam lowers the loss; several styles, colour preservation and two scales run`, async () => {
-  const before = tf.memory().numTensors;
-  const content = image(48, 48, 6);
-  const r = await stylizeGatys(net, content, [image(48, 48, 7), image(32, 40, 8)],
-    params({ iters: 20, optimizer: 'adam', scales: 2, styleWeights: [0.7, 0.3], preserveColors: true, init: 'random', seed: 3 }), noCancel);
-  assert.deepEqual([...new Set(r.history.map((h) => h.scale))], [24, 48]);
-  const atScale2 = r.history.filter((h) => h.scale === 48);
-  assert.ok(atScale2.at(-1)!.total < atScale2[0].total, 'Adam lowers the loss at the final scale');
-  // Colour preservation: the result's chrominance (YIQ's I, Q) is the content's.
-  const iq = (d: Float32Array, i: number) => [0.595716 * d[i] - 0.274453 * d[i + 1] - 0.321263 * d[i + 2], 0.211456 * d[i] - 0.522591 * d[i + 1] + 0.311135 * d[i + 2]];
-  let worst = 0;
-  for (let i = 0; i < content.data.length; i += 3) {
-    // Clamping to [0,1] moves the colour of a pixel whose channel left the range: skip those.
-    if ([0, 1, 2].some((k) => r.image.data[i + k] <= 0 || r.image.data[i + k] >= 1)) continue;
-    const [a, b] = iq(r.image.data, i);
-    const [c, d] = iq(content.data, i);
-    worst = Math.max(worst, Math.abs(a - c), Math.abs(b - d));
-  }
-  assert.ok(worst < 1e-4, `chrominance kept (worst ${worst})`);
-  assert.equal(tf.memory().numTensors, before);
-});
+  test(`[${backend}] Gatys with L-BFGS halves the total loss within 50 iterations at 64 px, and leaks no tensor`, async () => {
+    const before = tf.memory().numTensors;
+    const r = await stylizeGatys(net, image(64, 48, 4), [image(64, 64, 5)], params({ iters: 50, init: 'content' }), noCancel);
+    const first = r.history[0].total;
+    const last = r.history.at(-1)!.total;
+    assert.ok(last <= first / 2, `loss ${first} → ${last}`);
+    assert.equal(r.image.width, 64);
+    assert.equal(r.image.height, 48);
+    assert.ok(r.image.data.every((v) => v >= 0 && v <= 1));
+    assert.equal(tf.memory().numTensors, before);
+  });
 
-test(`[${backend}] a cancelled job stops within one step and returns every tensor`, async () => {
-  const before = tf.memory().numTensors;
-  let calls = 0;
-  await assert.rejects(
-    stylizeGatys(net, image(32, 32, 1), [image(32, 32, 2)], params({ iters: 100 }), {
-      checkCancelled() { if (++calls > 3) throw new CancelledError(); },
-    }),
-    CancelledError,
-  );
-  assert.equal(calls, 4);
-  assert.equal(tf.memory().numTensors, before);
-});
+  test(`[${backend}] Gatys with Adam lowers the loss; several styles, colour preservation and two scales run`, async () => {
+    const before = tf.memory().numTensors;
+    const content = image(48, 48, 6);
+    const r = await stylizeGatys(net, content, [image(48, 48, 7), image(32, 40, 8)],
+      params({ iters: 20, optimizer: 'adam', scales: 2, styleWeights: [0.7, 0.3], preserveColors: true, init: 'random', seed: 3 }), noCancel);
+    assert.deepEqual([...new Set(r.history.map((h) => h.scale))], [24, 48]);
+    const atScale2 = r.history.filter((h) => h.scale === 48);
+    assert.ok(atScale2.at(-1)!.total < atScale2[0].total, 'Adam lowers the loss at the final scale');
+    // Colour preservation: the result's chrominance (YIQ's I, Q) is the content's.
+    const iq = (d: Float32Array, i: number) => [0.595716 * d[i] - 0.274453 * d[i + 1] - 0.321263 * d[i + 2], 0.211456 * d[i] - 0.522591 * d[i + 1] + 0.311135 * d[i + 2]];
+    let worst = 0;
+    for (let i = 0; i < content.data.length; i += 3) {
+      // Clamping to [0,1] moves the colour of a pixel whose channel left the range: skip those.
+      if ([0, 1, 2].some((k) => r.image.data[i + k] <= 0 || r.image.data[i + k] >= 1)) continue;
+      const [a, b] = iq(r.image.data, i);
+      const [c, d] = iq(content.data, i);
+      worst = Math.max(worst, Math.abs(a - c), Math.abs(b - d));
+    }
+    assert.ok(worst < 1e-4, `chrominance kept (worst ${worst})`);
+    assert.equal(tf.memory().numTensors, before);
+  });
 
-test(`[${backend}] a failed job (unknown layer, mismatched style weights) returns every tensor`, async () => {
-  const before = tf.memory().numTensors;
-  await assert.rejects(stylizeGatys(net, image(32, 32, 1), [image(32, 32, 2)], params({ styleLayers: ['relu9_9'] }), noCancel), /unknown VGG19 layer "relu9_9"/);
-  await assert.rejects(stylizeGatys(net, image(32, 32, 1), [image(32, 32, 2)], params({ styleWeights: [1, 2] }), noCancel), /1 style images but 2 style weights/);
-  assert.equal(tf.memory().numTensors, before);
+  test(`[${backend}] a cancelled job stops within one step and returns every tensor`, async () => {
+    const before = tf.memory().numTensors;
+    let calls = 0;
+    await assert.rejects(
+      stylizeGatys(net, image(32, 32, 1), [image(32, 32, 2)], params({ iters: 100 }), {
+        checkCancelled() { if (++calls > 3) throw new CancelledError(); },
+      }),
+      CancelledError,
+    );
+    assert.equal(calls, 4);
+    assert.equal(tf.memory().numTensors, before);
+  });
+
+  test(`[${backend}] a failed job (unknown layer, mismatched style weights) returns every tensor`, async () => {
+    const before = tf.memory().numTensors;
+    await assert.rejects(stylizeGatys(net, image(32, 32, 1), [image(32, 32, 2)], params({ styleLayers: ['relu9_9'] }), noCancel), /unknown VGG19 layer "relu9_9"/);
+    await assert.rejects(stylizeGatys(net, image(32, 32, 1), [image(32, 32, 2)], params({ styleWeights: [1, 2] }), noCancel), /1 style images but 2 style weights/);
+    assert.equal(tf.memory().numTensors, before);
+  });
 });
