@@ -8,7 +8,8 @@ import h5wasm from 'h5wasm/node';
 import { importKerasH5 } from '../../../src-main/engine/models/import-keras.ts';
 import { importTorchPth } from '../../../src-main/engine/models/import-torch.ts';
 import {
-  tinyVgg19, writeTinyFixtures, writeKerasH5, encodeTorchPth, PickleWriter, PyDict, PyGlobal, PyPersistent, PyReduce, PyTuple, type PyValue,
+  tinyVgg19, writeTinyFixtures, writeKerasH5, encodeTorchPth, encodeTorchPthLegacy, PickleWriter, PyDict, PyGlobal, PyList, PyPersistent, PyReduce, PyTuple,
+  TORCH_LEGACY_MAGIC, TORCH_LEGACY_PROTOCOL, type PyValue,
 } from '../../../src-main/engine/models/tiny.ts';
 import { loadVgg19 } from '../../../src-main/engine/models/store.ts';
 import { CAFFE_PREPROCESSING, TORCH_PREPROCESSING, type Vgg19Weights } from '../../../src-main/engine/models/format.ts';
@@ -121,7 +122,7 @@ test('torch importer errors: missing file, legacy file, not a checkpoint, missin
   await assert.rejects(importTorchPth(join(dir, 'none.pth')), isCode('FILE_NOT_FOUND'));
   const legacy = join(dir, 'legacy.pth');
   await writeFile(legacy, Buffer.from([0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e]));
-  await assert.rejects(importTorchPth(legacy), isCode('BAD_FILE', /legacy.*torch ≥ 1\.6/));
+  await assert.rejects(importTorchPth(legacy), isCode('BAD_FILE', /truncated: it ends inside the protocol version/));
   const junk = join(dir, 'junk.pth');
   await writeFile(junk, 'hello');
   await assert.rejects(importTorchPth(junk), isCode('BAD_FILE', /not a PyTorch checkpoint/));
@@ -177,4 +178,132 @@ test('Keras importer errors: not HDF5, missing file, missing layer, wrong shape'
   const wrong = join(dir, 'wrong.h5');
   await writeKerasH5(wrong, bad);
   await assert.rejects(importKerasH5(wrong), isCode('BAD_MODEL', /conv2_2 kernel has shape \[3,3,12,16\], expected \[3,3,16,16\]/));
+});
+
+// ---------------------------------------------------------------------------------------------
+// Legacy (pre-1.6, non-zip) torch.save files: how the published vgg19-dcbb9e9d.pth is stored
+
+/** A legacy file around a hand-built main pickle: magic, version, sys_info, `main`, key list, then the storages. */
+function legacyFile(main: PyValue, storages: Array<[string, Float32Array]>, opts: { version?: number } = {}): Buffer {
+  const sysInfo = new PyDict([['protocol_version', 1001], ['little_endian', true], ['type_sizes', new PyDict([['short', 2], ['int', 4], ['long', 8]])]]);
+  const parts: Uint8Array[] = [PickleWriter.dumps(TORCH_LEGACY_MAGIC), PickleWriter.dumps(opts.version ?? 1001), PickleWriter.dumps(sysInfo)];
+  parts.push(PickleWriter.dumps(main), PickleWriter.dumps(new PyList(storages.map(([k]) => k))));
+  for (const [, data] of storages) {
+    const n = Buffer.alloc(8);
+    n.writeBigInt64LE(BigInt(data.length));
+    parts.push(n, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+  return Buffer.concat(parts);
+}
+
+test('legacy .pth (fp32) round-trips the tiny network exactly, as written by torch ≥ 1.0 and by torch 0.x on Python 2', async () => {
+  const d = await writeTinyFixtures(join(dir, 'legacy-fx'), { torchFormat: 'legacy' });
+  assert.match(d.pthPath, /_legacy\.pth$/);
+  const t = await importTorchPth(d.pthPath);
+  assertSameWeights(t, ref);
+  assert.deepEqual(t.preprocessing, TORCH_PREPROCESSING);
+  assert.equal(t.tensors.get('conv1_1.kernel')!.dtype, 'F32');
+  const p2 = join(dir, 'vgg19-py2-legacy.pth');
+  await writeFile(p2, encodeTorchPthLegacy(ref, { python2: true }));
+  assertSameWeights(await importTorchPth(p2), ref);
+});
+
+test('legacy .pth (HalfStorage) imports within half rounding', async () => {
+  const d = await writeTinyFixtures(join(dir, 'legacy-half'), { dtype: 'F16', torchFormat: 'legacy' });
+  const t = await importTorchPth(d.pthPath);
+  assertSameWeights(t, ref, roundToF16);
+  assert.equal(t.tensors.get('conv1_1.kernel')!.dtype, 'F16');
+});
+
+test('the legacy writer lays the file out as torch\'s _legacy_save does', () => {
+  const bytes = Buffer.from(encodeTorchPthLegacy(ref));
+  // pickle.dumps(0x1950a86a20f9469cfc6c, 2) and pickle.dumps(1001, 2), as CPython writes them
+  const magic = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e];
+  assert.deepEqual([...bytes.subarray(0, 15)], magic);
+  assert.deepEqual([...bytes.subarray(15, 21)], [0x80, 0x02, 0x4d, 0xe9, 0x03, 0x2e]);
+  assert.equal(TORCH_LEGACY_PROTOCOL, 1001);
+  // The key list is sorted as strings ('0', '1', '10', '11', …) and the storages follow in that order.
+  const keys = Array.from({ length: 32 }, (_, i) => String(i)).sort();
+  const list = Buffer.from(PickleWriter.dumps(new PyList(keys)));
+  const at = bytes.indexOf(list);
+  assert.ok(at > 0);
+  let off = at + list.length;
+  const sizes = new Map<string, number>();
+  for (const c of vgg19Convs(ref.widths)) {
+    sizes.set(String(sizes.size), 9 * c.inChannels * c.outChannels); // features.N.weight
+    sizes.set(String(sizes.size), c.outChannels); // features.N.bias
+  }
+  for (const k of keys) {
+    assert.equal(bytes.readBigInt64LE(off), BigInt(sizes.get(k)!), `storage ${k}`);
+    off += 8 + 4 * sizes.get(k)!;
+  }
+  assert.equal(off, bytes.length);
+});
+
+test('legacy storage views (view_metadata) and a nested state dict are followed', async () => {
+  const od = new PyGlobal('collections', 'OrderedDict');
+  const rebuild = new PyGlobal('torch._utils', '_rebuild_tensor');
+  const values: number[] = [];
+  const items: Array<[PyValue, PyValue]> = [];
+  const views: Array<{ key: string; off: number; len: number; name: string; size: number[]; stride: number[] }> = [];
+  for (const c of vgg19Convs(ref.widths)) {
+    const k = ref.tensors.get(`${c.name}.kernel`)!;
+    const b = ref.tensors.get(`${c.name}.bias`)!;
+    const [o, i] = [c.outChannels, c.inChannels];
+    const n = torchvisionIndex(c.name);
+    values.push(7, 7);
+    views.push({ key: `v${n}w`, off: values.length, len: k.data.length, name: `features.${n}.weight`, size: [o, i, 3, 3], stride: [1, o, 3 * i * o, i * o] });
+    values.push(...k.data);
+    views.push({ key: `v${n}b`, off: values.length, len: b.data.length, name: `features.${n}.bias`, size: [o], stride: [1] });
+    values.push(...b.data);
+  }
+  for (const v of views) {
+    const pid = new PyTuple(['storage', new PyGlobal('torch', 'FloatStorage'), '140234', 'cuda:0', values.length, new PyTuple([v.key, v.off, v.len])]);
+    items.push([`module.${v.name}`, new PyReduce(rebuild, new PyTuple([new PyPersistent(pid), 0, new PyTuple(v.size), new PyTuple(v.stride)]))]);
+  }
+  const top = new PyDict([['arch', 'vgg19'], ['state_dict', new PyReduce(od, new PyTuple([]), items)]]);
+  const p = join(dir, 'legacy-views.pth');
+  await writeFile(p, legacyFile(top, [['140234', Float32Array.from(values)]]));
+  assertSameWeights(await importTorchPth(p), ref);
+});
+
+test('legacy importer errors: truncated files, an unrelated pickle, a wrong protocol, unknown globals stay inert', async () => {
+  const whole = Buffer.from(encodeTorchPthLegacy(ref));
+  const list = Buffer.from(PickleWriter.dumps(new PyList(Array.from({ length: 32 }, (_, i) => String(i)).sort())));
+  const dataStart = whole.indexOf(list) + list.length;
+  const cuts: Array<[number, RegExp]> = [
+    [40, /truncated: it ends inside the sys_info/],
+    [dataStart - list.length - 100, /truncated: it ends inside the state dict pickle/],
+    [dataStart - 5, /truncated: it ends inside the storage key list/],
+    [dataStart + 4, /truncated: storage 1 of 32 \(0\) needs \d+ bytes/],
+    [whole.length - 1, /truncated: storage 32 of 32 \(9\) needs \d+ bytes, the file has \d+/],
+  ];
+  for (const [n, re] of cuts) {
+    const p = join(dir, `cut-${n}.pth`);
+    await writeFile(p, whole.subarray(0, n));
+    await assert.rejects(importTorchPth(p), isCode('BAD_FILE', re), `cut at ${n}`);
+  }
+
+  const plain = join(dir, 'plain-pickle.pth');
+  await writeFile(plain, PickleWriter.dumps(new PyDict([['features.0.weight', 1]])));
+  await assert.rejects(importTorchPth(plain), isCode('BAD_FILE', /a Python pickle but not a PyTorch checkpoint/));
+  const version = join(dir, 'legacy-version.pth');
+  await writeFile(version, legacyFile(new PyDict([]), [], { version: 1000 }));
+  await assert.rejects(importTorchPth(version), isCode('BAD_FILE', /protocol version 1000, expected 1001/));
+  const wrongCount = Buffer.from(whole);
+  wrongCount.writeBigInt64LE(999n, dataStart);
+  const wc = join(dir, 'legacy-count.pth');
+  await writeFile(wc, wrongCount);
+  await assert.rejects(importTorchPth(wc), isCode('BAD_FILE', /storage 0 holds 999 elements but the pickle says 216/));
+
+  // A legacy file whose pickle calls os.system: it is never called; the result is just not a state dict.
+  const evil = new PyReduce(new PyGlobal('os', 'system'), new PyTuple(['echo pwned > /dev/null']));
+  const ev = join(dir, 'legacy-evil.pth');
+  await writeFile(ev, legacyFile(new PyDict([['model', evil]]), []));
+  await assert.rejects(importTorchPth(ev), isCode('BAD_MODEL', /no VGG features/));
+  // A whole pickled module (class saved as a 'module' persistent id) gives the state_dict advice.
+  const cls = new PyPersistent(new PyTuple(['module', new PyGlobal('torchvision.models.vgg', 'VGG'), 'vgg.py', 'class VGG: ...']));
+  const model = join(dir, 'legacy-model.pth');
+  await writeFile(model, legacyFile(new PyReduce(new PyGlobal('copy_reg', '_reconstructor'), new PyTuple([cls, new PyGlobal('__builtin__', 'object'), null])), []));
+  await assert.rejects(importTorchPth(model), isCode('BAD_MODEL', /pickled copy_reg\._reconstructor object; save model\.state_dict\(\)/));
 });
