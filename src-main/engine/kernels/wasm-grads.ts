@@ -1,16 +1,20 @@
 // Fast convolution gradient kernels for TensorFlow.js's WebAssembly backend.
 //
-// The stock wasm `Conv2DBackpropInput` is a naive C++ loop (~2 GFLOP/s, ~13x slower
+// The stock wasm `Conv2DBackpropInput` is a naive C++ loop (~2 GFLOP/s, 10-13x slower
 // than the XNNPACK forward conv) and `Conv2DBackpropFilter` does not exist for wasm
 // at all, so `tf.grad` through a conv fails for the filter and crawls for the input.
 //
-// - Conv2DBackpropInput is computed as a forward (XNNPACK) `Conv2D` of dy with the
-//   filter rotated by 180 degrees and its in/out channels swapped; for stride > 1, dy
-//   is first dilated with stride-1 zeros between elements, and the zero border that
-//   the transposed convolution needs is derived from the forward conv's padding.
-// - Conv2DBackpropFilter is one matrix product (XNNPACK fully-connected):
-//   im2col(x) laid out channel-first, [kH*kW*Ci, N*Ho*Wo], times dy as [N*Ho*Wo, Co],
-//   which lands directly in the filter layout [kH, kW, Ci, Co].
+// - Conv2DBackpropInput is a forward (XNNPACK) `Conv2D` of dy with the filter rotated by
+//   180 degrees and its in/out channels swapped, with the zero border the transposed
+//   convolution needs derived from the forward conv's padding. For stride > 1 the
+//   registered kernel splits dx into its stride x stride sub-pixel phases, each a
+//   stride-1 conv of dy with a sub-filter (3.3x faster at stride 2 than dilating dy
+//   with zeros, which is kept as the 'dilate' formulation).
+// - Conv2DBackpropFilter is an im2col matrix product (XNNPACK fully-connected):
+//   windows of x laid out channel-first, [kH*kW*Ci, positions], times dy as
+//   [positions, Co], which lands directly in the filter layout [kH, kW, Ci, Co];
+//   positions are taken in chunks (<= 8192, <= 32 MB of im2col) and summed.
+//   'per-tap' (kH*kW matmuls) and 'conv' (correlation as a conv) are kept for benchmarks.
 //
 // Kernels only call other registered wasm kernels (never `tf.*` ops, which would be
 // recorded on gradient tapes) and write into wasm-heap views; every intermediate
@@ -30,6 +34,8 @@ import {
   unregisterKernel,
 } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
+// Imported for its side effect too: the stock wasm kernels must be registered before ours.
+import '@tensorflow/tfjs-backend-wasm';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 
 const BACKEND = 'wasm';
@@ -38,7 +44,7 @@ type Pad = 'valid' | 'same' | number | backend_util.ExplicitPadding;
 type Rounding = 'floor' | 'round' | 'ceil' | undefined;
 type KernelArgs = { inputs: NamedTensorInfoMap; backend: object; attrs?: NamedAttrMap };
 
-/** How Conv2DBackpropFilter is computed; 'im2col' is the default (fastest measured). */
+/** How Conv2DBackpropFilter is computed; 'im2col' is the registered one (fastest measured). */
 export type BackpropFilterMethod = 'im2col' | 'per-tap' | 'conv';
 
 function kernelFunc(name: string): KernelFunc {
