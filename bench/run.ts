@@ -45,7 +45,8 @@ const peakRssMB = () => Math.round(process.resourceUsage().maxRSS / 1024);
 
 /** Times fn (which must finish its device work before returning) after one warm-up call. */
 async function time(fn: () => Promise<void>): Promise<number> {
-  await fn(); // first calls run ~2× slower (allocation, kernel set-up)
+  await fn(); // first calls run ~2× slower (allocation, weight packing): two warm-ups
+  await fn();
   const ms: number[] = [];
   for (let i = 0; i < runs; i++) {
     const t = performance.now();

@@ -16,6 +16,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { StudioError } from '../errors.ts';
 import { registerWasmGradKernels } from './kernels/wasm-grads.ts';
+import { startWasm, wantedWasmThreads } from './wasm-threads.ts';
 
 export const BACKEND_NAMES = ['tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
@@ -61,7 +62,7 @@ async function start(name: BackendName): Promise<Omit<BackendInfo, 'skipped' | '
       return { name, tfBackend: 'tensorflow', device: 'CPU (libtensorflow)', threads: os.availableParallelism() };
     }
     case 'wasm': {
-      if (!(await tf.setBackend('wasm'))) throw new Error('the WebAssembly backend did not initialise');
+      await startWasm(wantedWasmThreads());
       registerWasmGradKernels();
       const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
       const threads = getThreadsCount();

@@ -13,9 +13,9 @@ const style = path.join(samples, 'art-the_scream.jpg');
 let dir = '';
 let model = '';
 
-function studio(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function studio(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.resolve('bin/studio.mjs'), ...args], { env: { ...process.env, STUDIO_MODELS_DIR: path.join(dir, 'models') } },
+    execFile(process.execPath, [path.resolve('bin/studio.mjs'), ...args], { env: { ...process.env, STUDIO_MODELS_DIR: path.join(dir, 'models'), ...env } },
       (err, stdout, stderr) => resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stdout, stderr }));
   });
 }
@@ -97,6 +97,19 @@ test('info --json names the backend, threads, versions and installed models', as
   assert.ok(info.backend.versions['tfjs-core']);
   assert.ok(Array.isArray(info.models));
   assert.equal(info.modelsDir, path.join(dir, 'models'));
+});
+
+test('the WebAssembly backend starts threaded (STUDIO_WASM_THREADS) or single-threaded; --backend forces one', async () => {
+  const [one, two, cpu] = await Promise.all([
+    studio(['info', '--json', '--backend', 'wasm'], { STUDIO_WASM_THREADS: '1' }),
+    studio(['info', '--json', '--backend', 'wasm'], { STUDIO_WASM_THREADS: '2' }),
+    studio(['info', '--json'], { STUDIO_BACKEND: 'cpu' }),
+  ]);
+  assert.equal(JSON.parse(one.stdout).backend.threads, 1);
+  assert.match(JSON.parse(one.stdout).backend.device, /WebAssembly, SIMD, 1 thread\)/);
+  assert.equal(JSON.parse(two.stdout).backend.threads, 2);
+  assert.match(JSON.parse(two.stdout).backend.device, /2 threads/);
+  assert.equal(JSON.parse(cpu.stdout).backend.name, 'cpu');
 });
 
 test('models import installs a Keras and a torchvision file; list shows them', async () => {
