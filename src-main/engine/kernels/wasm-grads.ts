@@ -102,13 +102,43 @@ function backpropInputDilate(backend: BackendWasm, dy: TensorInfo, filter: Tenso
   const bottom = h + kh - 1 - top - ((ho - 1) * sh + 1);
   const right = w + kw - 1 - left - ((wo - 1) * sw + 1);
 
-  // rot180 + swap in/out: [kh, kw, ci, co] -> [kh, kw, co, ci].
+  const rotated = rotatedFilter(backend, filter);
+  return correlate(backend, dy, rotated, sh, sw, top, bottom, left, right);
+}
+
+/**
+ * rot180 + swap in/out, [kh, kw, ci, co] -> [kh, kw, co, ci], cached per filter. A network's
+ * weights are the same tensors on every backward pass; reusing the rotated copy saves the
+ * transform and, more, lets XNNPACK keep its packed weights (it caches them per filter data id).
+ * Measured on VGG19 at 256 px, 2 threads: the backward pass's input gradients 1.43 s → see README.
+ * A cached copy is freed when its source filter's data is (the backend's disposeData is wrapped).
+ */
+const rotatedCache = new WeakMap<BackendWasm, Map<object, TensorInfo>>();
+
+function rotatedFilter(backend: BackendWasm, filter: TensorInfo): TensorInfo {
+  let cache = rotatedCache.get(backend);
+  if (!cache) {
+    const map = new Map<object, TensorInfo>();
+    cache = map;
+    rotatedCache.set(backend, map);
+    const dispose = backend.disposeData.bind(backend);
+    backend.disposeData = (dataId: object, force?: boolean): boolean => {
+      const released = dispose(dataId, force);
+      const cached = map.get(dataId);
+      if (cached && !backend.dataIdMap.has(dataId)) {
+        map.delete(dataId);
+        dispose(cached.dataId, true);
+      }
+      return released;
+    };
+  }
+  const hit = cache.get(filter.dataId);
+  if (hit) return hit;
   const reversed = run(backend, Reverse, { x: filter }, { dims: [0, 1] });
   const rotated = run(backend, Transpose, { x: reversed }, { perm: [0, 1, 3, 2] });
   release(backend, reversed);
-  const dx = correlate(backend, dy, rotated, sh, sw, top, bottom, left, right);
-  release(backend, rotated);
-  return dx;
+  cache.set(filter.dataId, rotated);
+  return rotated;
 }
 
 /**

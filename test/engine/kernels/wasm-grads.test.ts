@@ -278,6 +278,7 @@ describe('registration and memory', () => {
     const backend = wasm();
     for (const c of [cases()[0], ...cases().filter((c) => c.s > 1 || typeof c.pad !== 'string').slice(-6)]) {
       const r = reference(c);
+      const idsBefore = backend.numDataIds();
       const x = tf.tensor4d(r.xv, r.xShape);
       const f = tf.tensor4d(r.fv, r.fShape);
       const dy = tf.tensor4d(r.dyv, r.dyShape);
@@ -290,16 +291,18 @@ describe('registration and memory', () => {
           (m) => [conv2DBackpropFilterKernel(m), { x, dy }, { ...r.attrs, filterShape: r.fShape }] as [tf.KernelFunc, Record<string, tf.Tensor>, object],
         ),
       ];
+      // At most one buffer may stay while f lives: its rotated copy, cached for the next pass.
       for (const [fn, inputs, attrs] of fns) {
         runWasm(fn, inputs, attrs);
-        assert.equal(backend.numDataIds(), ids, `${label(c)}: wasm data ids leaked`);
+        assert.ok(backend.numDataIds() - ids <= 1, `${label(c)}: wasm data ids leaked (${backend.numDataIds() - ids})`);
       }
       const dx = runKernel('Conv2DBackpropInput', { dy, filter: f }, { ...r.attrs, inputShape: r.xShape });
       const dw = runKernel('Conv2DBackpropFilter', { x, dy }, { ...r.attrs, filterShape: r.fShape });
       tf.dispose([dx, dw]);
       assert.equal(tf.memory().numTensors, tensors);
-      assert.equal(backend.numDataIds(), ids);
+      assert.ok(backend.numDataIds() - ids <= 1);
       tf.dispose([x, f, dy]);
+      assert.equal(backend.numDataIds(), idsBefore, `${label(c)}: the cached rotated filter is freed with its filter`);
     }
   });
 });
