@@ -57,11 +57,25 @@ export const StylizeGatysJob = z.object({
 });
 export type StylizeGatysJob = z.infer<typeof StylizeGatysJob>;
 
+/** VGG19 features of one image written as .npy files, to compare any stage with NumPy or PyTorch. */
+export const FeaturesJob = z.object({
+  kind: z.literal('features'),
+  image: z.string().min(1),
+  layers: z.array(z.string()).min(1),
+  size: z.number().int().min(16).max(16384).default(512),
+  outDir: z.string().min(1),
+  model: z.string().optional(),
+  padding: z.enum(['zero', 'reflect']).default('zero'),
+  pooling: z.enum(['max', 'avg']).default('max'),
+  maxPixels: z.number().positive().optional(),
+});
+export type FeaturesJob = z.infer<typeof FeaturesJob>;
+
 export const InfoJob = z.object({ kind: z.literal('info') });
 /** tfjs memory of the worker (tensors, bytes): what the leak checks compare before and after jobs. */
 export const MemoryJob = z.object({ kind: z.literal('memory') });
 
-export const Job = z.discriminatedUnion('kind', [StylizeGatysJob, InfoJob, MemoryJob]);
+export const Job = z.discriminatedUnion('kind', [StylizeGatysJob, FeaturesJob, InfoJob, MemoryJob]);
 export type Job = z.infer<typeof Job>;
 
 export interface LossValues {

@@ -8,7 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StudioError, isStudioError } from '../errors.ts';
-import { GatysParams, type Job } from '../protocol.ts';
+import { FeaturesJob, GatysParams, type Job } from '../protocol.ts';
 import { EngineClient } from '../worker/client.ts';
 import type { StylizeResult } from '../worker/jobs.ts';
 import { defined, list, num, numList, oneOf } from './args.ts';
@@ -21,6 +21,8 @@ Usage:
   studio info [--json] [--backend NAME]
   studio models list | import FILE [--name NAME] | fetch vgg19 | tiny DIR
   studio demo [--out DIR] [--size PX] [--iters N]
+  studio features --image PHOTO --layers relu1_1,relu4_2 --out DIR [--size 512 --model M --padding zero|reflect]
+                       VGG19 features as .npy (float32 NHWC), to compare with NumPy or PyTorch
 
 stylize options (Gatys):
   --style S            repeat for several styles; --style-weights 0.7,0.3 blends them
@@ -227,6 +229,24 @@ async function models(argv: string[]): Promise<number> {
   }
 }
 
+async function features(argv: string[]): Promise<number> {
+  const { values: v } = parse(argv, {
+    image: { type: 'string' }, layers: { type: 'string' }, out: { type: 'string' }, size: { type: 'string' },
+    model: { type: 'string' }, padding: { type: 'string' }, pooling: { type: 'string' }, backend: { type: 'string' },
+  });
+  const image = str(v.image);
+  const outDir = str(v.out);
+  if (!image || !outDir) throw new StudioError('BAD_ARGUMENT', 'studio features needs --image PHOTO and --out DIR');
+  const job: Job = FeaturesJob.parse(defined({
+    kind: 'features', image, outDir, layers: list(str(v.layers)) ?? ['relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu4_2', 'relu5_1'],
+    size: num('size', str(v.size), { int: true, min: 16 }), model: str(v.model),
+    padding: oneOf('padding', str(v.padding), ['zero', 'reflect'] as const), pooling: oneOf('pooling', str(v.pooling), ['max', 'avg'] as const),
+  }));
+  const r = await withEngine(str(v.backend), (c) => runJob<{ files: { layer: string; path: string; shape: number[] }[] }>(c, job, true));
+  for (const f of r.files) process.stdout.write(`${f.layer}\t[${f.shape.join(', ')}]\t${f.path}\n`);
+  return 0;
+}
+
 /** Stylises bundled sample photos with bundled paintings: the quickest way to see the studio work. */
 async function demo(argv: string[]): Promise<number> {
   const { values: v } = parse(argv, { out: { type: 'string' }, size: { type: 'string' }, iters: { type: 'string' }, backend: { type: 'string' } });
@@ -278,6 +298,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'info': return await info(rest);
       case 'models': return await models(rest);
       case 'demo': return await demo(rest);
+      case 'features': return await features(rest);
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(`${HELP}\n`);
         return cmd === undefined ? 2 : 0;

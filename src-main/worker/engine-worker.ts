@@ -9,7 +9,7 @@ import { serializeError, StudioError } from '../errors.ts';
 import { initBackend } from '../engine/backend.ts';
 import { Job, type FromWorker, type JobEvent, type ToWorker } from '../protocol.ts';
 import { CancelFlag } from './cancel.ts';
-import { info, runStylizeGatys } from './jobs.ts';
+import { info, runFeatures, runStylizeGatys } from './jobs.ts';
 
 const port = parentPort;
 if (!port) throw new Error('engine-worker must run in a worker thread');
@@ -36,6 +36,8 @@ async function run(id: number, rawJob: unknown, flag: CancelFlag): Promise<unkno
       return { numTensors: tf.memory().numTensors, numBytes: tf.memory().numBytes };
     case 'stylize-gatys':
       return runStylizeGatys(job, ctx);
+    case 'features':
+      return runFeatures(job, ctx);
   }
 }
 

@@ -11,7 +11,12 @@ import { loadVgg19, resolveModel, listModels, modelsDir } from '../engine/models
 import { stylizeGatys } from '../engine/gatys/stylize.ts';
 import { ACCEPTED_FORMATS, readImage } from '../io/images.ts';
 import { writeImage, checkOutputPath } from '../io/write.ts';
-import type { JobEvent, StylizeGatysJob } from '../protocol.ts';
+import type { FeaturesJob, JobEvent, StylizeGatysJob } from '../protocol.ts';
+import { writeNpy } from '../engine/tensors/npy.ts';
+import { imageToTensor } from '../engine/image.ts';
+import { isFeatureName } from '../engine/models/vgg19.ts';
+import { StudioError } from '../errors.ts';
+import { mkdir } from 'node:fs/promises';
 
 export interface JobContext {
   emit(e: JobEvent): void;
@@ -100,6 +105,40 @@ export async function runStylizeGatys(job: StylizeGatysJob, ctx: JobContext): Pr
     out: job.output.out, width: result.image.width, height: result.image.height, iterations: result.history.length,
     finalLoss: last?.total, totalMs, backend: backend.name, report: job.report, notes,
   };
+}
+
+/**
+ * Writes `<outDir>/input.npy` (the RGB 0–255 image the network saw) and `<outDir>/<layer>.npy` for
+ * each layer, float32 NHWC [1,H,W,C] (PyTorch's NCHW is a transpose(0,3,1,2) away).
+ */
+export async function runFeatures(job: FeaturesJob, ctx: JobContext): Promise<{ files: { layer: string; path: string; shape: number[] }[] }> {
+  for (const l of job.layers) {
+    if (!isFeatureName(l)) throw new StudioError('BAD_ARGUMENT', `unknown VGG19 layer "${l}"`, 'use names such as relu1_1 … relu5_4, conv4_2 or pool3');
+  }
+  await initBackend();
+  const weights = await loadVgg19(resolveModel(job.model));
+  const img = await readImage(job.image, { maxSide: job.size, maxPixels: job.maxPixels });
+  await mkdir(job.outDir, { recursive: true });
+  ctx.checkCancelled();
+  const net = new Vgg19(weights);
+  const x = imageToTensor(img);
+  const files: { layer: string; path: string; shape: number[] }[] = [];
+  try {
+    const feats = net.features(x, job.layers, { padding: job.padding, pooling: job.pooling });
+    try {
+      for (const [layer, t] of [['input', x] as const, ...feats]) {
+        const file = path.join(job.outDir, `${layer}.npy`);
+        await writeNpy(file, (await t.data()) as Float32Array, t.shape);
+        files.push({ layer, path: file, shape: t.shape });
+      }
+    } finally {
+      tf.dispose([...feats.values()]);
+    }
+  } finally {
+    x.dispose();
+    net.dispose();
+  }
+  return { files };
 }
 
 /** tfjs memory in use now, for the leak checks around every job. */

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { writeTinyFixtures } from '../../src-main/engine/models/tiny.ts';
+import { decodeNpy } from '../../src-main/engine/tensors/npy.ts';
 
 const samples = path.resolve('assets/samples');
 const content = path.join(samples, 'content-coffee.jpg');
@@ -110,6 +111,18 @@ test('the WebAssembly backend starts threaded (STUDIO_WASM_THREADS) or single-th
   assert.equal(JSON.parse(two.stdout).backend.threads, 2);
   assert.match(JSON.parse(two.stdout).backend.device, /2 threads/);
   assert.equal(JSON.parse(cpu.stdout).backend.name, 'cpu');
+});
+
+test('features writes .npy files NumPy can read: the input and each layer, NHWC', async () => {
+  const out = path.join(dir, 'feats');
+  const r = await studio(['features', '--image', content, '--layers', 'relu1_1,relu3_1', '--out', out, '--model', model, '--size', '40']);
+  assert.equal(r.code, 0, r.stderr);
+  const input = decodeNpy(await readFile(path.join(out, 'input.npy')));
+  assert.deepEqual(input.shape, [1, 27, 40, 3]);
+  assert.ok(input.data.some((v) => v > 100) && input.data.every((v) => v >= 0 && v <= 255));
+  assert.deepEqual(decodeNpy(await readFile(path.join(out, 'relu1_1.npy'))).shape, [1, 27, 40, 8]);
+  assert.deepEqual(decodeNpy(await readFile(path.join(out, 'relu3_1.npy'))).shape, [1, 6, 10, 32]);
+  assert.match(r.stdout, /relu3_1\t\[1, 6, 10, 32\]/);
 });
 
 test('models import installs a Keras and a torchvision file; list shows them', async () => {
