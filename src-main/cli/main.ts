@@ -37,7 +37,7 @@ stylize options (Gatys):
   --content-layers relu4_2   --style-layers relu1_1,relu2_1,relu3_1,relu4_1,relu5_1
   --pooling max        max | avg
   --model DIR|NAME     weights (default: the installed vgg19; see \`studio models\`)
-  --backend NAME       tfjs-node-gpu | tfjs-node | wasm | cpu (or STUDIO_BACKEND)
+  --backend NAME       tfjs-node-gpu | webgpu | tfjs-node | wasm | cpu (or STUDIO_BACKEND)
   --format png|jpeg|tiff  --bit-depth 8|16  --quality 92  --max-pixels 100e6
   --report R.json      parameters, backend, per-iteration losses, stage times, peak memory
   --quiet
@@ -157,10 +157,15 @@ async function info(argv: string[]): Promise<number> {
     process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     return 0;
   }
-  const b = r.backend as { name: string; device: string; threads: number; versions: Record<string, string>; skipped: { name: string; reason: string }[] };
+  const b = r.backend as { name: string; device: string; threads: number; versions: Record<string, string>; skipped: { name: string; reason: string }[];
+    adapter?: { vendor: string; architecture: string; description: string; features: string[]; limits: { maxBufferSize: number; maxStorageBufferBindingSize: number } } };
+  const mib = (n: number) => `${Math.round(n / 2 ** 20)} MiB`;
   const lines = [
     `backend: ${b.name} — ${b.device}`,
     `threads: ${b.threads}`,
+    ...(b.adapter ? [
+      `adapter: ${b.adapter.vendor} ${b.adapter.architecture} (${b.adapter.description}); shader-f16 ${b.adapter.features.includes('shader-f16') ? 'yes' : 'no'}; largest buffer ${mib(b.adapter.limits.maxBufferSize)}, storage binding ${mib(b.adapter.limits.maxStorageBufferBindingSize)}`,
+    ] : []),
     ...b.skipped.map((s) => `  not used: ${s.name} (${s.reason})`),
     `versions: ${Object.entries(b.versions).map(([k, ver]) => `${k} ${ver}`).join(', ')}`,
     `image I/O: sharp ${r.imageIo.sharp} (libvips ${r.imageIo.libvips}); reads ${r.imageIo.formats}`,

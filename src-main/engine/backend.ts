@@ -1,6 +1,7 @@
 /**
  * Chooses the compute backend once per process, best first:
- *   tfjs-node-gpu (CUDA) → tfjs-node (libtensorflow CPU) → wasm (XNNPACK, SIMD) → cpu (plain JS).
+ *   tfjs-node-gpu (CUDA) → webgpu (Dawn, a hardware adapter) → tfjs-node (libtensorflow CPU)
+ *   → wasm (XNNPACK, SIMD, threads) → cpu (plain JS).
  * The two native packages are optional dependencies whose install downloads libtensorflow; where that
  * failed they are simply absent (or present without their binding) and the import throws, so we move on.
  * `--backend NAME` or STUDIO_BACKEND forces one; a forced backend that cannot start is an error, not a
@@ -17,8 +18,9 @@ import os from 'node:os';
 import { StudioError } from '../errors.ts';
 import { registerWasmGradKernels } from './kernels/wasm-grads.ts';
 import { startWasm, wantedWasmThreads } from './wasm-threads.ts';
+import { startWebgpu, type AdapterInfo } from './webgpu.ts';
 
-export const BACKEND_NAMES = ['tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'] as const;
+export const BACKEND_NAMES = ['tfjs-node-gpu', 'webgpu', 'tfjs-node', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
 export interface BackendInfo {
@@ -32,6 +34,10 @@ export interface BackendInfo {
   /** Why each better backend was not used, in chain order. */
   skipped: { name: BackendName; reason: string }[];
   versions: Record<string, string>;
+  /** The WebGPU adapter: vendor, architecture, features (shader-f16), the limits that matter. */
+  adapter?: AdapterInfo;
+  /** Largest single tensor the device can bind, bytes (WebGPU's storage-binding limit). */
+  maxTensorBytes?: number;
 }
 
 let current: BackendInfo | undefined;
@@ -51,8 +57,16 @@ async function tryNative(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-no
   if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} loaded but its backend did not initialise`);
 }
 
-async function start(name: BackendName): Promise<Omit<BackendInfo, 'skipped' | 'versions'>> {
+async function start(name: BackendName, forced: boolean): Promise<Omit<BackendInfo, 'skipped' | 'versions'>> {
   switch (name) {
+    case 'webgpu': {
+      const adapter = await startWebgpu(forced);
+      const kind = adapter.software ? 'software' : 'GPU';
+      return {
+        name, tfBackend: 'webgpu', threads: 1, adapter, maxTensorBytes: adapter.limits.maxStorageBufferBindingSize,
+        device: `WebGPU ${kind}: ${[adapter.vendor, adapter.architecture, adapter.description].filter(Boolean).join(' ')}`,
+      };
+    }
     case 'tfjs-node-gpu': {
       await tryNative('@tensorflow/tfjs-node-gpu');
       return { name, tfBackend: 'tensorflow', device: 'CUDA GPU (libtensorflow)', threads: os.availableParallelism() };
@@ -78,7 +92,7 @@ async function start(name: BackendName): Promise<Omit<BackendInfo, 'skipped' | '
 function versions(): Record<string, string> {
   const require = createRequire(import.meta.url);
   const v: Record<string, string> = { node: process.versions.node, 'tfjs-core': tf.version_core };
-  for (const pkg of ['@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu']) {
+  for (const pkg of ['@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-backend-webgpu', 'webgpu', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu']) {
     try {
       v[pkg.replace('@tensorflow/', '')] = (require(`${pkg}/package.json`) as { version: string }).version;
     } catch {
@@ -105,7 +119,7 @@ export async function initBackend(force?: string): Promise<BackendInfo> {
   const skipped: BackendInfo['skipped'] = [];
   for (const name of chain) {
     try {
-      const started = await start(name);
+      const started = await start(name, Boolean(wanted));
       await tf.ready();
       current = { ...started, skipped, versions: versions() };
       return current;
@@ -122,4 +136,16 @@ export async function initBackend(force?: string): Promise<BackendInfo> {
 
 export function backendInfo(): BackendInfo | undefined {
   return current;
+}
+
+/**
+ * Refuses work whose largest tensor would not fit the device's binding limit (128 MiB on lavapipe),
+ * with a message that names the limit, instead of letting the GPU driver fail mid-job.
+ */
+export function checkTensorFits(bytes: number, what: string, hint: string): void {
+  const limit = current?.maxTensorBytes;
+  if (limit !== undefined && bytes > limit) {
+    const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+    throw new StudioError('IMAGE_TOO_LARGE', `${what} needs a ${mib(bytes)} tensor, over this GPU's ${mib(limit)} storage-binding limit (${current!.device})`, hint);
+  }
 }

@@ -56,6 +56,19 @@ function installWorkerShim(): void {
  * Returns the thread count in use; throws if the backend does not start.
  */
 export async function startWasm(threads: number): Promise<void> {
+  // Emscripten's Node glue adds process-wide uncaughtException/unhandledRejection handlers that
+  // rethrow, so any later uncaught error prints the whole minified module as its source line.
+  // Those handlers serve only Emscripten's exit(), which tfjs never calls: take them off again.
+  const before = { uncaughtException: process.listeners('uncaughtException'), unhandledRejection: process.listeners('unhandledRejection') };
+  try {
+    await startWasmBuild(threads);
+  } finally {
+    for (const l of process.listeners('uncaughtException')) if (!before.uncaughtException.includes(l)) process.off('uncaughtException', l);
+    for (const l of process.listeners('unhandledRejection')) if (!before.unhandledRejection.includes(l)) process.off('unhandledRejection', l);
+  }
+}
+
+async function startWasmBuild(threads: number): Promise<void> {
   if (threads > 1) {
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
     installWorkerShim();

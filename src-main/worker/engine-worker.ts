@@ -41,6 +41,17 @@ async function run(id: number, rawJob: unknown, flag: CancelFlag): Promise<unkno
   }
 }
 
+/** Errors from libraries that have a user-facing meaning get their code and advice here. */
+function asStudioError(e: unknown): unknown {
+  if (!(e instanceof Error) || e instanceof StudioError) return e;
+  if (e.name === 'ZodError') return new StudioError('BAD_ARGUMENT', `invalid request: ${e.message}`);
+  // tfjs's WebGPU backend asserts its workgroup-count limit (65535 per axis) when an op is too big.
+  if (/exceeds WebGPU limits/.test(e.message)) {
+    return new StudioError('IMAGE_TOO_LARGE', `the image is too large for this GPU's limits (${e.message})`, 'use a smaller --size, or --backend wasm');
+  }
+  return e;
+}
+
 let queue = Promise.resolve();
 port.on('message', (msg: ToWorker) => {
   if (msg.type === 'shutdown') {
@@ -56,10 +67,7 @@ port.on('message', (msg: ToWorker) => {
       const result = await run(id, job, new CancelFlag(cancel));
       send({ type: 'done', id, result });
     } catch (e) {
-      const err = e instanceof Error && e.name === 'ZodError'
-        ? new StudioError('BAD_ARGUMENT', `invalid request: ${e.message}`)
-        : e;
-      send({ type: 'failed', id, error: serializeError(err) });
+      send({ type: 'failed', id, error: serializeError(asStudioError(e)) });
     } finally {
       const leaked = before < 0 ? 0 : tf.memory().numTensors - before;
       if (leaked !== 0) send({ type: 'event', id, event: { type: 'log', message: `warning: ${leaked} tensors leaked by job ${id}` } });

@@ -92,12 +92,29 @@ test('info --json names the backend, threads, versions and installed models', as
   const r = await studio(['info', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const info = JSON.parse(r.stdout);
-  assert.ok(['tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu'].includes(info.backend.name));
+  assert.ok(['tfjs-node-gpu', 'webgpu', 'tfjs-node', 'wasm', 'cpu'].includes(info.backend.name));
   assert.equal(typeof info.backend.device, 'string');
   assert.ok(info.backend.threads >= 1);
   assert.ok(info.backend.versions['tfjs-core']);
   assert.ok(Array.isArray(info.models));
   assert.equal(info.modelsDir, path.join(dir, 'models'));
+});
+
+test('info --backend webgpu shows the adapter, its shader-f16 feature and its limits', async (t) => {
+  const r = await studio(['info', '--json', '--backend', 'webgpu']);
+  if (r.code !== 0 && process.env.CI !== 'true') {
+    t.diagnostic(`SKIPPED: no WebGPU adapter here: ${r.stderr.trim()}`);
+    console.log(`# SKIPPED: WebGPU info, no adapter here (CI installs Mesa's lavapipe): ${r.stderr.trim().split('\n').at(-2)}`);
+    return;
+  }
+  assert.equal(r.code, 0, r.stderr);
+  const b = JSON.parse(r.stdout).backend;
+  assert.equal(b.name, 'webgpu');
+  assert.equal(typeof b.adapter.vendor, 'string');
+  assert.equal(typeof b.adapter.architecture, 'string');
+  assert.ok(Array.isArray(b.adapter.features));
+  assert.ok(b.adapter.limits.maxStorageBufferBindingSize >= 2 ** 27);
+  assert.ok(b.adapter.limits.maxBufferSize >= b.adapter.limits.maxStorageBufferBindingSize);
 });
 
 test('the WebAssembly backend starts threaded (STUDIO_WASM_THREADS) or single-threaded; --backend forces one', async () => {

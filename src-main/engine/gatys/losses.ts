@@ -8,34 +8,35 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-/** [1,H,W,N] → [D,N]. */
-function asMatrix(f: tf.Tensor4D): tf.Tensor2D {
-  const [, h, w, n] = f.shape;
-  return tf.reshape(f, [h * w, n]);
-}
-
 /**
- * Gram matrix F Fᵀ (N×N), unnormalised. The custom gradient 2·F·sym(dG) avoids tfjs's backward of
- * a transposed matmul, which on WebAssembly runs with transposeA (measured 20× slower).
+ * Gram matrix F Fᵀ (N×N, unnormalised) of a [1,H,W,N] feature map, whose positions × channels
+ * matrix is Fᵀ. Measured choices:
+ *  - forward on WebAssembly: transpose, then matmul (matmul with transposeA is 8–40× slower there);
+ *    elsewhere matmul with transposeA (fastest on WebGPU, and WebGPU's 2-D transpose dispatches
+ *    D/16 workgroups on one axis, over its 65535 limit past about a megapixel);
+ *  - backward dF = F·(dG + dGᵀ) as a 1×1 convolution, which spreads the work over the image's two
+ *    axes on every backend (a [D,N] matmul output hits the same WebGPU limit).
  */
-export const gram: (f: tf.Tensor2D) => tf.Tensor2D = tf.customGrad(((f: tf.Tensor, save: tf.GradSaveFunc) => {
-  const F = f as tf.Tensor2D; // [D,N]
+export const gram: (f: tf.Tensor4D) => tf.Tensor2D = tf.customGrad(((f: tf.Tensor, save: tf.GradSaveFunc) => {
+  const F = f as tf.Tensor4D;
+  const [, h, w, n] = F.shape;
   save([F]);
+  const m = tf.reshape(F, [h * w, n]);
   return {
-    value: tf.matMul(tf.transpose(F), F),
+    value: tf.getBackend() === 'wasm' ? tf.matMul(tf.transpose(m), m) : tf.matMul(m, m, true, false),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-      const [Fs] = saved as [tf.Tensor2D];
+      const [Fs] = saved as [tf.Tensor4D];
       const dG = dy as tf.Tensor2D;
-      return tf.matMul(Fs, tf.add(dG, tf.transpose(dG)));
+      return tf.conv2d(Fs, tf.reshape(tf.add(dG, tf.transpose(dG)), [1, 1, n, n]) as tf.Tensor4D, 1, 'valid');
     },
   };
-}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (f: tf.Tensor2D) => tf.Tensor2D;
+}) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (f: tf.Tensor4D) => tf.Tensor2D;
 
 /** G / (N·D) of a [1,H,W,N] feature map. */
 export function normalizedGram(f: tf.Tensor4D): tf.Tensor2D {
   return tf.tidy(() => {
     const [, h, w, n] = f.shape;
-    return tf.div(gram(asMatrix(f)), n * h * w);
+    return tf.div(gram(f), n * h * w);
   });
 }
 

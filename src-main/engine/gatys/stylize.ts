@@ -10,6 +10,7 @@ import { StudioError } from '../../errors.ts';
 import type { GatysParams, LossValues } from '../../protocol.ts';
 import type { Vgg19 } from '../models/vgg19-net.ts';
 import { isFeatureName } from '../models/vgg19.ts';
+import { backendInfo, checkTensorFits } from '../backend.ts';
 import { gaussian, mulberry32 } from '../random.ts';
 import { fitSize, imageToTensor, resizeTo, tensorToImage, tensorToRgb8, type RgbImage } from '../image.ts';
 import { preserveColors } from './colors.ts';
@@ -125,6 +126,11 @@ export async function stylizeGatys(net: Vgg19, content: RgbImage, styles: RgbIma
     contentLayers: new Map(), styleLayers: new Map(),
   };
   const sizes = scaleSizes(Math.max(content.width, content.height), p.scales);
+  // The largest tensor is a first-block activation at full size (forward and backward alike).
+  const largest = (w: number, h: number) => w * h * net.widths[0] * 4;
+  const fitSide = Math.floor(Math.max(content.width, content.height) * Math.sqrt((backendInfo()?.maxTensorBytes ?? Infinity) / largest(content.width, content.height)));
+  checkTensorFits(largest(content.width, content.height), `a ${content.width}×${content.height} optimisation`, `use --size ${fitSide} or smaller, or another backend (--backend wasm)`);
+  for (const s of styles) checkTensorFits(largest(s.width, s.height), `a ${s.width}×${s.height} style image`, 'use a smaller --style-scale or --size');
   const work = sizes.map((s) => s * s * p.iters);
   const totalWork = work.reduce((a, b) => a + b, 0);
   let doneWork = 0;

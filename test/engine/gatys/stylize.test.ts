@@ -6,7 +6,7 @@ import { Vgg19 } from '../../../src-main/engine/models/vgg19-net.ts';
 import { tinyVgg19 } from '../../../src-main/engine/models/tiny.ts';
 import { gatysObjective, gatysTargets, lossAndGradient, stylizeGatys } from '../../../src-main/engine/gatys/stylize.ts';
 import { GatysParams } from '../../../src-main/protocol.ts';
-import { CancelledError } from '../../../src-main/errors.ts';
+import { CancelledError, StudioError } from '../../../src-main/errors.ts';
 import { mulberry32 } from '../../../src-main/engine/random.ts';
 import type { RgbImage } from '../../../src-main/engine/image.ts';
 
@@ -24,6 +24,13 @@ function image(w: number, h: number, seed: number): RgbImage {
   return { width: w, height: h, data };
 }
 
+/** A scalar's value, asynchronously (WebGPU has no synchronous read-back); disposes it. */
+async function read(t: tf.Tensor): Promise<number> {
+  const v = (await t.data())[0];
+  t.dispose();
+  return v;
+}
+
 const params = (o: Partial<GatysParams> = {}) => GatysParams.parse({ previewEvery: 0, ...o });
 const noCancel = { checkCancelled() {} };
 
@@ -35,7 +42,7 @@ for (const backend of await testBackends()) describe(backend, () => {
   });
   after(() => net.dispose());
 
-  test(`[${backend}] each loss's gradient matches central finite differences on the tiny network`, () => {
+  test(`[${backend}] each loss's gradient matches central finite differences on the tiny network`, async () => {
     const p = params();
     const c = tf.mul(tf.tensor4d(image(32, 32, 1).data, [1, 32, 32, 3]), 255) as tf.Tensor4D;
     const s = tf.mul(tf.tensor4d(image(32, 32, 2).data, [1, 32, 32, 3]), 255) as tf.Tensor4D;
@@ -51,10 +58,10 @@ for (const backend of await testBackends()) describe(backend, () => {
       const r = tf.tensor4d(Float32Array.from({ length: 32 * 32 * 3 }, () => rng() - 0.5), [1, 32, 32, 3]);
       const v = tf.add(tf.div(grad, tf.norm(grad)), tf.div(r, tf.norm(r)));
       const eps = 0.25;
-      const fPlus = tf.tidy(() => obj(tf.add(x, tf.mul(v, eps)) as tf.Tensor4D).total.dataSync()[0]);
-      const fMinus = tf.tidy(() => obj(tf.sub(x, tf.mul(v, eps)) as tf.Tensor4D).total.dataSync()[0]);
+      const fPlus = await read(tf.tidy(() => obj(tf.add(x, tf.mul(v, eps)) as tf.Tensor4D).total));
+      const fMinus = await read(tf.tidy(() => obj(tf.sub(x, tf.mul(v, eps)) as tf.Tensor4D).total));
       const numeric = (fPlus - fMinus) / (2 * eps);
-      const analytic = tf.sum(tf.mul(grad, v)).dataSync()[0];
+      const analytic = await read(tf.tidy(() => tf.sum(tf.mul(grad, v))));
       const rel = Math.abs(numeric - analytic) / Math.abs(analytic);
       assert.ok(analytic > 0, `${name}: gradient is non-zero`);
       assert.ok(rel < 5e-3, `${name}: numeric ${numeric}, analytic ${analytic} (relative error ${rel})`);
@@ -94,6 +101,39 @@ for (const backend of await testBackends()) describe(backend, () => {
       worst = Math.max(worst, Math.abs(a - c), Math.abs(b - d));
     }
     assert.ok(worst < 1e-4, `chrominance kept (worst ${worst})`);
+    assert.equal(tf.memory().numTensors, before);
+  });
+
+  test(`[${backend}] the optimisation reads back from the device once per iteration (and once for the result)`, async () => {
+    // Count at the engine (every data()/dataSync() of a tensor) and, on a GPU, at the device itself
+    // (which also sees reads a kernel might make internally). On CPU backends, kernels touch host
+    // memory through the backend's own readSync, which is no read-back.
+    const targets: { read(id: object): Promise<unknown>; readSync(id: object): unknown }[] = [tf.engine() as never];
+    if (backend === 'webgpu') targets.push(tf.backend() as never);
+    const saved = targets.map((t) => ({ read: t.read, readSync: t.readSync }));
+    const reads = targets.map(() => 0);
+    targets.forEach((t, i) => {
+      t.read = function (this: unknown, id: object) { reads[i]++; return saved[i].read.call(this, id); };
+      t.readSync = function (this: unknown, id: object) { reads[i]++; return saved[i].readSync.call(this, id); };
+    });
+    try {
+      for (const optimizer of ['lbfgs', 'adam'] as const) {
+        reads.fill(0);
+        await stylizeGatys(net, image(32, 32, 1), [image(32, 32, 2)], params({ iters: 6, optimizer }), noCancel);
+        for (const n of reads) assert.equal(n, 6 + 1, `${optimizer}: ${n} read-backs for 6 iterations`);
+      }
+    } finally {
+      targets.forEach((t, i) => Object.assign(t, saved[i]));
+    }
+  });
+
+  // Only WebGPU has a binding limit.
+  if (backend === 'webgpu') test(`[${backend}] an image over the device's binding limit is refused with a message naming the limit`, async () => {
+    const before = tf.memory().numTensors;
+    const side = 2100; // 2100² px × 8 channels × 4 bytes = 141 MB, over lavapipe's 128 MiB
+    const big = { width: side, height: side, data: new Float32Array(side * side * 3) };
+    await assert.rejects(stylizeGatys(net, big, [image(32, 32, 2)], params({ iters: 1 }), noCancel),
+      (e: unknown) => e instanceof StudioError && e.code === 'IMAGE_TOO_LARGE' && /MiB storage-binding limit/.test(e.message) && /--size \d+/.test(e.hint ?? ''));
     assert.equal(tf.memory().numTensors, before);
   });
 
