@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Worker as NodeWorker, type WorkerOptions } from 'node:worker_threads';
 
-const require = createRequire(import.meta.url);
+const requireCjs = createRequire(import.meta.url);
 
 /** Threads to use: STUDIO_WASM_THREADS if set, else the core count (at most 8, the build's maximum). */
 export function wantedWasmThreads(): number {
@@ -29,8 +29,8 @@ let installed = false;
 function installWorkerShim(): void {
   if (installed) return;
   installed = true;
-  const dir = path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
-  const { wasmWorkerContents } = require(path.join(dir, 'wasm-out/tfjs-backend-wasm-threaded-simd.worker.js')) as { wasmWorkerContents: string };
+  const dir = path.dirname(requireCjs.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
+  const { wasmWorkerContents } = requireCjs(path.join(dir, 'wasm-out/tfjs-backend-wasm-threaded-simd.worker.js')) as { wasmWorkerContents: string };
   const mainJs = path.join(dir, 'wasm-out/tfjs-backend-wasm-threaded-simd.js');
   class BlobWorker extends NodeWorker {
     constructor(url: string | URL, opts?: WorkerOptions) {
