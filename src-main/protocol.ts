@@ -71,11 +71,31 @@ export const FeaturesJob = z.object({
 });
 export type FeaturesJob = z.infer<typeof FeaturesJob>;
 
+/** Train (or continue training) one level's PhotoWCT decoder on a folder of photos. */
+export const TrainDecoderJob = z.object({
+  kind: z.literal('train-decoder'),
+  level: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal(4)]),
+  images: z.string().min(1),
+  model: z.string().optional(),
+  /** Where the decoders go; default: `decoders/` in the encoder's model folder. */
+  out: z.string().optional(),
+  steps: z.number().int().min(1).default(2000),
+  batch: z.number().int().min(1).max(64).default(4),
+  crop: z.number().int().min(16).max(2048).default(256),
+  lr: z.number().positive().default(1e-4),
+  lambda: z.number().min(0).default(1),
+  checkpointEvery: z.number().int().min(1).default(200),
+  resume: z.boolean().default(false),
+  seed: z.number().int().default(0),
+  report: z.string().optional(),
+});
+export type TrainDecoderJob = z.infer<typeof TrainDecoderJob>;
+
 export const InfoJob = z.object({ kind: z.literal('info') });
 /** tfjs memory of the worker (tensors, bytes): what the leak checks compare before and after jobs. */
 export const MemoryJob = z.object({ kind: z.literal('memory') });
 
-export const Job = z.discriminatedUnion('kind', [StylizeGatysJob, FeaturesJob, InfoJob, MemoryJob]);
+export const Job = z.discriminatedUnion('kind', [StylizeGatysJob, FeaturesJob, TrainDecoderJob, InfoJob, MemoryJob]);
 export type Job = z.infer<typeof Job>;
 
 export interface LossValues {

@@ -8,7 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StudioError, isStudioError } from '../errors.ts';
-import { FeaturesJob, GatysParams, type Job } from '../protocol.ts';
+import { FeaturesJob, GatysParams, TrainDecoderJob, type Job } from '../protocol.ts';
 import { EngineClient } from '../worker/client.ts';
 import type { StylizeResult } from '../worker/jobs.ts';
 import { defined, list, num, numList, oneOf } from './args.ts';
@@ -21,6 +21,9 @@ Usage:
   studio info [--json] [--backend NAME]
   studio models list | import FILE [--name NAME] | fetch vgg19 | tiny DIR
   studio demo [--out DIR] [--size PX] [--iters N]
+  studio train decoder --level 1..4 --images DIR [--steps 2000 --batch 4 --crop 256 --lr 1e-4
+                       --out DIR --model M --checkpoint-every 200 --resume --seed 0 --report R.json]
+                       trains a PhotoWCT decoder for the model's encoder on a folder of photos
   studio features --image PHOTO --layers relu1_1,relu4_2 --out DIR [--size 512 --model M --padding zero|reflect]
                        VGG19 features as .npy (float32 NHWC), to compare with NumPy or PyTorch
 
@@ -252,6 +255,33 @@ async function features(argv: string[]): Promise<number> {
   return 0;
 }
 
+async function train(argv: string[]): Promise<number> {
+  const [what, ...rest] = argv;
+  if (what !== 'decoder') throw new StudioError('BAD_ARGUMENT', `unknown training target "${what ?? ''}"`, 'studio train decoder --level 1..4 --images DIR');
+  const { values: v } = parse(rest, {
+    level: { type: 'string' }, images: { type: 'string' }, model: { type: 'string' }, out: { type: 'string' },
+    steps: { type: 'string' }, batch: { type: 'string' }, crop: { type: 'string' }, lr: { type: 'string' }, lambda: { type: 'string' },
+    'checkpoint-every': { type: 'string' }, resume: { type: 'boolean' }, seed: { type: 'string' }, report: { type: 'string' },
+    backend: { type: 'string' }, quiet: { type: 'boolean' },
+  });
+  const images = str(v.images);
+  if (!images) throw new StudioError('BAD_ARGUMENT', '--images DIR is required (a folder of photos to learn from)');
+  const level = num('level', str(v.level), { int: true, min: 1, max: 4 });
+  if (level === undefined) throw new StudioError('BAD_ARGUMENT', '--level 1..4 is required');
+  const job: Job = TrainDecoderJob.parse(defined({
+    kind: 'train-decoder', level, images, model: str(v.model), out: str(v.out), report: str(v.report),
+    steps: num('steps', str(v.steps), { int: true, min: 1 }), batch: num('batch', str(v.batch), { int: true, min: 1, max: 64 }),
+    crop: num('crop', str(v.crop), { int: true, min: 16, max: 2048 }), lr: num('lr', str(v.lr), { min: 1e-12 }),
+    lambda: num('lambda', str(v.lambda), { min: 0 }), checkpointEvery: num('checkpoint-every', str(v['checkpoint-every']), { int: true, min: 1 }),
+    resume: v.resume === true ? true : undefined, seed: num('seed', str(v.seed), { int: true }),
+  }));
+  const quiet = v.quiet === true;
+  const r = await withEngine(str(v.backend), (c) => runJob<{ decoder: string; steps: number; firstLoss: number; finalLoss: number; resumedFrom: number; totalMs: number; report?: string }>(c, job, quiet));
+  process.stdout.write(`decoder level ${level}: ${r.decoder} (${r.steps} steps${r.resumedFrom ? `, resumed at ${r.resumedFrom}` : ''}; loss ${r.firstLoss.toExponential(3)} → ${r.finalLoss.toExponential(3)}; ${formatDuration(r.totalMs)})\n`);
+  if (r.report) process.stdout.write(`report: ${r.report}\n`);
+  return 0;
+}
+
 /** Stylises bundled sample photos with bundled paintings: the quickest way to see the studio work. */
 async function demo(argv: string[]): Promise<number> {
   const { values: v } = parse(argv, { out: { type: 'string' }, size: { type: 'string' }, iters: { type: 'string' }, backend: { type: 'string' } });
@@ -304,6 +334,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'models': return await models(rest);
       case 'demo': return await demo(rest);
       case 'features': return await features(rest);
+      case 'train': return await train(rest);
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(`${HELP}\n`);
         return cmd === undefined ? 2 : 0;

@@ -10,6 +10,7 @@ import { initBackend } from '../engine/backend.ts';
 import { Job, type FromWorker, type JobEvent, type ToWorker } from '../protocol.ts';
 import { CancelFlag } from './cancel.ts';
 import { info, runFeatures, runStylizeGatys } from './jobs.ts';
+import { runTrainDecoder } from './train.ts';
 
 const port = parentPort;
 if (!port) throw new Error('engine-worker must run in a worker thread');
@@ -38,6 +39,8 @@ async function run(id: number, rawJob: unknown, flag: CancelFlag): Promise<unkno
       return runStylizeGatys(job, ctx);
     case 'features':
       return runFeatures(job, ctx);
+    case 'train-decoder':
+      return runTrainDecoder(job, ctx);
   }
 }
 

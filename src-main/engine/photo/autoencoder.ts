@@ -17,7 +17,7 @@ export const LEVELS: readonly Level[] = [1, 2, 3, 4];
 
 /** Switches of one 2×2 max-pool: which of the 4 window positions held the maximum, and the size pooled. */
 export interface Switches {
-  /** [1, H/2, W/2, C] int32 in 0..3 (row-major within the window). */
+  /** [N, H/2, W/2, C] int32 in 0..3 (row-major within the window). */
   argmax: tf.Tensor4D;
   /** Height and width of the feature map before pooling (odd sizes lose their last row/column). */
   height: number;
@@ -50,28 +50,28 @@ export function decoderConvs(level: Level, widths?: readonly number[]): { name: 
   return out;
 }
 
-/** [1,H,W,C] → 2×2 max-pool and its switches. */
+/** [N,H,W,C] → 2×2 max-pool and its switches. */
 export function maxPoolWithSwitches(x: tf.Tensor4D): { pooled: tf.Tensor4D; switches: Switches } {
-  const [, h, w, c] = x.shape;
+  const [n, h, w, c] = x.shape;
   const h2 = Math.floor(h / 2);
   const w2 = Math.floor(w / 2);
   return tf.tidy(() => {
-    const cropped = h2 * 2 === h && w2 * 2 === w ? x : tf.slice(x, [0, 0, 0, 0], [1, h2 * 2, w2 * 2, c]);
-    // [1, h2, 2, w2, 2, C] → [1, h2, w2, C, 4]: the 4 positions of each window on the last axis.
-    const windows = tf.reshape(tf.transpose(tf.reshape(cropped, [1, h2, 2, w2, 2, c]), [0, 1, 3, 5, 2, 4]), [1, h2, w2, c, 4]);
+    const cropped = h2 * 2 === h && w2 * 2 === w ? x : tf.slice(x, [0, 0, 0, 0], [n, h2 * 2, w2 * 2, c]);
+    // [N, h2, 2, w2, 2, C] → [N, h2, w2, C, 4]: the 4 positions of each window on the last axis.
+    const windows = tf.reshape(tf.transpose(tf.reshape(cropped, [n, h2, 2, w2, 2, c]), [0, 1, 3, 5, 2, 4]), [n, h2, w2, c, 4]);
     const argmax = tf.cast(tf.argMax(windows, 4), 'int32') as tf.Tensor4D;
     const pooled = tf.max(windows, 4) as tf.Tensor4D;
     return { pooled, switches: { argmax, height: h, width: w } };
   });
 }
 
-/** Max-unpooling: [1,h2,w2,C] → [1,H,W,C], each value at its switch, zeros elsewhere. */
+/** Max-unpooling: [N,h2,w2,C] → [N,H,W,C], each value at its switch, zeros elsewhere. */
 export function maxUnpool(y: tf.Tensor4D, s: Switches): tf.Tensor4D {
-  const [, h2, w2, c] = y.shape;
+  const [n, h2, w2, c] = y.shape;
   return tf.tidy(() => {
-    const onehot = tf.oneHot(tf.reshape(s.argmax, [-1]), 4).reshape([1, h2, w2, c, 4]);
-    const spread = tf.mul(onehot, tf.expandDims(y, 4)); // [1,h2,w2,C,4]
-    const up = tf.reshape(tf.transpose(tf.reshape(spread, [1, h2, w2, c, 2, 2]), [0, 1, 4, 2, 5, 3]), [1, 2 * h2, 2 * w2, c]);
+    const onehot = tf.oneHot(tf.reshape(s.argmax, [-1]), 4).reshape([n, h2, w2, c, 4]);
+    const spread = tf.mul(onehot, tf.expandDims(y, 4)); // [N,h2,w2,C,4]
+    const up = tf.reshape(tf.transpose(tf.reshape(spread, [n, h2, w2, c, 2, 2]), [0, 1, 4, 2, 5, 3]), [n, 2 * h2, 2 * w2, c]);
     const padH = s.height - 2 * h2;
     const padW = s.width - 2 * w2;
     return (padH || padW ? tf.pad(up, [[0, 0], [0, padH], [0, padW], [0, 0]]) : up) as tf.Tensor4D;
@@ -147,7 +147,7 @@ export class PhotoAutoencoder {
     }
   }
 
-  /** RGB 0–255 [1,H,W,3] → reluL_1 features and the switches of each pool (outermost first). */
+  /** RGB 0–255 [N,H,W,3] → reluL_1 features and the switches of each pool (outermost first). */
   encode(rgb255: tf.Tensor4D): { features: tf.Tensor4D; switches: Switches[] } {
     const switches: Switches[] = [];
     const features = tf.tidy(() => {

@@ -1,0 +1,121 @@
+/**
+ * `studio train decoder`: trains one level's PhotoWCT decoder on a folder of photos with Adam,
+ * checkpointing every N steps (decoder, optimiser moments, step) so `--resume` continues after an
+ * interruption. Each step's crops come from a generator seeded by (seed, step), so a resumed run
+ * sees the same data order as an uninterrupted one.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { initBackend } from '../engine/backend.ts';
+import { loadVgg19, resolveModel, writeFileAtomic } from '../engine/models/store.ts';
+import { preprocess } from '../engine/models/vgg19-net.ts';
+import { PhotoAutoencoder, initDecoder } from '../engine/photo/autoencoder.ts';
+import { encoderHash, loadDecoder, saveDecoder } from '../engine/models/decoders.ts';
+import { decodeSafetensors, encodeSafetensors } from '../engine/tensors/safetensors.ts';
+import { trainStep, type StepValues } from '../engine/train/step.ts';
+import { mulberry32 } from '../engine/random.ts';
+import { loadPhotoFolder, sampleBatch } from '../io/dataset.ts';
+import { StudioError } from '../errors.ts';
+import type { TrainDecoderJob } from '../protocol.ts';
+import type { JobContext } from './jobs.ts';
+
+export interface TrainResult {
+  decoder: string;
+  steps: number;
+  firstLoss: number;
+  finalLoss: number;
+  resumedFrom: number;
+  totalMs: number;
+  report?: string;
+}
+
+interface CheckpointState { step: number; seed: number; level: number; encoderSha256: string; history: (StepValues & { step: number })[] }
+
+async function saveCheckpoint(dir: string, ae: PhotoAutoencoder, opt: tf.Optimizer, state: CheckpointState): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await saveDecoder(dir, await ae.decoderWeights(), { level: ae.level, encoderSha256: state.encoderSha256, widths: [...ae.widths], steps: state.step });
+  const weights = await opt.getWeights();
+  const tensors = new Map(await Promise.all(weights.map(async (w, i) =>
+    [`${String(i).padStart(4, '0')}`, { dtype: 'F32' as const, shape: w.tensor.shape, data: Float32Array.from(await w.tensor.data()) }] as const)));
+  // The moments are the optimiser's live variables; only the iteration count is a fresh tensor.
+  tf.dispose(weights.filter((w) => w.name === 'iter').map((w) => w.tensor));
+  await writeFileAtomic(path.join(dir, 'optimizer.safetensors'), encodeSafetensors(tensors, { names: JSON.stringify(weights.map((w) => w.name)) }));
+  await writeFileAtomic(path.join(dir, 'state.json'), JSON.stringify(state));
+}
+
+export async function runTrainDecoder(job: TrainDecoderJob, ctx: JobContext): Promise<TrainResult> {
+  const t0 = performance.now();
+  await initBackend();
+  const modelDir = resolveModel(job.model);
+  const weights = await loadVgg19(modelDir);
+  const encSha = await encoderHash(modelDir);
+  const out = job.out ?? path.join(modelDir, 'decoders');
+  const ckptDir = path.join(out, `level${job.level}.checkpoint`);
+
+  ctx.emit({ type: 'progress', stage: 'load photos', fraction: 0, elapsedMs: 0 });
+  const photos = await loadPhotoFolder(job.images, job.crop, { onSkip: (f, why) => ctx.emit({ type: 'log', message: `skipped ${f}: ${why}` }) });
+  ctx.emit({ type: 'log', message: `${photos.length} photos, ${job.crop}px crops, batch ${job.batch}` });
+
+  let state: CheckpointState = { step: 0, seed: job.seed, level: job.level, encoderSha256: encSha, history: [] };
+  let decoder = initDecoder(job.level, weights.widths, mulberry32(job.seed + 7919 * job.level));
+  let optimizerWeights: { names: string[]; tensors: Map<string, { data: Float32Array; shape: number[] }> } | undefined;
+  if (job.resume) {
+    try {
+      state = JSON.parse(await readFile(path.join(ckptDir, 'state.json'), 'utf8')) as CheckpointState;
+    } catch {
+      throw new StudioError('FILE_NOT_FOUND', `nothing to resume: no checkpoint in ${ckptDir}`, 'start without --resume');
+    }
+    if (state.level !== job.level || state.encoderSha256 !== encSha) throw new StudioError('BAD_ARGUMENT', `the checkpoint in ${ckptDir} is for another level or encoder`);
+    decoder = (await loadDecoder(ckptDir, job.level, encSha)).weights;
+    const opt = decodeSafetensors(await readFile(path.join(ckptDir, 'optimizer.safetensors')));
+    optimizerWeights = { names: JSON.parse(opt.metadata.names) as string[], tensors: opt.tensors };
+  }
+
+  const ae = new PhotoAutoencoder(job.level, { widths: weights.widths, tensors: weights.tensors, preprocess: (t) => preprocess(t, weights.preprocessing) }, decoder);
+  const optimizer = tf.train.adam(job.lr);
+  try {
+    if (optimizerWeights) {
+      const ow = optimizerWeights;
+      await optimizer.setWeights([...ow.tensors.entries()].sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, t]) => ({ name: ow.names[Number(k)], tensor: tf.tensor(t.data, t.shape) })));
+    }
+    const resumedFrom = state.step;
+    const tLoop = performance.now();
+    for (let step = state.step + 1; step <= job.steps; step++) {
+      ctx.checkCancelled();
+      const batch = tf.tensor4d(sampleBatch(photos, job.batch, job.crop, mulberry32(job.seed * 1000003 + step)), [job.batch, job.crop, job.crop, 3]);
+      let v: StepValues;
+      try {
+        v = await trainStep(ae, optimizer, batch, job.lambda);
+      } finally {
+        batch.dispose();
+      }
+      if (!Number.isFinite(v.total)) throw new StudioError('INTERNAL', `the loss became ${v.total} at step ${step}`, 'lower --lr');
+      state.history.push({ step, ...v });
+      state.step = step;
+      const done = step - resumedFrom;
+      const msPerStep = (performance.now() - tLoop) / done;
+      ctx.emit({
+        type: 'progress', stage: `train decoder level ${job.level}`, fraction: step / job.steps, iteration: step, iterations: job.steps,
+        losses: { content: v.pixel, style: v.feature, tv: 0, total: v.total }, elapsedMs: performance.now() - t0, etaMs: msPerStep * (job.steps - step),
+      });
+      if (step % job.checkpointEvery === 0 && step < job.steps) await saveCheckpoint(ckptDir, ae, optimizer, state);
+    }
+    const last = state.history.at(-1);
+    const decoderFile = await saveDecoder(out, await ae.decoderWeights(), { level: job.level, encoderSha256: encSha, widths: weights.widths, steps: state.step, loss: last?.total });
+    await rm(ckptDir, { recursive: true, force: true });
+    if (job.report) await writeFile(job.report, JSON.stringify({ job, photos: photos.length, history: state.history, resumedFrom }, null, 2));
+    return {
+      decoder: decoderFile, steps: state.step, firstLoss: state.history[0]?.total ?? NaN, finalLoss: last?.total ?? NaN,
+      resumedFrom, totalMs: performance.now() - t0, report: job.report,
+    };
+  } catch (e) {
+    // Keep what was learnt: a cancelled or failed run leaves a checkpoint to --resume from.
+    if (state.step > 0) await saveCheckpoint(ckptDir, ae, optimizer, state).catch(() => {});
+    throw e;
+  } finally {
+    optimizer.dispose();
+    ae.dispose();
+  }
+}
