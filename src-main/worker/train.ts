@@ -13,7 +13,8 @@ import { preprocess } from '../engine/models/vgg19-net.ts';
 import { PhotoAutoencoder, initDecoder } from '../engine/photo/autoencoder.ts';
 import { encoderHash, loadDecoder, saveDecoder } from '../engine/models/decoders.ts';
 import { decodeSafetensors, encodeSafetensors } from '../engine/tensors/safetensors.ts';
-import { trainStep, type StepValues } from '../engine/train/step.ts';
+import { decoderVariables, trainStep, VariableAdam, type StepValues } from '../engine/train/step.ts';
+import type { TensorMap } from '../engine/models/format.ts';
 import { mulberry32 } from '../engine/random.ts';
 import { loadPhotoFolder, sampleBatch } from '../io/dataset.ts';
 import { StudioError } from '../errors.ts';
@@ -32,15 +33,20 @@ export interface TrainResult {
 
 interface CheckpointState { step: number; seed: number; level: number; encoderSha256: string; history: (StepValues & { step: number })[] }
 
-async function saveCheckpoint(dir: string, ae: PhotoAutoencoder, opt: tf.Optimizer, state: CheckpointState): Promise<void> {
+/** Decoder, optimiser moments (float32, exact) and the loop state: everything a bit-exact resume needs. */
+async function saveCheckpoint(dir: string, ae: PhotoAutoencoder, opt: VariableAdam, state: CheckpointState): Promise<void> {
   await mkdir(dir, { recursive: true });
   await saveDecoder(dir, await ae.decoderWeights(), { level: ae.level, encoderSha256: state.encoderSha256, widths: [...ae.widths], steps: state.step });
-  const weights = await opt.getWeights();
-  const tensors = new Map(await Promise.all(weights.map(async (w, i) =>
-    [`${String(i).padStart(4, '0')}`, { dtype: 'F32' as const, shape: w.tensor.shape, data: Float32Array.from(await w.tensor.data()) }] as const)));
-  // The moments are the optimiser's live variables; only the iteration count is a fresh tensor.
-  tf.dispose(weights.filter((w) => w.name === 'iter').map((w) => w.tensor));
-  await writeFileAtomic(path.join(dir, 'optimizer.safetensors'), encodeSafetensors(tensors, { names: JSON.stringify(weights.map((w) => w.name)) }));
+  const tensors: TensorMap = new Map();
+  const states = opt.state();
+  for (const [i, s] of states.entries()) {
+    for (const k of ['m', 'v'] as const) {
+      const t = s[k];
+      if (t) tensors.set(`${String(i).padStart(4, '0')}.${k}`, { dtype: 'F32', shape: t.shape, data: Float32Array.from(await t.data()) });
+    }
+  }
+  tf.dispose(states.flatMap((s) => [s.m, s.v].filter((t): t is tf.Tensor => t !== undefined)));
+  await writeFileAtomic(path.join(dir, 'optimizer.safetensors'), encodeSafetensors(tensors, { t: JSON.stringify(states.map((s) => s.t)) }));
   await writeFileAtomic(path.join(dir, 'state.json'), JSON.stringify(state));
 }
 
@@ -59,7 +65,7 @@ export async function runTrainDecoder(job: TrainDecoderJob, ctx: JobContext): Pr
 
   let state: CheckpointState = { step: 0, seed: job.seed, level: job.level, encoderSha256: encSha, history: [] };
   let decoder = initDecoder(job.level, weights.widths, mulberry32(job.seed + 7919 * job.level));
-  let optimizerWeights: { names: string[]; tensors: Map<string, { data: Float32Array; shape: number[] }> } | undefined;
+  let optimizerState: { t: number[]; tensors: TensorMap } | undefined;
   if (job.resume) {
     try {
       state = JSON.parse(await readFile(path.join(ckptDir, 'state.json'), 'utf8')) as CheckpointState;
@@ -69,16 +75,16 @@ export async function runTrainDecoder(job: TrainDecoderJob, ctx: JobContext): Pr
     if (state.level !== job.level || state.encoderSha256 !== encSha) throw new StudioError('BAD_ARGUMENT', `the checkpoint in ${ckptDir} is for another level or encoder`);
     decoder = (await loadDecoder(ckptDir, job.level, encSha)).weights;
     const opt = decodeSafetensors(await readFile(path.join(ckptDir, 'optimizer.safetensors')));
-    optimizerWeights = { names: JSON.parse(opt.metadata.names) as string[], tensors: opt.tensors };
+    optimizerState = { t: JSON.parse(opt.metadata.t) as number[], tensors: opt.tensors };
   }
 
   const ae = new PhotoAutoencoder(job.level, { widths: weights.widths, tensors: weights.tensors, preprocess: (t) => preprocess(t, weights.preprocessing) }, decoder);
-  const optimizer = tf.train.adam(job.lr);
+  const optimizer = new VariableAdam(decoderVariables(ae), job.lr);
   try {
-    if (optimizerWeights) {
-      const ow = optimizerWeights;
-      await optimizer.setWeights([...ow.tensors.entries()].sort(([a], [b]) => a.localeCompare(b))
-        .map(([k, t]) => ({ name: ow.names[Number(k)], tensor: tf.tensor(t.data, t.shape) })));
+    if (optimizerState) {
+      const os = optimizerState;
+      const get = (key: string) => { const t = os.tensors.get(key); return t ? tf.tensor(t.data, t.shape) : undefined; };
+      optimizer.restore(os.t.map((t, i) => ({ t, m: get(`${String(i).padStart(4, '0')}.m`), v: get(`${String(i).padStart(4, '0')}.v`) })));
     }
     const resumedFrom = state.step;
     const tLoop = performance.now();

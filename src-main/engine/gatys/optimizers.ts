@@ -121,6 +121,19 @@ export class Adam implements Optimizer {
     return { next };
   }
 
+  /** The full state (step count and moments, copies), to checkpoint and resume bit-exactly. */
+  state(): { t: number; m?: tf.Tensor; v?: tf.Tensor } {
+    return { t: this.t, m: this.m?.clone(), v: this.v?.clone() };
+  }
+
+  /** Restores a state from `state()`; takes ownership of the tensors. */
+  restore(s: { t: number; m?: tf.Tensor; v?: tf.Tensor }): void {
+    this.dispose();
+    this.t = s.t;
+    this.m = s.m;
+    this.v = s.v;
+  }
+
   dispose(): void {
     this.m?.dispose();
     this.v?.dispose();

@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { PhotoAutoencoder } from '../photo/autoencoder.ts';
+import { Adam } from '../gatys/optimizers.ts';
 
 export interface ReconstructionLoss {
   total: tf.Scalar;
@@ -30,16 +31,53 @@ export interface StepValues {
   feature: number;
 }
 
+/** The decoder's trainable variables, in a fixed order (optimiser state is kept in the same order). */
+export function decoderVariables(ae: PhotoAutoencoder): tf.Variable[] {
+  return [...ae.dec.values()].flatMap((w) => [w.kernel, w.bias]);
+}
+
+/**
+ * Adam over a list of variables, one moment pair per variable, with a state that can be saved and
+ * restored exactly (tfjs's own Adam recomputes β^t by pow on restore but multiplies it up step by
+ * step while running, so a resumed run drifts in the last bits).
+ */
+export class VariableAdam {
+  private readonly adams: Adam[];
+  constructor(private readonly vars: tf.Variable[], learningRate: number) {
+    this.adams = vars.map(() => new Adam({ learningRate }));
+  }
+
+  apply(grads: tf.Tensor[]): void {
+    this.vars.forEach((v, i) => {
+      const { next } = this.adams[i].step(v, grads[i]);
+      v.assign(next);
+      next.dispose();
+    });
+  }
+
+  state(): { t: number; m?: tf.Tensor; v?: tf.Tensor }[] {
+    return this.adams.map((a) => a.state());
+  }
+
+  restore(states: { t: number; m?: tf.Tensor; v?: tf.Tensor }[]): void {
+    states.forEach((s, i) => this.adams[i].restore(s));
+  }
+
+  dispose(): void {
+    for (const a of this.adams) a.dispose();
+  }
+}
+
 /** Forward, loss, gradients with respect to the decoder's variables, and the optimiser's update. */
-export async function trainStep(ae: PhotoAutoencoder, optimizer: tf.Optimizer, batch: tf.Tensor4D, lambda = 1): Promise<StepValues> {
-  const vars = [...ae.dec.values()].flatMap((w) => [w.kernel, w.bias]);
+export async function trainStep(ae: PhotoAutoencoder, optimizer: VariableAdam, batch: tf.Tensor4D, lambda = 1): Promise<StepValues> {
+  const vars = decoderVariables(ae);
   let parts: ReconstructionLoss | undefined;
   const { value, grads } = tf.variableGrads(() => {
     const l = reconstructionLoss(ae, batch, lambda);
     parts = { total: l.total, pixel: tf.keep(l.pixel), feature: tf.keep(l.feature) };
     return l.total;
   }, vars);
-  optimizer.applyGradients(grads);
+  optimizer.apply(vars.map((v) => grads[v.name]));
   const read = tf.stack([value, parts!.pixel, parts!.feature]);
   const [total, pixel, feature] = Array.from(await read.data());
   tf.dispose([read, value, parts!.pixel, parts!.feature, ...Object.values(grads)]);
