@@ -1,0 +1,90 @@
+/**
+ * PhotoWCT's cascade (REFERENCE §3): relu4_1 → decode → relu3_1 → decode → relu2_1 → decode →
+ * relu1_1 → decode. At each level the current image is encoded (recording the pools' switches), its
+ * features are whitened and coloured towards the style's at that level, and the level's decoder
+ * unpools with the content's switches, which keeps edges where the photo has them.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { imageToTensor, tensorToImage, type RgbImage } from '../image.ts';
+import type { Vgg19Weights } from '../models/format.ts';
+import { preprocess } from '../models/vgg19-net.ts';
+import { PhotoAutoencoder, disposeSwitches, type DecoderWeights, type Level } from './autoencoder.ts';
+import { wct } from './wct.ts';
+import { contentStyleLabelIds, wctWithLabels, type LabelImage } from './labels.ts';
+
+export interface PhotoWctParams {
+  /** Stylisation strength α: α·f_cs + (1 − α)·f_c at every level. */
+  alpha: number;
+  /** Levels to run, deepest first (default 4, 3, 2, 1). */
+  levels?: Level[];
+}
+
+export interface LevelReport {
+  level: Level;
+  ms: number;
+  /** ‖cov(f_cs) − cov(f_s)‖_F / ‖cov(f_s)‖_F of the transformed features (the largest over labels). */
+  covError: number;
+  /** Labels used and skipped, when label maps were given. */
+  regions?: { label: number; used: boolean; reason?: string }[];
+}
+
+export interface PhotoWctHooks {
+  checkCancelled(): void;
+  onLevel?(done: number, total: number, level: Level): void;
+}
+
+export async function photoWct(
+  encoder: Vgg19Weights, decoders: Map<Level, DecoderWeights>, content: RgbImage, style: RgbImage,
+  p: PhotoWctParams, hooks: PhotoWctHooks, labels?: { content: LabelImage; style: LabelImage },
+): Promise<{ image: RgbImage; levels: LevelReport[] }> {
+  const levels = p.levels ?? [4, 3, 2, 1];
+  // The regulariser's scale is left to wct's automatic rule: the reference's +I on Caffe-scale
+  // features, shrinking with the features on other preprocessing (see wct.ts).
+  const enc = { widths: encoder.widths, tensors: encoder.tensors, preprocess: (t: tf.Tensor4D) => preprocess(t, encoder.preprocessing) };
+  const report: LevelReport[] = [];
+  let x = imageToTensor(content);
+  const s = imageToTensor(style);
+  try {
+    for (const [i, level] of levels.entries()) {
+      hooks.checkCancelled();
+      const t0 = performance.now();
+      const ae = new PhotoAutoencoder(level, enc, decoders.get(level)!);
+      try {
+        const c = ae.encode(x);
+        const st = ae.encode(s);
+        disposeSwitches(st.switches);
+        try {
+          let out: tf.Tensor4D;
+          let covError: number;
+          let regions: LevelReport['regions'];
+          if (labels) {
+            const [, hc, wc] = c.features.shape;
+            const [, hs, ws] = st.features.shape;
+            const ids = contentStyleLabelIds(labels.content, labels.style, { height: hc, width: wc }, { height: hs, width: ws });
+            const r = await wctWithLabels(c.features, st.features, ids.content, ids.style, { alpha: p.alpha });
+            ({ out, covError } = r);
+            regions = r.regions.map((g) => ({ label: g.label, used: g.used, reason: g.reason }));
+          } else {
+            const r = await wct(c.features, st.features, { alpha: p.alpha });
+            ({ out, covError } = r);
+          }
+          const decoded = tf.tidy(() => tf.clipByValue(ae.decode(out, c.switches), 0, 255) as tf.Tensor4D);
+          out.dispose();
+          x.dispose();
+          x = decoded;
+          report.push({ level, ms: performance.now() - t0, covError, regions });
+        } finally {
+          tf.dispose([c.features, st.features]);
+          disposeSwitches(c.switches);
+        }
+      } finally {
+        ae.dispose();
+      }
+      hooks.onLevel?.(i + 1, levels.length, level);
+    }
+    return { image: await tensorToImage(x), levels: report };
+  } finally {
+    x.dispose();
+    s.dispose();
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * Whitening and colouring transform (Li et al., "Universal style transfer via feature transforms";
+ * REFERENCE.md §3), as pure functions on feature maps.
+ *
+ * Features arrive as [1,H,W,C]; the paper's f ∈ R^{C×HW} is the transpose of the [HW,C] matrix X we
+ * work on, so every "M f" of the paper is "X M" here (M symmetric). With X̄ = mean-centred X:
+ *   cov_c = X̄cᵀX̄c/(HWc − 1) + λI,   cov_s = X̄sᵀX̄s/(HWs − 1)
+ *   f_cs  = X̄c · cov_c^{-1/2} · cov_s^{1/2} + mean_s        (eigenvalues below the cut-off dropped)
+ *   out   = α·f_cs + (1 − α)·Xc
+ *
+ * The +λI regulariser and the cut-off, across feature scales. The reference adds +I and drops
+ * eigenvalues below 1e-5 on features of the Caffe/Keras VGG, whose input is 0–255. Both are absolute
+ * numbers, so their effect depends on the features' scale: the output covariance is
+ * cov_s^{1/2}(I − λ·cov_c^{-1})cov_s^{1/2}, off by about λ/(content eigenvalue). On Caffe-scale features
+ * (channel variances of 10³–10⁵) +I costs ~1e-4; on torchvision-scale features (input ~0–1 ÷ std,
+ * variances 0.1–0.5) the same +I leaves 0.2–0.6 error (REFERENCE §3). We therefore express both in
+ * a "reference unit" u², the variance that 1 represents on the reference's scale:
+ *   λ = u²,  cut-off = 1e-5·u².
+ *  - With `featureScale` s (the model's feature units per Caffe feature unit: 1 for Caffe/Keras
+ *    weights, 1/(255·mean std) ≈ 0.0173 for torchvision; `featureScaleOf(preprocessing)` computes it),
+ *    u² = s²: exactly the reference's numbers on its own scale, the same relative regulariser on others
+ *    (ReLU networks are positively homogeneous up to biases).
+ *  - Without it (auto), u² = min(1, 1e-4 · mean eigenvalue of the content covariance): the reference's
+ *    +I whenever the content's mean channel variance is ≥ 10⁴ (Caffe scale, where +I is ≤ 1e-4 of it),
+ *    and otherwise a regulariser that shrinks with the features, so its relative effect never exceeds
+ *    1e-4 of the mean eigenvalue — on any preprocessing. It still keeps cov_c's condition number below
+ *    ~10⁴·C, which float32 whitening needs.
+ * The cut-off matters for the style covariance only (the content's eigenvalues are ≥ λ = 10⁵·cut-off).
+ *
+ * Square roots: ./matrix-sqrt.ts. 'auto' picks, per matrix:
+ *  - on the plain-JS 'cpu' backend, the float64 eigen-solver (a 512³ matmul costs seconds there, and
+ *    Newton–Schulz needs 3 per step);
+ *  - elsewhere Newton–Schulz, verified, falling back to eigen — except for a style covariance known
+ *    to be rank-deficient (fewer than C + 1 style pixels), which goes straight to eigen.
+ *    Measured on WebAssembly (bench/wct.ts, 2 shared cores): one square-root pair at C = 512 takes
+ *    0.3–0.5 s by Newton–Schulz (8–12 steps) against 0.55–0.75 s by eigen; the whole WCT on 64×64×512
+ *    features (relu4_1 of a 512-px image) 1.5 s in 'auto' against 1.9 s with eigen.
+ *
+ * The Gram products XᵀX use transpose-then-matmul on WebAssembly (matmul with transposeA is ~20×
+ * slower there) and transposeA elsewhere. All intermediate tensors are disposed.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { StudioError } from '../../errors.ts';
+import type { Preprocessing } from '../models/format.ts';
+import { sqrtAndInvSqrt, type SqrtMethod, type SqrtResult } from './matrix-sqrt.ts';
+
+export interface WctOptions {
+  /** Stylisation strength: α·f_cs + (1 − α)·f_c. Default 1. */
+  alpha?: number;
+  /** The features' scale relative to the Caffe/Keras VGG's (see the header); default: automatic. */
+  featureScale?: number;
+  /** How to take the matrix square roots; default 'auto' (see the header). */
+  method?: 'auto' | SqrtMethod;
+}
+
+export interface SqrtInfo {
+  method: SqrtMethod;
+  iterations: number;
+  /** Eigenvalues dropped by the cut-off. */
+  dropped: number;
+  fallbackReason?: string;
+}
+
+export interface WctResult {
+  out: tf.Tensor4D;
+  /** ‖cov(f_cs) − cov(f_s)‖_F / ‖cov(f_s)‖_F of the transformed features, before the α blend. */
+  covError: number;
+  /** ‖mean(f_cs) − mean(f_s)‖ / ‖mean(f_s)‖ (absolute when the style mean is 0). */
+  meanError: number;
+  /** λ added to the content covariance (the reference's +I, rescaled). */
+  regularizer: number;
+  /** Eigenvalues below this were dropped. */
+  cutoff: number;
+  whitening: SqrtInfo;
+  coloring: SqrtInfo;
+}
+
+/** The default cut-off of REFERENCE §3, on the reference's scale. */
+export const REFERENCE_CUTOFF = 1e-5;
+/** Auto scale: the regulariser is at most this fraction of the content's mean eigenvalue. */
+export const AUTO_REGULARIZER_FRACTION = 1e-4;
+
+/**
+ * Feature scale of a model's preprocessing relative to the Caffe/Keras VGG (0–255 input, std 1):
+ * (scale / mean std) / 255. Caffe → 1; torchvision → 1/(255·0.226) ≈ 0.0173.
+ */
+export function featureScaleOf(p: Preprocessing): number {
+  const std = (p.std[0] + p.std[1] + p.std[2]) / 3;
+  return p.scale / std / 255;
+}
+
+/** XᵀX of [D,C] — see the header for the per-backend formulation. */
+export function gramT(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => (tf.getBackend() === 'wasm' ? tf.matMul(tf.transpose(x), x) : tf.matMul(x, x, true, false)));
+}
+
+export function checkFeatures(t: tf.Tensor, what: string): [number, number, number] {
+  if (!(t instanceof tf.Tensor) || t.rank !== 4 || t.shape[0] !== 1) {
+    throw new StudioError('BAD_ARGUMENT', `WCT: ${what} features must be a [1,H,W,C] tensor, got shape [${(t as tf.Tensor)?.shape?.join(',') ?? typeof t}]`);
+  }
+  if (t.dtype !== 'float32') throw new StudioError('BAD_ARGUMENT', `WCT: ${what} features must be float32, got ${t.dtype}`);
+  const [, h, w, c] = t.shape as [number, number, number, number];
+  if (h * w < 2) throw new StudioError('BAD_ARGUMENT', `WCT: ${what} features need at least 2 positions for a covariance, got ${h}×${w}`);
+  return [h, w, c];
+}
+
+export function checkOptions(opts: WctOptions): { alpha: number; featureScale?: number; method: 'auto' | SqrtMethod } {
+  const alpha = opts.alpha ?? 1;
+  if (!Number.isFinite(alpha) || alpha < 0 || alpha > 1) throw new StudioError('BAD_ARGUMENT', `WCT: alpha must be in [0, 1], got ${opts.alpha}`);
+  const fs = opts.featureScale;
+  if (fs !== undefined && !(Number.isFinite(fs) && fs > 0)) throw new StudioError('BAD_ARGUMENT', `WCT: featureScale must be a positive number, got ${fs}`);
+  const method = opts.method ?? 'auto';
+  if (!['auto', 'eigen', 'newton-schulz'].includes(method)) throw new StudioError('BAD_ARGUMENT', `WCT: unknown method "${method}"`);
+  return { alpha, featureScale: fs, method };
+}
+
+/**
+ * The reference unit u² (see the header) for content features X [D,C]: featureScale², or
+ * min(1, 1e-4·trace(cov_c)/C). One scalar read-back in the automatic case.
+ */
+export async function referenceUnit(x: tf.Tensor2D, featureScale?: number): Promise<number> {
+  if (featureScale !== undefined) return featureScale * featureScale;
+  const [d, c] = x.shape;
+  // trace(cov) = Σ per-channel variances.
+  const v = tf.tidy(() => tf.mul(tf.div(tf.sum(tf.moments(x, 0).variance), c), d / (d - 1)));
+  const meanEig = (await v.data())[0];
+  v.dispose();
+  const u2 = Math.min(1, AUTO_REGULARIZER_FRACTION * meanEig);
+  return u2 > 0 && Number.isFinite(u2) ? u2 : 1; // constant content: nothing to whiten, any λ will do
+}
+
+const info = (r: SqrtResult): SqrtInfo => ({ method: r.method, iterations: r.iterations, dropped: r.dropped, ...(r.fallbackReason ? { fallbackReason: r.fallbackReason } : {}) });
+
+export interface Wct2dResult extends Omit<WctResult, 'out'> {
+  out: tf.Tensor2D;
+}
+
+/**
+ * WCT on [D,C] matrices (positions × channels), given the reference unit u². The building block of
+ * `wct` and of the per-label transform.
+ */
+export async function wct2d(xc: tf.Tensor2D, xs: tf.Tensor2D, u2: number, alpha: number, method: 'auto' | SqrtMethod): Promise<Wct2dResult> {
+  const [dc, c] = xc.shape;
+  const [ds] = xs.shape;
+  const regularizer = u2;
+  const cutoff = REFERENCE_CUTOFF * u2;
+  const pick = (rankDeficient: boolean): 'auto' | SqrtMethod =>
+    method !== 'auto' ? method : tf.getBackend() === 'cpu' || rankDeficient ? 'eigen' : 'auto';
+
+  const keep: tf.Tensor[] = [];
+  try {
+    const [xcc, meanS, covRawC, covC, covS] = tf.tidy(() => {
+      const xcc = tf.sub(xc, tf.mean(xc, 0, true)) as tf.Tensor2D;
+      const meanS = tf.mean(xs, 0, true) as tf.Tensor2D;
+      const covRawC = tf.div(gramT(xcc), dc - 1) as tf.Tensor2D;
+      const covC = tf.add(covRawC, tf.mul(tf.eye(c), regularizer)) as tf.Tensor2D;
+      const covS = tf.div(gramT(tf.sub(xs, meanS) as tf.Tensor2D), ds - 1) as tf.Tensor2D;
+      return [xcc, meanS, covRawC, covC, covS];
+    });
+    keep.push(xcc, meanS, covRawC, covC, covS);
+
+    const white = await sqrtAndInvSqrt(covC, { method: pick(false), cutoff });
+    keep.push(white.sqrt, white.invSqrt);
+    const color = await sqrtAndInvSqrt(covS, { method: pick(ds - 1 < c), cutoff });
+    keep.push(color.sqrt, color.invSqrt);
+
+    const [out, errors] = tf.tidy(() => {
+      const m = tf.matMul(white.invSqrt, color.sqrt);
+      const centred = tf.matMul(xcc, m) as tf.Tensor2D;
+      const fcs = tf.add(centred, meanS) as tf.Tensor2D;
+      const covOut = tf.div(gramT(centred), dc - 1);
+      const covErr = tf.div(tf.norm(tf.sub(covOut, covS)), tf.maximum(tf.norm(covS), 1e-30));
+      const meanOut = tf.mean(fcs, 0, true);
+      const meanNorm = tf.norm(meanS);
+      const meanErr = tf.div(tf.norm(tf.sub(meanOut, meanS)), tf.where(tf.greater(meanNorm, 0), meanNorm, tf.onesLike(meanNorm)));
+      const blended = alpha === 1 ? fcs : tf.add(tf.mul(fcs, alpha), tf.mul(xc, 1 - alpha));
+      return [blended as tf.Tensor2D, tf.stack([covErr, meanErr])] as const;
+    });
+    const [covError, meanError] = await errors.data();
+    errors.dispose();
+    return { out, covError, meanError, regularizer, cutoff, whitening: info(white), coloring: info(color) };
+  } finally {
+    tf.dispose(keep);
+  }
+}
+
+/**
+ * WCT of content features `fc` [1,H,W,C] towards style features `fs` [1,H',W',C] (any size):
+ * REFERENCE §3 with the scale-aware regulariser of the header. The caller owns `out`.
+ */
+export async function wct(fc: tf.Tensor4D, fs: tf.Tensor4D, opts: WctOptions = {}): Promise<WctResult> {
+  const [hc, wc, c] = checkFeatures(fc, 'content');
+  const [hs, ws, cs] = checkFeatures(fs, 'style');
+  if (cs !== c) throw new StudioError('BAD_ARGUMENT', `WCT: content and style features have different channel counts (${c} and ${cs})`);
+  const o = checkOptions(opts);
+  const xc = tf.reshape(fc, [hc * wc, c]) as tf.Tensor2D;
+  const xs = tf.reshape(fs, [hs * ws, c]) as tf.Tensor2D;
+  try {
+    const u2 = await referenceUnit(xc, o.featureScale);
+    const r = await wct2d(xc, xs, u2, o.alpha, o.method);
+    const out = tf.reshape(r.out, [1, hc, wc, c]) as tf.Tensor4D;
+    r.out.dispose();
+    return { ...r, out };
+  } finally {
+    tf.dispose([xc, xs]);
+  }
+}
