@@ -199,7 +199,7 @@ export async function checkOutputPath(out: string, inputs: readonly string[] = [
 }
 
 /** Writes bytes to `out` atomically (temporary file in the same directory, fsync, rename). UNWRITABLE_OUTPUT on failure. */
-export async function writeFileAtomic(out: string, bytes: Uint8Array): Promise<void> {
+export async function writeFileAtomic(out: string, bytes: Uint8Array | string): Promise<void> {
   const abs = path.resolve(out);
   const dir = path.dirname(abs);
   const tmp = tempName(abs);

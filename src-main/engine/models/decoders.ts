@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { StudioError } from '../../errors.ts';
 import { decodeSafetensors, encodeSafetensors } from '../tensors/safetensors.ts';
 import { decoderConvs, type DecoderWeights, type Level } from '../photo/autoencoder.ts';
-import { readManifest, writeFileAtomic, MODEL_FILE } from './store.ts';
+import { readManifest, MODEL_FILE } from './store.ts';
+import { writeFileAtomic } from '../../io/write.ts';
 import type { StoredDtype, TensorMap } from './format.ts';
 
 export function decoderPath(decodersDir: string, level: Level): string {

@@ -16,10 +16,10 @@
  * Only `features.N.weight/bias` of the 16 convs are taken; OIHW kernels are transposed to HWIO.
  */
 import { unzipSync } from 'fflate';
-import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { BufferReader, Parser } from 'pickleparser';
 import { StudioError } from '../../errors.ts';
+import { readFileChecked } from '../../io/files.ts';
 import { bf16BitsToF32, bfloat16ToFloat32Array, f16BitsToF32, float16ToFloat32Array } from '../tensors/half.ts';
 import { biasKey, kernelKey, TORCH_PREPROCESSING, type TensorMap, type Vgg19Weights } from './format.ts';
 import { checkVgg19Tensors } from './store.ts';
@@ -145,13 +145,14 @@ export function unpickleTorch(pkl: Uint8Array | BufferReader, storages?: Map<str
   return pkl instanceof BufferReader ? parser.read(pkl) : parser.parse(pkl);
 }
 
-function findStateDict(obj: unknown, depth = 0): { dict: Map<unknown, unknown>; prefix: string } | undefined {
+/** The (possibly nested) state dict holding `marker`, and the key prefix before it. */
+function findStateDict(obj: unknown, marker = 'features.0.weight', depth = 0): { dict: Map<unknown, unknown>; prefix: string } | undefined {
   if (!(obj instanceof Map) || depth > 3) return undefined;
   const keys = [...obj.keys()].filter((k): k is string => typeof k === 'string');
-  const hit = keys.filter((k) => k.endsWith('features.0.weight')).sort((a, b) => a.length - b.length)[0];
-  if (hit !== undefined) return { dict: obj, prefix: hit.slice(0, -'features.0.weight'.length) };
+  const hit = keys.filter((k) => k.endsWith(marker)).sort((a, b) => a.length - b.length)[0];
+  if (hit !== undefined) return { dict: obj, prefix: hit.slice(0, -marker.length) };
   for (const k of ['state_dict', 'model', 'model_state_dict', 'net', ...keys]) {
-    const found = findStateDict(obj.get(k), depth + 1);
+    const found = findStateDict(obj.get(k), marker, depth + 1);
     if (found) return found;
   }
   return undefined;
@@ -374,27 +375,44 @@ function readLegacy(buf: Buffer, path: string, start: number): Checkpoint {
   };
 }
 
+/** Reads a PyTorch checkpoint (zip or legacy) up to its pickled object. */
+async function readCheckpoint(path: string): Promise<Checkpoint> {
+  const origin = basename(path);
+  const buf = await readFileChecked(path);
+  const magicEnd = legacyMagicEnd(buf);
+  if (buf.length >= 4 && buf.readUInt32LE(0) === 0x04034b50) return readZip(buf, path, origin);
+  if (magicEnd !== undefined) return readLegacy(buf, path, magicEnd);
+  if (buf.length > 262 && buf.toString('latin1', 257, 262) === 'ustar') {
+    throw new StudioError('BAD_FILE', `${path} is a tar-format PyTorch file (torch ≤ 0.1.9), which is not supported`, LEGACY_HINT);
+  }
+  if (buf.length >= 2 && buf[0] === 0x80 && buf[1] <= 5) {
+    throw new StudioError('BAD_FILE', `${path} is a Python pickle but not a PyTorch checkpoint (no torch.save magic number)`);
+  }
+  throw new StudioError('BAD_FILE', `${path} is not a PyTorch checkpoint (expected a zip archive with data.pkl, or a legacy torch.save file)`);
+}
+
+/**
+ * Every float tensor of the state dict that holds `marker` (prefix stripped from the names), as
+ * contiguous float32 in the file's own layout. For importers of other networks than VGG19.
+ */
+export async function readTorchStateDict(path: string, marker: string): Promise<Map<string, { shape: number[]; data: Float32Array; dtype: 'F32' | 'F16' }>> {
+  const origin = basename(path);
+  const ckpt = await readCheckpoint(path);
+  const found = findStateDict(ckpt.obj, marker);
+  if (!found) throw new StudioError('BAD_MODEL', `${origin}: no ${marker} in this checkpoint`);
+  const refs = [...found.dict].filter((e): e is [string, TensorRef] => typeof e[0] === 'string' && e[0].startsWith(found.prefix) && e[1] instanceof TensorRef);
+  const storageOf = ckpt.storages(new Set(refs.map(([, t]) => t.storage.key)));
+  const out = new Map<string, { shape: number[]; data: Float32Array; dtype: 'F32' | 'F16' }>();
+  for (const [key, t] of refs) {
+    const data = gather(t, storageOf(t.storage.key, key), ckpt.littleEndian, `${origin}: ${key}`);
+    out.set(key.slice(found.prefix.length), { shape: [...t.size], data, dtype: STORAGE_TYPES[t.storage.typeName].type === 'F16' ? 'F16' : 'F32' });
+  }
+  return out;
+}
+
 export async function importTorchPth(path: string): Promise<Vgg19Weights> {
   const origin = basename(path);
-  let buf: Buffer;
-  try {
-    buf = await readFile(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new StudioError('FILE_NOT_FOUND', `no such file: ${path}`, undefined, { cause: e });
-    throw new StudioError('BAD_FILE', `cannot read ${path}: ${(e as Error).message}`, undefined, { cause: e });
-  }
-  let ckpt: Checkpoint;
-  const magicEnd = legacyMagicEnd(buf);
-  if (buf.length >= 4 && buf.readUInt32LE(0) === 0x04034b50) ckpt = readZip(buf, path, origin);
-  else if (magicEnd !== undefined) ckpt = readLegacy(buf, path, magicEnd);
-  else if (buf.length > 262 && buf.toString('latin1', 257, 262) === 'ustar') {
-    throw new StudioError('BAD_FILE', `${path} is a tar-format PyTorch file (torch ≤ 0.1.9), which is not supported`, LEGACY_HINT);
-  } else if (buf.length >= 2 && buf[0] === 0x80 && buf[1] <= 5) {
-    throw new StudioError('BAD_FILE', `${path} is a Python pickle but not a PyTorch checkpoint (no torch.save magic number)`);
-  } else {
-    throw new StudioError('BAD_FILE', `${path} is not a PyTorch checkpoint (expected a zip archive with data.pkl, or a legacy torch.save file)`);
-  }
+  const ckpt = await readCheckpoint(path);
   const { obj, littleEndian } = ckpt;
   const found = findStateDict(obj);
   if (!found) {

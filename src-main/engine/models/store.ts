@@ -8,12 +8,13 @@
  * file under the final name. Loading verifies the checksums and every conv's shape against the layer
  * table before anything uses the weights.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { StudioError } from '../../errors.ts';
+import { writeFileAtomic } from '../../io/write.ts';
 import { decodeSafetensors, encodeSafetensors } from '../tensors/safetensors.ts';
 import { biasKey, kernelKey, type Preprocessing, type StoredDtype, type TensorMap, type Vgg19Weights } from './format.ts';
 import { vgg19Convs } from './vgg19.ts';
@@ -82,18 +83,6 @@ export function resolveModel(nameOrDir: string = DEFAULT_MODEL): string {
 
 export function sha256(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-/** Write via a temporary file in the same folder and rename it into place. */
-export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true }).catch(() => undefined);
-    throw new StudioError('UNWRITABLE_OUTPUT', `cannot write ${path}: ${(e as Error).message}`, undefined, { cause: e });
-  }
 }
 
 function checkWidths(widths: unknown, origin: string): number[] {

@@ -7,6 +7,8 @@ import { zipSync, type Zippable } from 'fflate';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { StudioError } from '../../errors.ts';
+import { encoderHash, saveDecoder } from './decoders.ts';
+import { initDecoder, LEVELS } from '../photo/autoencoder.ts';
 import { fillGaussian, mulberry32 } from '../random.ts';
 import { float32ToFloat16Array } from '../tensors/half.ts';
 import { biasKey, CAFFE_PREPROCESSING, kernelKey, type Preprocessing, type StoredDtype, type TensorMap, type Vgg19Weights } from './format.ts';
@@ -457,5 +459,11 @@ export async function writeTinyFixtures(
   await saveVgg19(modelDir, w);
   await writeKerasH5(h5Path, w);
   await writeTorchPth(pthPath, w, { dtype: opts.dtype, format: opts.torchFormat });
+  // Untrained (He-initialised) PhotoWCT decoders, so the photo pipeline runs end to end on the tiny
+  // network too; `studio train decoder --model DIR` replaces them with trained ones.
+  const hash = await encoderHash(modelDir);
+  for (const level of LEVELS) {
+    await saveDecoder(join(modelDir, 'decoders'), initDecoder(level, w.widths, mulberry32((opts.seed ?? 1) * 31 + level)), { level, encoderSha256: hash, widths: w.widths });
+  }
   return { modelDir, h5Path, pthPath };
 }

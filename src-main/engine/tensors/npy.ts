@@ -4,8 +4,9 @@
  * and a newline to a multiple of 64 bytes). Reads versions 1.0–3.0 with dtype f4, f8 or f2 in either
  * byte order (converted to float32); anything else is a BAD_FILE error.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { StudioError } from '../../errors.ts';
+import { readFileChecked } from '../../io/files.ts';
 import { float16ToFloat32Array } from './half.ts';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
@@ -156,13 +157,6 @@ export async function writeNpy(path: string, data: Float32Array, shape: readonly
 }
 
 export async function readNpy(path: string): Promise<{ data: Float32Array; shape: number[] }> {
-  let buf: Buffer;
-  try {
-    buf = await readFile(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new StudioError('FILE_NOT_FOUND', `no such file: ${path}`, undefined, { cause: e });
-    throw new StudioError('BAD_FILE', `cannot read ${path}: ${(e as Error).message}`, undefined, { cause: e });
-  }
+  const buf = await readFileChecked(path);
   return decodeNpy(buf, path);
 }
