@@ -35,6 +35,19 @@ export const GatysParams = z.object({
 export type GatysParams = z.infer<typeof GatysParams>;
 export type GatysParamsInput = z.input<typeof GatysParams>;
 
+export const PhotoParams = z.object({
+  /** Longest side of the result, px. */
+  size: z.number().int().min(16).max(16384).default(512),
+  /** WCT strength α at every level: α·f_cs + (1 − α)·f_c. */
+  alpha: z.number().min(0).max(1).default(1),
+  /**
+   * Smoothing after stylisation. The closed-form smoothing (exact, and the guided-filter
+   * approximation) is not built yet, so only 'none' is accepted for now.
+   */
+  smooth: z.enum(['none']).default('none'),
+});
+export type PhotoParams = z.infer<typeof PhotoParams>;
+
 export const OutputOptions = z.object({
   out: z.string().min(1),
   format: z.enum(['png', 'jpeg', 'tiff']).optional(),
@@ -56,6 +69,22 @@ export const StylizeGatysJob = z.object({
   maxPixels: z.number().positive().optional(),
 });
 export type StylizeGatysJob = z.infer<typeof StylizeGatysJob>;
+
+export const StylizePhotoJob = z.object({
+  kind: z.literal('stylize-photo'),
+  content: z.string().min(1),
+  style: z.string().min(1),
+  output: OutputOptions,
+  params: PhotoParams,
+  model: z.string().optional(),
+  /** Folder of level1..4 decoders; default: `decoders/` in the model folder. */
+  decoders: z.string().optional(),
+  contentLabels: z.string().optional(),
+  styleLabels: z.string().optional(),
+  report: z.string().optional(),
+  maxPixels: z.number().positive().optional(),
+});
+export type StylizePhotoJob = z.infer<typeof StylizePhotoJob>;
 
 /** VGG19 features of one image written as .npy files, to compare any stage with NumPy or PyTorch. */
 export const FeaturesJob = z.object({
@@ -95,7 +124,7 @@ export const InfoJob = z.object({ kind: z.literal('info') });
 /** tfjs memory of the worker (tensors, bytes): what the leak checks compare before and after jobs. */
 export const MemoryJob = z.object({ kind: z.literal('memory') });
 
-export const Job = z.discriminatedUnion('kind', [StylizeGatysJob, FeaturesJob, TrainDecoderJob, InfoJob, MemoryJob]);
+export const Job = z.discriminatedUnion('kind', [StylizeGatysJob, StylizePhotoJob, FeaturesJob, TrainDecoderJob, InfoJob, MemoryJob]);
 export type Job = z.infer<typeof Job>;
 
 export interface LossValues {

@@ -8,7 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StudioError, isStudioError } from '../errors.ts';
-import { FeaturesJob, GatysParams, TrainDecoderJob, type Job } from '../protocol.ts';
+import { FeaturesJob, GatysParams, PhotoParams, StylizePhotoJob, TrainDecoderJob, type Job } from '../protocol.ts';
 import { EngineClient } from '../worker/client.ts';
 import type { StylizeResult } from '../worker/jobs.ts';
 import { defined, list, num, numList, oneOf } from './args.ts';
@@ -18,6 +18,9 @@ const HELP = `studio — style transfer for photographers
 
 Usage:
   studio stylize --method gatys --content PHOTO --style PAINTING --out RESULT [options]
+  studio stylize --method photo --content PHOTO --style PHOTO --out RESULT [--alpha 1
+                 --content-labels L --style-labels L2 --size 512 --decoders DIR --report R.json]
+                 (PhotoWCT; its smoothing step is not built yet)
   studio info [--json] [--backend NAME]
   studio models list | import FILE [--name NAME] | fetch vgg19 | tiny DIR
   studio demo [--out DIR] [--size PX] [--iters N]
@@ -86,10 +89,6 @@ async function runJob<T>(client: EngineClient, job: Job, quiet: boolean): Promis
 }
 
 export function gatysParamsFrom(v: Values) {
-  const method = str(v.method) ?? 'gatys';
-  if (method !== 'gatys') {
-    throw new StudioError('BAD_ARGUMENT', `method "${method}" is not available`, 'use --method gatys');
-  }
   return GatysParams.parse(defined({
     size: num('size', str(v.size), { int: true, min: 16, max: 16384 }),
     iters: num('iters', str(v.iters), { int: true, min: 1 }),
@@ -120,7 +119,20 @@ const STYLIZE_OPTIONS: ParseArgsConfig['options'] = {
   pooling: { type: 'string' }, model: { type: 'string' }, backend: { type: 'string' }, format: { type: 'string' },
   'bit-depth': { type: 'string' }, quality: { type: 'string' }, 'max-pixels': { type: 'string' },
   report: { type: 'string' }, quiet: { type: 'boolean' },
+  alpha: { type: 'string' }, smooth: { type: 'string' }, decoders: { type: 'string' },
+  'content-labels': { type: 'string' }, 'style-labels': { type: 'string' },
 };
+
+function outputFrom(v: Values, out: string) {
+  const bitDepth = num('bit-depth', str(v['bit-depth']), { int: true, min: 8, max: 16 });
+  if (bitDepth !== undefined && bitDepth !== 8 && bitDepth !== 16) throw new StudioError('BAD_ARGUMENT', '--bit-depth must be 8 or 16');
+  return {
+    out,
+    format: oneOf('format', str(v.format), ['png', 'jpeg', 'tiff'] as const),
+    bitDepth: bitDepth as 8 | 16 | undefined,
+    quality: num('quality', str(v.quality), { int: true, min: 1, max: 100 }),
+  };
+}
 
 async function stylize(argv: string[]): Promise<number> {
   const { values: v } = parse(argv, STYLIZE_OPTIONS);
@@ -130,24 +142,30 @@ async function stylize(argv: string[]): Promise<number> {
   if (!content) throw new StudioError('BAD_ARGUMENT', '--content is required (the photo to stylise)');
   if (styles.length === 0) throw new StudioError('BAD_ARGUMENT', '--style is required (the painting or photo whose look to take)');
   if (!out) throw new StudioError('BAD_ARGUMENT', '--out is required (where to write the result)');
-  const params = gatysParamsFrom(v);
-  const job: Job = {
-    kind: 'stylize-gatys', content, styles, params, model: str(v.model), report: str(v.report),
-    maxPixels: num('max-pixels', str(v['max-pixels']), { min: 1 }),
-    output: {
-      out,
-      format: oneOf('format', str(v.format), ['png', 'jpeg', 'tiff'] as const),
-      bitDepth: num('bit-depth', str(v['bit-depth']), { int: true, min: 8, max: 16 }) as 8 | 16 | undefined,
-      quality: num('quality', str(v.quality), { int: true, min: 1, max: 100 }),
-    },
-  };
-  if (job.output.bitDepth !== undefined && job.output.bitDepth !== 8 && job.output.bitDepth !== 16) {
-    throw new StudioError('BAD_ARGUMENT', '--bit-depth must be 8 or 16');
+  const method = oneOf('method', str(v.method) ?? 'gatys', ['gatys', 'photo'] as const)!;
+  const maxPixels = num('max-pixels', str(v['max-pixels']), { min: 1 });
+  let job: Job;
+  if (method === 'photo') {
+    if (styles.length > 1) throw new StudioError('BAD_ARGUMENT', 'the photo method takes one --style photo');
+    job = StylizePhotoJob.parse(defined({
+      kind: 'stylize-photo', content, style: styles[0], output: outputFrom(v, out), model: str(v.model), decoders: str(v.decoders),
+      contentLabels: str(v['content-labels']), styleLabels: str(v['style-labels']), report: str(v.report), maxPixels,
+      params: PhotoParams.parse(defined({
+        size: num('size', str(v.size), { int: true, min: 16, max: 16384 }), alpha: num('alpha', str(v.alpha), { min: 0, max: 1 }),
+        smooth: oneOf('smooth', str(v.smooth), ['none'] as const),
+      })),
+    }));
+  } else {
+    job = {
+      kind: 'stylize-gatys', content, styles, params: gatysParamsFrom(v), model: str(v.model), report: str(v.report),
+      maxPixels, output: outputFrom(v, out),
+    };
   }
   const quiet = v.quiet === true;
   const r = await withEngine(str(v.backend), (c) => runJob<StylizeResult>(c, job, quiet));
   if (!quiet) {
-    process.stdout.write(`wrote ${r.out} (${r.width}×${r.height}, ${r.iterations} iterations, final loss ${r.finalLoss?.toExponential(4)}, ${formatDuration(r.totalMs)} on ${r.backend})\n`);
+    const detail = r.iterations !== undefined ? `, ${r.iterations} iterations, final loss ${r.finalLoss?.toExponential(4)}` : '';
+    process.stdout.write(`wrote ${r.out} (${r.width}×${r.height}${detail}, ${formatDuration(r.totalMs)} on ${r.backend})\n`);
     if (r.report) process.stdout.write(`report: ${r.report}\n`);
   }
   return 0;

@@ -11,6 +11,7 @@ import { Job, type FromWorker, type JobEvent, type ToWorker } from '../protocol.
 import { CancelFlag } from './cancel.ts';
 import { info, runFeatures, runStylizeGatys } from './jobs.ts';
 import { runTrainDecoder } from './train.ts';
+import { runStylizePhoto } from './photo.ts';
 
 const port = parentPort;
 if (!port) throw new Error('engine-worker must run in a worker thread');
@@ -41,6 +42,8 @@ async function run(id: number, rawJob: unknown, flag: CancelFlag): Promise<unkno
       return runFeatures(job, ctx);
     case 'train-decoder':
       return runTrainDecoder(job, ctx);
+    case 'stylize-photo':
+      return runStylizePhoto(job, ctx);
   }
 }
 

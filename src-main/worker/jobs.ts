@@ -27,7 +27,7 @@ export interface StylizeResult {
   out: string;
   width: number;
   height: number;
-  iterations: number;
+  iterations?: number;
   finalLoss?: number;
   totalMs: number;
   backend: string;

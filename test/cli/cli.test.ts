@@ -48,6 +48,35 @@ test('stylize writes the result, keeps EXIF and writes a report; exit 0', async 
   assert.ok(rep.backend.name && rep.stages && rep.peakMemory.rssBytes > 0);
 });
 
+test('stylize --method photo runs the PhotoWCT cascade (with label maps) and reports each level', async () => {
+  const out = path.join(dir, 'photo.png');
+  const report = path.join(dir, 'photo.json');
+  const photoStyle = path.join(samples, 'photo-Dune.jpg');
+  const labels = path.join(dir, 'labels.png');
+  // Two regions: the left and right halves, of each picture (label maps may have any resolution).
+  const half = (w: number, h: number) => sharp(Buffer.from(Array.from({ length: w * h }, (_, i) => ((i % w) < w / 2 ? 0 : 255))), { raw: { width: w, height: h, channels: 1 } }).png();
+  await half(90, 60).toFile(labels);
+  const styleLabels = path.join(dir, 'style-labels.png');
+  await half(80, 50).toFile(styleLabels);
+  const r = await studio(['stylize', '--method', 'photo', '--content', content, '--style', photoStyle, '--out', out, '--model', model,
+    '--size', '96', '--report', report, '--content-labels', labels, '--style-labels', styleLabels]);
+  assert.equal(r.code, 0, r.stderr);
+  const meta = await sharp(out).metadata();
+  assert.equal(meta.width, 96);
+  const rep = JSON.parse(await readFile(report, 'utf8'));
+  assert.deepEqual(rep.levels.map((l: { level: number }) => l.level), [4, 3, 2, 1]);
+  for (const l of rep.levels) assert.ok(typeof l.covError === 'number' && l.ms >= 0 && Array.isArray(l.regions));
+  // A label map of another picture's shape, and a missing decoder, are clear errors.
+  const square = path.join(dir, 'square.png');
+  await half(50, 50).toFile(square);
+  const bad = await studio(['stylize', '--method', 'photo', '--content', content, '--style', photoStyle, '--out', path.join(dir, 'p2.png'), '--model', model, '--size', '64', '--content-labels', square, '--style-labels', styleLabels]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /content label map .*square\.png is 50×50, which does not have the shape of its photo/);
+  const noDec = await studio(['stylize', '--method', 'photo', '--content', content, '--style', photoStyle, '--out', path.join(dir, 'p3.png'), '--model', model, '--size', '64', '--decoders', path.join(dir, 'nothing')]);
+  assert.equal(noDec.code, 2);
+  assert.match(noDec.stderr, /no decoder for level \d/);
+});
+
 test('every bad input gets a clear message and exit code 2', async () => {
   const text = path.join(dir, 'notes.jpg');
   await writeFile(text, 'this is not a photo');
