@@ -318,8 +318,8 @@ async function demo(argv: string[]): Promise<number> {
     process.stdout.write('no VGG19 weights installed (`studio models fetch vgg19`), so the demo runs the tiny\n'
       + 'random-weight network: the real pipeline end to end, with texture-like rather than painterly results.\n');
   }
-  const size = num('size', str(v.size), { int: true, min: 16 }) ?? (installed ? 256 : 384);
-  const iters = num('iters', str(v.iters), { int: true, min: 1 }) ?? (installed ? 100 : 200);
+  const size = num('size', str(v.size), { int: true, min: 16 }) ?? 256;
+  const iters = num('iters', str(v.iters), { int: true, min: 1 }) ?? (installed ? 100 : 150);
   const pairs = [
     ['content-chelsea.jpg', 'art-starry_night.jpg'],
     ['content-astronaut.jpg', 'art-the_scream.jpg'],
