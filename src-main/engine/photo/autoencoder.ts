@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { vgg19Layers, type ConvSpec } from '../models/vgg19.ts';
+import { fillGaussian, type Rng } from '../random.ts';
 
 export type Level = 1 | 2 | 3 | 4;
 export const LEVELS: readonly Level[] = [1, 2, 3, 4];
@@ -94,12 +95,10 @@ export function reflectConv(x: tf.Tensor4D, kernel: tf.Tensor4D, bias: tf.Tensor
 export type DecoderWeights = Map<string, { kernel: Float32Array; bias: Float32Array }>;
 
 /** He initialisation (zero-mean Gaussian, variance 2/(3·3·in)) of a fresh decoder, seeded. */
-export function initDecoder(level: Level, widths: readonly number[], rng: () => number): DecoderWeights {
-  const gauss = () => Math.sqrt(-2 * Math.log(1 - rng())) * Math.cos(2 * Math.PI * rng());
+export function initDecoder(level: Level, widths: readonly number[], rng: Rng): DecoderWeights {
   const out: DecoderWeights = new Map();
   for (const d of decoderConvs(level, widths)) {
-    const std = Math.sqrt(2 / (9 * d.inChannels));
-    const kernel = Float32Array.from({ length: 9 * d.inChannels * d.outChannels }, () => std * gauss());
+    const kernel = fillGaussian(new Float32Array(9 * d.inChannels * d.outChannels), rng, Math.sqrt(2 / (9 * d.inChannels)));
     out.set(d.name, { kernel, bias: new Float32Array(d.outChannels) });
   }
   return out;
