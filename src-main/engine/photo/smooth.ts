@@ -1,0 +1,1270 @@
+/**
+ * PhotoWCT's closed-form smoothing (Li et al. 2018, REFERENCE §3; FastPhotoStyle's photo_smooth):
+ *
+ *   R = (1 − α) (I − α S)⁻¹ Y,   S = D^-1/2 W D^-1/2,
+ *
+ * with W the affinity of the content image (affinity.ts), Y the stylised image and α = 0.9999
+ * (FastPhotoStyle's β). FastPhotoStyle factorises the sparse matrix once and solves per channel;
+ * here I − αS (symmetric positive definite, eigenvalues in [1 − α, 1] for the matting affinity) is
+ * solved for the three channels at once (interleaved, one matrix pass for all three) by
+ * preconditioned conjugate gradients, warm-started from Y.
+ *
+ * Preconditioner. The system is hard for plain CG because α is so close to 1: every function that
+ * is locally an affine function of the content colour (x ≈ a·I + b with slowly varying a, b) costs
+ * almost nothing under the matting affinity, and those modes fill the spectrum from 1 − α = 1e-4 up.
+ * Jacobi-PCG needs 850–1000 iterations whatever the image size (972 at 512×320 on the Dune sample),
+ * and coarse-to-fine warm starts (a half-size solution upsampled bilinearly or by a local
+ * colour-affine fit) saved nothing (833 → 845 iterations): the iterations are spent on those
+ * modes, not on the distance to the answer. The default preconditioner is a multigrid V-cycle whose
+ * coarse spaces contain those modes: each coarse node L carries 4 unknowns, the coefficients of a
+ * local colour-affine function φ_L(i)·√d_i·(b + a·I_i) (φ_L a bilinear hat of spacing 4),
+ * orthonormalised per node (directions without colour variation under the hat are dropped); coarse
+ * operators are Galerkin products PᵀAP (5×5 stencils of 4×4 blocks, built separably), deeper levels
+ * repeat the construction on the coarse near-null basis (smoothed-aggregation style), and the
+ * coarsest level (≤ 600 unknowns) is factorised densely. Smoothing: one Gauss–Seidel sweep forward
+ * before and one backward after the coarse correction, so the V-cycle is symmetric. 55 iterations
+ * at 512×320, 57 at 1024×640, 69 at 2048×1280 (tol 1e-7). Measured alternatives: bilinear coarse
+ * spaces without the colour terms ~5× more iterations; spacing 2 or 3 at the first level, or
+ * W-cycles, 10–15% fewer iterations for 1.5–3× the cost per iteration; SOR weights no change; a
+ * one-sided V-cycle with flexible CG 2.4× more iterations.
+ *
+ * Stopping rule: the relative residual ‖(1 − α)Y − (I − αS)R‖ / ‖(1 − α)Y‖ of every channel ≤ tol.
+ * Since λ_min ≥ 1 − α and the right-hand side is (1 − α)Y, the error is bounded by
+ * ‖R − R*‖₂ ≤ tol·‖Y‖₂ — independent of α. With the default 1e-7 the error is at the float32
+ * rounding of the output (max 6e-8 at 512×320 and 1024×640), so the 8-bit output equals that of a
+ * solve run to 1e-10 except for values within a float32 ulp of a rounding boundary (1 of 491,520
+ * and 1 of 1,966,080 values in bench/smooth.ts; 1e-6 would leave 2 at 512×320 and save 8 iterations).
+ *
+ * Normalisation: as in the reference, S = D^-1/2 W D^-1/2 does not keep a constant image constant
+ * where degrees vary (the padding ring is in fewer windows), and with α this close to 1 the deficit
+ * travels along the near-null modes: smoothing a constant 0.5 image over the Dune content at
+ * 512×320 gives up to 22 8-bit levels off on the border row, ~10 within 8 px of it and up to 3
+ * further in; a 1×1 image comes back ~1.6× brighter. That is the published method's behaviour.
+ */
+import type { RgbImage } from '../image.ts';
+import { CancelledError, StudioError } from '../../errors.ts';
+import { SLOTS, SLOT_DX, SLOT_DY, gaussianAffinity, mattingAffinity, padReplicate, type Affinity } from './affinity.ts';
+
+export interface SmoothProgress {
+  stage: 'smoothing';
+  iteration: number;
+  /** Largest relative residual over the three channels. */
+  residual: number;
+  /** Progress on a log scale from the first residual to the tolerance, in [0, 1]. */
+  fraction: number;
+}
+
+export interface SmoothOptions {
+  /** α of R = (1 − α)(I − αS)⁻¹Y, in [0, 1); FastPhotoStyle's β = 0.9999. */
+  alpha?: number;
+  /** Relative residual at which to stop (every channel). Default 1e-7. */
+  tol?: number;
+  /** Pixel affinity: Levin et al.'s matting affinity (default, FastPhotoStyle's) or Gaussian. */
+  affinity?: 'matting' | 'gaussian';
+  /** σ of the Gaussian affinity on the [0, 1] colour scale (default 0.1). */
+  sigma?: number;
+  /** Iteration cap (default 500); the result of the last iteration is returned with converged=false. */
+  maxIter?: number;
+  /** Replicate padding in pixels around both images before solving, cropped afterwards (default 2, as FastPhotoStyle). */
+  pad?: number;
+  /** Preconditioner: the colour-affine multigrid V-cycle (default) or Jacobi (diagonal). */
+  preconditioner?: 'multigrid' | 'jacobi';
+  onProgress?: (p: SmoothProgress) => void;
+  /** Called once per iteration; throw (CancelledError) to stop. A function returning true also cancels. */
+  checkCancelled?: () => void | boolean;
+}
+
+export interface SmoothResult {
+  image: RgbImage;
+  iterations: number;
+  /** Final relative residual (largest over channels), recomputed from the solution. */
+  residual: number;
+  converged: boolean;
+  ms: number;
+}
+
+export const SMOOTH_DEFAULTS = { alpha: 0.9999, tol: 1e-7, maxIter: 500, pad: 2 } as const;
+
+/** Spacing of the coarse grids (fine pixels between coarse nodes). */
+const SPACING = 4;
+/** The coarsest level is factorised densely once it has at most this many unknowns. */
+const COARSE_DOFS = 600;
+/** Colour directions whose Gram eigenvalue is below this fraction of the largest are dropped. */
+const DROP_TOL = 1e-8;
+
+export function smooth(content: RgbImage, stylized: RgbImage, opts: SmoothOptions = {}): SmoothResult {
+  const t0 = performance.now();
+  checkImage(content, 'content');
+  checkImage(stylized, 'stylized');
+  if (content.width !== stylized.width || content.height !== stylized.height) {
+    throw new StudioError(
+      'BAD_ARGUMENT',
+      `the stylised image is ${stylized.width}×${stylized.height} but the content image is ${content.width}×${content.height}`,
+      'smooth the stylised image at the content image’s size (resize one of them first)',
+    );
+  }
+  const alpha = opts.alpha ?? SMOOTH_DEFAULTS.alpha;
+  const tol = opts.tol ?? SMOOTH_DEFAULTS.tol;
+  const maxIter = opts.maxIter ?? SMOOTH_DEFAULTS.maxIter;
+  const pad = opts.pad ?? SMOOTH_DEFAULTS.pad;
+  if (!(alpha >= 0 && alpha < 1)) throw new StudioError('BAD_ARGUMENT', `alpha must be in [0, 1), got ${alpha}`);
+  if (!(tol > 0)) throw new StudioError('BAD_ARGUMENT', `tol must be positive, got ${tol}`);
+  if (!Number.isInteger(maxIter) || maxIter < 1) throw new StudioError('BAD_ARGUMENT', `maxIter must be a positive integer, got ${maxIter}`);
+  if (!Number.isInteger(pad) || pad < 0) throw new StudioError('BAD_ARGUMENT', `pad must be a non-negative integer, got ${pad}`);
+  const kind = opts.affinity ?? 'matting';
+  if (kind !== 'matting' && kind !== 'gaussian') throw new StudioError('BAD_ARGUMENT', `unknown affinity '${String(kind)}'`);
+  const precond = opts.preconditioner ?? 'multigrid';
+  if (precond !== 'multigrid' && precond !== 'jacobi') throw new StudioError('BAD_ARGUMENT', `unknown preconditioner '${String(precond)}'`);
+
+  const pc = padReplicate(content, pad);
+  const ps = padReplicate(stylized, pad);
+  const aff = kind === 'matting' ? mattingAffinity(pc) : gaussianAffinity(pc, { sigma: opts.sigma });
+  const B0 = precond === 'multigrid' ? nearNull(pc, aff.degree) : null;
+  const sys = buildSystem(aff, alpha);
+  const w = pc.width, h = pc.height, n = w * h;
+
+  const b = new Float64Array(3 * n);
+  const x = new Float64Array(3 * n);
+  for (let k = 0; k < 3 * n; k++) {
+    b[k] = (1 - alpha) * ps.data[k];
+    x[k] = ps.data[k];
+  }
+  const levels = B0 ? buildHierarchy(sys, B0) : [sys];
+  const apply = precond === 'multigrid' ? (r: Float64Array, z: Float64Array) => vcycle(levels, 0, r, z) : jacobi(sys);
+  const res = pcg(sys, b, x, tol, maxIter, apply, opts);
+
+  const out = new Float32Array(content.width * content.height * 3);
+  for (let y = 0; y < content.height; y++) {
+    for (let xx = 0; xx < content.width; xx++) {
+      const src = 3 * ((y + pad) * w + xx + pad), dst = 3 * (y * content.width + xx);
+      for (let c = 0; c < 3; c++) out[dst + c] = Math.min(1, Math.max(0, x[src + c]));
+    }
+  }
+  return {
+    image: { width: content.width, height: content.height, data: out },
+    iterations: res.iterations,
+    residual: res.residual,
+    converged: res.residual <= tol,
+    ms: performance.now() - t0,
+  };
+}
+
+function checkImage(img: RgbImage, name: string): void {
+  const { width, height, data } = img;
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
+    throw new StudioError('BAD_ARGUMENT', `the ${name} image has no pixels (${width}×${height})`);
+  }
+  if (data.length !== width * height * 3) {
+    throw new StudioError('BAD_ARGUMENT', `the ${name} image holds ${data.length} values, not ${width}×${height}×3`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Levels. Level 0 is the pixel grid (1 unknown per node and channel); coarser levels carry 4
+// unknowns per node. Stencils keep the 13 "forward" slots of affinity.ts (slot 0 the diagonal),
+// for k×k blocks: a[(s·n + node)·k² + r·k + q] couples unknown r of `node` with unknown q of
+// node + off_s. Vectors interleave the 3 channels: v[(node·k + r)·3 + c].
+
+interface Transfer {
+  /** Spacing and coarse grid size. */
+  s: number;
+  wc: number;
+  hc: number;
+  /** Per fine column / row: first parent and the weights of it and the next one. */
+  px: Int32Array;
+  wx0: Float64Array;
+  wx1: Float64Array;
+  py: Int32Array;
+  wy0: Float64Array;
+  wy1: Float64Array;
+  /** Per coarse node, 4×4 orthonormalising map C (column j = coarse unknown j in near-null coordinates). */
+  C: Float64Array;
+  /** Scratch: 12 values per coarse node, and per coarse column. */
+  tmp: Float64Array;
+  row: Float64Array;
+}
+
+export interface SolverLevel {
+  w: number;
+  h: number;
+  n: number;
+  k: 1 | 4;
+  a: Float64Array;
+  /** Inverse diagonal blocks, n·k². */
+  dinv: Float64Array;
+  /** Near-null basis per node, k×4 (level 0: √d·(1, R, G, B)). */
+  B: Float64Array;
+  next?: Transfer;
+  /** Dense Cholesky factor (lower, row-major) when this is the coarsest level. */
+  chol?: Float64Array;
+  /** Scratch vectors (n·k·3): solution and right-hand side (coarse levels only), residual. */
+  x: Float64Array;
+  b: Float64Array;
+  r: Float64Array;
+  /** Scratch row (w·k·3). */
+  row: Float64Array;
+}
+
+/** `coarse`: the level is solved for by the V-cycle (it needs its own solution and right-hand side). */
+function newLevel(w: number, h: number, k: 1 | 4, a: Float64Array, B: Float64Array, coarse: boolean): SolverLevel {
+  const n = w * h;
+  const L: SolverLevel = {
+    w, h, n, k, a, B,
+    dinv: new Float64Array(n * k * k),
+    x: new Float64Array(coarse ? n * k * 3 : 0),
+    b: new Float64Array(coarse ? n * k * 3 : 0),
+    r: new Float64Array(n * k * 3),
+    row: new Float64Array(w * k * 3),
+  };
+  if (k === 1) {
+    for (let i = 0; i < n; i++) L.dinv[i] = 1 / a[i];
+  } else {
+    for (let i = 0; i < n; i++) invert4(a, 16 * i, L.dinv, 16 * i);
+  }
+  return L;
+}
+
+/**
+ * The stencil of I − αS from W and d, computed in place: `aff.weights` becomes the level's matrix
+ * (the affinity is consumed; its degrees are kept).
+ */
+export function buildSystem(aff: Affinity, alpha: number): SolverLevel {
+  const { width: w, height: h, weights: a, degree } = aff;
+  const n = w * h;
+  const is = new Float64Array(n);
+  for (let i = 0; i < n; i++) is[i] = degree[i] > 0 ? 1 / Math.sqrt(degree[i]) : 0;
+  for (let i = 0; i < n; i++) a[i] = 1 - alpha * a[i] * is[i] * is[i];
+  for (let s = 1; s < SLOTS; s++) {
+    const o = SLOT_DY[s] * w + SLOT_DX[s], base = s * n;
+    for (let i = 0; i < n; i++) {
+      const v = a[base + i];
+      if (v !== 0) a[base + i] = -alpha * v * is[i] * is[i + o];
+    }
+  }
+  return newLevel(w, h, 1, a, new Float64Array(0), false);
+}
+
+/** √d_i·(1, R_i, G_i, B_i): the null space of I − S for the matting affinity. */
+function nearNull(img: RgbImage, degree: Float64Array): Float64Array {
+  const n = img.width * img.height;
+  const B = new Float64Array(4 * n);
+  for (let i = 0; i < n; i++) {
+    const sd = Math.sqrt(degree[i]);
+    B[4 * i] = sd;
+    B[4 * i + 1] = sd * img.data[3 * i];
+    B[4 * i + 2] = sd * img.data[3 * i + 1];
+    B[4 * i + 3] = sd * img.data[3 * i + 2];
+  }
+  return B;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Level-0 kernels (scalar stencil, 3 channels). Row by row, slot by slot: simple loops over a row
+// run ~2× faster in V8 than one loop over pixels gathering all 25 neighbours.
+
+/**
+ * out[oo + 3c + ch] += contributions to row r from the forward and/or backward slots s0 ≤ s < s1
+ * (s1 − s0 even: slots go in pairs, one loop per pair).
+ */
+function acc1(L: SolverLevel, x: Float64Array, r: number, out: Float64Array, oo: number, s0: number, s1: number, fwd: boolean, bwd: boolean): void {
+  const { w, h } = L;
+  const base = r * w;
+  for (let s = s0; s < s1; s += 2) {
+    const t = s + 1;
+    const fs = fwd && r + SLOT_DY[s] < h, ft = fwd && r + SLOT_DY[t] < h;
+    const gs = bwd && r - SLOT_DY[s] >= 0, gt = bwd && r - SLOT_DY[t] >= 0;
+    if (fs === ft && gs === gt) {
+      if (fs || gs) pair1(L, x, base, out, oo, s, t, fs, gs);
+    } else {
+      if (fs || gs) pair1(L, x, base, out, oo, s, s, fs, gs);
+      if (ft || gt) pair1(L, x, base, out, oo, t, t, ft, gt);
+    }
+  }
+}
+
+/** Slots s and t (t = s: one slot) in the given directions, for one row. */
+function pair1(L: SolverLevel, x: Float64Array, base: number, out: Float64Array, oo: number, s: number, t: number, f: boolean, g: boolean): void {
+  const { a, w, n } = L;
+  const dxs = SLOT_DX[s], dxt = SLOT_DX[t];
+  const os = SLOT_DY[s] * w + dxs, ot = SLOT_DY[t] * w + dxt;
+  const as = s * n, at = t * n;
+  // Columns where every term is inside the image; the rest go through edge1.
+  let lo = 0, hi = w;
+  if (f) { lo = Math.max(lo, -dxs, -dxt); hi = Math.min(hi, w - dxs, w - dxt); }
+  if (g) { lo = Math.max(lo, dxs, dxt); hi = Math.min(hi, w + dxs, w + dxt); }
+  const single = s === t;
+  if (f && g) {
+    if (single) {
+      for (let c = lo; c < hi; c++) {
+        const i = base + c, v1 = a[as + i], v2 = a[as + i - os], j1 = 3 * (i + os), j2 = 3 * (i - os), k = oo + 3 * c;
+        out[k] += v1 * x[j1] + v2 * x[j2];
+        out[k + 1] += v1 * x[j1 + 1] + v2 * x[j2 + 1];
+        out[k + 2] += v1 * x[j1 + 2] + v2 * x[j2 + 2];
+      }
+    } else {
+      for (let c = lo; c < hi; c++) {
+        const i = base + c, v1 = a[as + i], v2 = a[as + i - os], v3 = a[at + i], v4 = a[at + i - ot];
+        const j1 = 3 * (i + os), j2 = 3 * (i - os), j3 = 3 * (i + ot), j4 = 3 * (i - ot), k = oo + 3 * c;
+        out[k] += v1 * x[j1] + v2 * x[j2] + v3 * x[j3] + v4 * x[j4];
+        out[k + 1] += v1 * x[j1 + 1] + v2 * x[j2 + 1] + v3 * x[j3 + 1] + v4 * x[j4 + 1];
+        out[k + 2] += v1 * x[j1 + 2] + v2 * x[j2 + 2] + v3 * x[j3 + 2] + v4 * x[j4 + 2];
+      }
+    }
+  } else if (f) {
+    if (single) {
+      for (let c = lo; c < hi; c++) {
+        const i = base + c, v1 = a[as + i], j1 = 3 * (i + os), k = oo + 3 * c;
+        out[k] += v1 * x[j1];
+        out[k + 1] += v1 * x[j1 + 1];
+        out[k + 2] += v1 * x[j1 + 2];
+      }
+    } else {
+      for (let c = lo; c < hi; c++) {
+        const i = base + c, v1 = a[as + i], v3 = a[at + i], j1 = 3 * (i + os), j3 = 3 * (i + ot), k = oo + 3 * c;
+        out[k] += v1 * x[j1] + v3 * x[j3];
+        out[k + 1] += v1 * x[j1 + 1] + v3 * x[j3 + 1];
+        out[k + 2] += v1 * x[j1 + 2] + v3 * x[j3 + 2];
+      }
+    }
+  } else if (g) {
+    if (single) {
+      for (let c = lo; c < hi; c++) {
+        const i = base + c, v2 = a[as + i - os], j2 = 3 * (i - os), k = oo + 3 * c;
+        out[k] += v2 * x[j2];
+        out[k + 1] += v2 * x[j2 + 1];
+        out[k + 2] += v2 * x[j2 + 2];
+      }
+    } else {
+      for (let c = lo; c < hi; c++) {
+        const i = base + c, v2 = a[as + i - os], v4 = a[at + i - ot], j2 = 3 * (i - os), j4 = 3 * (i - ot), k = oo + 3 * c;
+        out[k] += v2 * x[j2] + v4 * x[j4];
+        out[k + 1] += v2 * x[j2 + 1] + v4 * x[j4 + 1];
+        out[k + 2] += v2 * x[j2 + 2] + v4 * x[j4 + 2];
+      }
+    }
+  }
+  for (let c = 0; c < w; c++) {
+    if (c === lo) c = Math.max(hi, lo);
+    if (c >= w) break;
+    edge1(L, x, base, c, s, out, oo, f, g);
+    if (!single) edge1(L, x, base, c, t, out, oo, f, g);
+  }
+}
+
+/** Slot s at column c of the row at `base`, in the given directions, where inside the image. */
+function edge1(L: SolverLevel, x: Float64Array, base: number, c: number, s: number, out: Float64Array, oo: number, f: boolean, g: boolean): void {
+  const { a, w, n } = L;
+  const dx = SLOT_DX[s], o = SLOT_DY[s] * w + dx;
+  const i = base + c, k = oo + 3 * c;
+  if (f && c + dx >= 0 && c + dx < w) {
+    const v = a[s * n + i], j = 3 * (i + o);
+    out[k] += v * x[j];
+    out[k + 1] += v * x[j + 1];
+    out[k + 2] += v * x[j + 2];
+  }
+  if (g && c - dx >= 0 && c - dx < w) {
+    const v = a[s * n + i - o], j = 3 * (i - o);
+    out[k] += v * x[j];
+    out[k + 1] += v * x[j + 1];
+    out[k + 2] += v * x[j + 2];
+  }
+}
+
+/** y = A x on level 0. */
+function spmv1(L: SolverLevel, x: Float64Array, y: Float64Array): void {
+  const { a, w, h } = L;
+  for (let r = 0; r < h; r++) {
+    const base = r * w;
+    for (let i = base; i < base + w; i++) {
+      const v = a[i];
+      y[3 * i] = v * x[3 * i];
+      y[3 * i + 1] = v * x[3 * i + 1];
+      y[3 * i + 2] = v * x[3 * i + 2];
+    }
+    acc1(L, x, r, y, 3 * base, 1, SLOTS, true, true);
+  }
+}
+
+/** Forward Gauss–Seidel from x = 0 (x := (D + L)⁻¹ b), then res := b − A x = −U x. */
+function gsFwdZero1(L: SolverLevel, b: Float64Array, x: Float64Array, res: Float64Array): void {
+  const { a, w, h, n, dinv, row } = L;
+  for (let r = 0; r < h; r++) {
+    const base = r * w;
+    row.fill(0);
+    acc1(L, x, r, row, 0, 3, SLOTS, false, true);
+    for (let c = 0; c < w; c++) {
+      const i = base + c, k = 3 * c;
+      let v0 = b[3 * i] - row[k], v1 = b[3 * i + 1] - row[k + 1], v2 = b[3 * i + 2] - row[k + 2];
+      if (c >= 1) {
+        const m = a[n + i - 1], j = 3 * (i - 1);
+        v0 -= m * x[j]; v1 -= m * x[j + 1]; v2 -= m * x[j + 2];
+      }
+      if (c >= 2) {
+        const m = a[2 * n + i - 2], j = 3 * (i - 2);
+        v0 -= m * x[j]; v1 -= m * x[j + 1]; v2 -= m * x[j + 2];
+      }
+      const d = dinv[i];
+      x[3 * i] = v0 * d; x[3 * i + 1] = v1 * d; x[3 * i + 2] = v2 * d;
+    }
+  }
+  for (let r = 0; r < h; r++) {
+    const base = 3 * r * w;
+    res.fill(0, base, base + 3 * w);
+    acc1(L, x, r, res, base, 1, SLOTS, true, false);
+    for (let k = base; k < base + 3 * w; k++) res[k] = -res[k];
+  }
+}
+
+/** Backward Gauss–Seidel sweep on x. */
+function gsBwd1(L: SolverLevel, b: Float64Array, x: Float64Array): void {
+  const { a, w, h, n, dinv, row } = L;
+  for (let r = h - 1; r >= 0; r--) {
+    const base = r * w;
+    row.fill(0);
+    acc1(L, x, r, row, 0, 3, SLOTS, true, true);
+    acc1(L, x, r, row, 0, 1, 3, false, true);
+    for (let c = w - 1; c >= 0; c--) {
+      const i = base + c, k = 3 * c;
+      let v0 = b[3 * i] - row[k], v1 = b[3 * i + 1] - row[k + 1], v2 = b[3 * i + 2] - row[k + 2];
+      if (c + 1 < w) {
+        const m = a[n + i], j = 3 * (i + 1);
+        v0 -= m * x[j]; v1 -= m * x[j + 1]; v2 -= m * x[j + 2];
+      }
+      if (c + 2 < w) {
+        const m = a[2 * n + i], j = 3 * (i + 2);
+        v0 -= m * x[j]; v1 -= m * x[j + 1]; v2 -= m * x[j + 2];
+      }
+      const d = dinv[i];
+      x[3 * i] = v0 * d; x[3 * i + 1] = v1 * d; x[3 * i + 2] = v2 * d;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Block kernels (4 unknowns per node, 3 channels: 12 values per node).
+
+/** out[k + 3r + ch] += Σ_q M[r][q] x[j + 3q + ch], M at a[m..m+16). */
+function mulBlock(a: Float64Array, m: number, x: Float64Array, j: number, out: Float64Array, k: number): void {
+  const x0 = x[j], x1 = x[j + 1], x2 = x[j + 2], y0 = x[j + 3], y1 = x[j + 4], y2 = x[j + 5];
+  const z0 = x[j + 6], z1 = x[j + 7], z2 = x[j + 8], u0 = x[j + 9], u1 = x[j + 10], u2 = x[j + 11];
+  for (let r = 0; r < 4; r++) {
+    const b0 = a[m + 4 * r], b1 = a[m + 4 * r + 1], b2 = a[m + 4 * r + 2], b3 = a[m + 4 * r + 3];
+    out[k + 3 * r] += b0 * x0 + b1 * y0 + b2 * z0 + b3 * u0;
+    out[k + 3 * r + 1] += b0 * x1 + b1 * y1 + b2 * z1 + b3 * u1;
+    out[k + 3 * r + 2] += b0 * x2 + b1 * y2 + b2 * z2 + b3 * u2;
+  }
+}
+
+/** out[k + 3r + ch] += Σ_q M[q][r] x[j + 3q + ch] (the transposed block). */
+function mulBlockT(a: Float64Array, m: number, x: Float64Array, j: number, out: Float64Array, k: number): void {
+  const x0 = x[j], x1 = x[j + 1], x2 = x[j + 2], y0 = x[j + 3], y1 = x[j + 4], y2 = x[j + 5];
+  const z0 = x[j + 6], z1 = x[j + 7], z2 = x[j + 8], u0 = x[j + 9], u1 = x[j + 10], u2 = x[j + 11];
+  for (let r = 0; r < 4; r++) {
+    const b0 = a[m + r], b1 = a[m + 4 + r], b2 = a[m + 8 + r], b3 = a[m + 12 + r];
+    out[k + 3 * r] += b0 * x0 + b1 * y0 + b2 * z0 + b3 * u0;
+    out[k + 3 * r + 1] += b0 * x1 + b1 * y1 + b2 * z1 + b3 * u1;
+    out[k + 3 * r + 2] += b0 * x2 + b1 * y2 + b2 * z2 + b3 * u2;
+  }
+}
+
+function acc4(L: SolverLevel, x: Float64Array, r: number, out: Float64Array, oo: number, s0: number, s1: number, fwd: boolean, bwd: boolean): void {
+  const { a, w, h, n } = L;
+  const base = r * w;
+  for (let s = s0; s < s1; s++) {
+    const dy = SLOT_DY[s], dx = SLOT_DX[s], o = dy * w + dx, as = s * n;
+    if (fwd && r + dy < h) {
+      const lo = dx < 0 ? -dx : 0, hi = dx > 0 ? w - dx : w;
+      for (let c = lo; c < hi; c++) {
+        const i = base + c;
+        mulBlock(a, 16 * (as + i), x, 12 * (i + o), out, oo + 12 * c);
+      }
+    }
+    if (bwd && r - dy >= 0) {
+      const lo = dx > 0 ? dx : 0, hi = dx < 0 ? w + dx : w;
+      for (let c = lo; c < hi; c++) {
+        const i = base + c - o;
+        mulBlockT(a, 16 * (as + i), x, 12 * i, out, oo + 12 * c);
+      }
+    }
+  }
+}
+
+/** x[j..j+12) = Dinv · v (v: 12 values at t[k..]). */
+function solveDiag4(dinv: Float64Array, m: number, t: Float64Array, k: number, x: Float64Array, j: number): void {
+  for (let r = 0; r < 4; r++) {
+    const b0 = dinv[m + 4 * r], b1 = dinv[m + 4 * r + 1], b2 = dinv[m + 4 * r + 2], b3 = dinv[m + 4 * r + 3];
+    for (let ch = 0; ch < 3; ch++) {
+      x[j + 3 * r + ch] = b0 * t[k + ch] + b1 * t[k + 3 + ch] + b2 * t[k + 6 + ch] + b3 * t[k + 9 + ch];
+    }
+  }
+}
+
+function gsFwdZero4(L: SolverLevel, b: Float64Array, x: Float64Array, res: Float64Array): void {
+  const { a, w, h, n, dinv, row } = L;
+  for (let r = 0; r < h; r++) {
+    const base = r * w;
+    row.fill(0);
+    acc4(L, x, r, row, 0, 3, SLOTS, false, true);
+    for (let c = 0; c < w; c++) {
+      const i = base + c, k = 12 * c;
+      if (c >= 1) mulBlockT(a, 16 * (n + i - 1), x, 12 * (i - 1), row, k);
+      if (c >= 2) mulBlockT(a, 16 * (2 * n + i - 2), x, 12 * (i - 2), row, k);
+      for (let q = 0; q < 12; q++) row[k + q] = b[12 * i + q] - row[k + q];
+      solveDiag4(dinv, 16 * i, row, k, x, 12 * i);
+    }
+  }
+  for (let r = 0; r < h; r++) {
+    const base = 12 * r * w;
+    res.fill(0, base, base + 12 * w);
+    acc4(L, x, r, res, base, 1, SLOTS, true, false);
+    for (let k = base; k < base + 12 * w; k++) res[k] = -res[k];
+  }
+}
+
+function gsBwd4(L: SolverLevel, b: Float64Array, x: Float64Array): void {
+  const { a, w, h, n, dinv, row } = L;
+  for (let r = h - 1; r >= 0; r--) {
+    const base = r * w;
+    row.fill(0);
+    acc4(L, x, r, row, 0, 3, SLOTS, true, true);
+    acc4(L, x, r, row, 0, 1, 3, false, true);
+    for (let c = w - 1; c >= 0; c--) {
+      const i = base + c, k = 12 * c;
+      if (c + 1 < w) mulBlock(a, 16 * (n + i), x, 12 * (i + 1), row, k);
+      if (c + 2 < w) mulBlock(a, 16 * (2 * n + i), x, 12 * (i + 2), row, k);
+      for (let q = 0; q < 12; q++) row[k + q] = b[12 * i + q] - row[k + q];
+      solveDiag4(dinv, 16 * i, row, k, x, 12 * i);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transfers. P maps coarse unknowns c_L (4 per node) to fine ones:
+//   x_K = B_K Σ_L φ_L(K) C_L c_L,   φ_L = bilinear hat of spacing s around node L,
+// with B_K the near-null basis at fine node K (k×4) and C_L the node's orthonormalising map.
+
+/** Parents of fine index t (0 ≤ t < len) on a grid of spacing s: first parent, its weight, the next one's. */
+function parents(len: number, s: number): { p: Int32Array; w0: Float64Array; w1: Float64Array } {
+  const p = new Int32Array(len), w0 = new Float64Array(len), w1 = new Float64Array(len);
+  for (let t = 0; t < len; t++) {
+    const q = Math.floor(t / s), f = (t - q * s) / s;
+    p[t] = q; w0[t] = 1 - f; w1[t] = f;
+  }
+  return { p, w0, w1 };
+}
+
+/** Coarse right-hand side: b_c = Pᵀ r. */
+function restrict(L: SolverLevel, r: Float64Array, bc: Float64Array): void {
+  if (L.k === 1) restrict1(L, r);
+  else restrict4(L, r);
+  applyCt(L.next!, bc);
+}
+
+/** tmp[L] = Σ_K φ_L(K) B_Kᵀ r_K for level 0, separably: along x into a row of coarse columns, then along y. */
+function restrict1(L: SolverLevel, r: Float64Array): void {
+  const T = L.next!;
+  const { w, h, B } = L;
+  const { wc, px, wx0, wx1, py, wy0, wy1, tmp } = T;
+  tmp.fill(0);
+  const row = T.row;
+  for (let y = 0; y < h; y++) {
+    row.fill(0);
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x;
+      const r0 = r[3 * i], r1 = r[3 * i + 1], r2 = r[3 * i + 2];
+      const b0 = B[4 * i], b1 = B[4 * i + 1], b2 = B[4 * i + 2], b3 = B[4 * i + 3];
+      let o = 12 * px[x], f = wx0[x];
+      for (let e = 0; e < 2; e++) {
+        const f0 = f * b0, f1 = f * b1, f2 = f * b2, f3 = f * b3;
+        row[o] += f0 * r0; row[o + 1] += f0 * r1; row[o + 2] += f0 * r2;
+        row[o + 3] += f1 * r0; row[o + 4] += f1 * r1; row[o + 5] += f1 * r2;
+        row[o + 6] += f2 * r0; row[o + 7] += f2 * r1; row[o + 8] += f2 * r2;
+        row[o + 9] += f3 * r0; row[o + 10] += f3 * r1; row[o + 11] += f3 * r2;
+        f = wx1[x];
+        if (f === 0) break;
+        o += 12;
+      }
+    }
+    const Y = py[y], f0 = wy0[y], f1 = wy1[y];
+    const o0 = 12 * Y * wc;
+    for (let q = 0; q < 12 * wc; q++) tmp[o0 + q] += f0 * row[q];
+    if (f1 > 0) {
+      const o1 = o0 + 12 * wc;
+      for (let q = 0; q < 12 * wc; q++) tmp[o1 + q] += f1 * row[q];
+    }
+  }
+}
+
+function restrict4(L: SolverLevel, r: Float64Array): void {
+  const T = L.next!;
+  const { w, h, B } = L;
+  const { wc, px, wx0, wx1, py, wy0, wy1, tmp } = T;
+  tmp.fill(0);
+  const u = new Float64Array(12);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x;
+      // u[m][ch] = Σ_r B_K[r][m] r_K[r][ch]
+      u.fill(0);
+      for (let q = 0; q < 4; q++) {
+        const r0 = r[12 * i + 3 * q], r1 = r[12 * i + 3 * q + 1], r2 = r[12 * i + 3 * q + 2];
+        for (let m = 0; m < 4; m++) {
+          const bm = B[16 * i + 4 * q + m];
+          u[3 * m] += bm * r0; u[3 * m + 1] += bm * r1; u[3 * m + 2] += bm * r2;
+        }
+      }
+      const X = px[x], Y = py[y];
+      scatter(tmp, 12 * (Y * wc + X), wx0[x] * wy0[y], u);
+      if (wx1[x] > 0) scatter(tmp, 12 * (Y * wc + X + 1), wx1[x] * wy0[y], u);
+      if (wy1[y] > 0) {
+        scatter(tmp, 12 * ((Y + 1) * wc + X), wx0[x] * wy1[y], u);
+        if (wx1[x] > 0) scatter(tmp, 12 * ((Y + 1) * wc + X + 1), wx1[x] * wy1[y], u);
+      }
+    }
+  }
+}
+
+/** b_c[L] = C_Lᵀ tmp[L]. */
+function applyCt(T: Transfer, bc: Float64Array): void {
+  const { C, tmp } = T;
+  const nc = T.wc * T.hc;
+  for (let l = 0; l < nc; l++) {
+    // b_c[j][ch] = Σ_m C[m][j] tmp[m][ch]
+    for (let j = 0; j < 4; j++) {
+      const c0 = C[16 * l + j], c1 = C[16 * l + 4 + j], c2 = C[16 * l + 8 + j], c3 = C[16 * l + 12 + j];
+      for (let ch = 0; ch < 3; ch++) {
+        bc[12 * l + 3 * j + ch] = c0 * tmp[12 * l + ch] + c1 * tmp[12 * l + 3 + ch] + c2 * tmp[12 * l + 6 + ch] + c3 * tmp[12 * l + 9 + ch];
+      }
+    }
+  }
+}
+
+function scatter(t: Float64Array, o: number, f: number, u: Float64Array): void {
+  for (let q = 0; q < 12; q++) t[o + q] += f * u[q];
+}
+
+/** x += P xc. */
+function prolongAdd(L: SolverLevel, xc: Float64Array, x: Float64Array): void {
+  const T = L.next!;
+  const { wc, hc, C, tmp } = T;
+  const nc = wc * hc;
+  for (let l = 0; l < nc; l++) {
+    for (let m = 0; m < 4; m++) {
+      const c0 = C[16 * l + 4 * m], c1 = C[16 * l + 4 * m + 1], c2 = C[16 * l + 4 * m + 2], c3 = C[16 * l + 4 * m + 3];
+      for (let ch = 0; ch < 3; ch++) {
+        tmp[12 * l + 3 * m + ch] = c0 * xc[12 * l + ch] + c1 * xc[12 * l + 3 + ch] + c2 * xc[12 * l + 6 + ch] + c3 * xc[12 * l + 9 + ch];
+      }
+    }
+  }
+  if (L.k === 1) prolong1(L, x);
+  else prolong4(L, x);
+}
+
+/** x_K += B_K Σ_L φ_L(K) tmp[L] on level 0, separably: coarse rows interpolated along y into a row, then along x. */
+function prolong1(L: SolverLevel, x: Float64Array): void {
+  const T = L.next!;
+  const { w, h, B } = L;
+  const { wc, px, wx0, wx1, py, wy0, wy1, tmp, row } = T;
+  for (let y = 0; y < h; y++) {
+    const Y = py[y], f0 = wy0[y], f1 = wy1[y];
+    const o0 = 12 * Y * wc;
+    if (f1 > 0) {
+      const o1 = o0 + 12 * wc;
+      for (let q = 0; q < 12 * wc; q++) row[q] = f0 * tmp[o0 + q] + f1 * tmp[o1 + q];
+    } else {
+      for (let q = 0; q < 12 * wc; q++) row[q] = f0 * tmp[o0 + q];
+    }
+    for (let xx = 0; xx < w; xx++) {
+      const i = y * w + xx;
+      const o = 12 * px[xx], g0 = wx0[xx], g1 = wx1[xx];
+      const b0 = B[4 * i], b1 = B[4 * i + 1], b2 = B[4 * i + 2], b3 = B[4 * i + 3];
+      let u0 = b0 * row[o] + b1 * row[o + 3] + b2 * row[o + 6] + b3 * row[o + 9];
+      let u1 = b0 * row[o + 1] + b1 * row[o + 4] + b2 * row[o + 7] + b3 * row[o + 10];
+      let u2 = b0 * row[o + 2] + b1 * row[o + 5] + b2 * row[o + 8] + b3 * row[o + 11];
+      u0 *= g0; u1 *= g0; u2 *= g0;
+      if (g1 > 0) {
+        const p = o + 12;
+        u0 += g1 * (b0 * row[p] + b1 * row[p + 3] + b2 * row[p + 6] + b3 * row[p + 9]);
+        u1 += g1 * (b0 * row[p + 1] + b1 * row[p + 4] + b2 * row[p + 7] + b3 * row[p + 10]);
+        u2 += g1 * (b0 * row[p + 2] + b1 * row[p + 5] + b2 * row[p + 8] + b3 * row[p + 11]);
+      }
+      x[3 * i] += u0; x[3 * i + 1] += u1; x[3 * i + 2] += u2;
+    }
+  }
+}
+
+function prolong4(L: SolverLevel, x: Float64Array): void {
+  const T = L.next!;
+  const { w, h, B } = L;
+  const { wc, px, wx0, wx1, py, wy0, wy1, tmp } = T;
+  const u = new Float64Array(12);
+  for (let y = 0; y < h; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      const i = y * w + xx;
+      const X = px[xx], Y = py[y];
+      u.fill(0);
+      gather(tmp, 12 * (Y * wc + X), wx0[xx] * wy0[y], u);
+      if (wx1[xx] > 0) gather(tmp, 12 * (Y * wc + X + 1), wx1[xx] * wy0[y], u);
+      if (wy1[y] > 0) {
+        gather(tmp, 12 * ((Y + 1) * wc + X), wx0[xx] * wy1[y], u);
+        if (wx1[xx] > 0) gather(tmp, 12 * ((Y + 1) * wc + X + 1), wx1[xx] * wy1[y], u);
+      }
+      for (let q = 0; q < 4; q++) {
+        const o = 16 * i + 4 * q;
+        const b0 = B[o], b1 = B[o + 1], b2 = B[o + 2], b3 = B[o + 3];
+        for (let ch = 0; ch < 3; ch++) x[12 * i + 3 * q + ch] += b0 * u[ch] + b1 * u[3 + ch] + b2 * u[6 + ch] + b3 * u[9 + ch];
+      }
+    }
+  }
+}
+
+function gather(t: Float64Array, o: number, f: number, u: Float64Array): void {
+  for (let q = 0; q < 12; q++) u[q] += f * t[o + q];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hierarchy setup.
+
+function buildHierarchy(L0: SolverLevel, B0: Float64Array): SolverLevel[] {
+  L0.B = B0;
+  const levels = [L0];
+  for (;;) {
+    const L = levels[levels.length - 1];
+    if (L.n * L.k <= COARSE_DOFS || (L.w <= 2 && L.h <= 2)) break;
+    levels.push(coarsen(L, SPACING));
+  }
+  const last = levels[levels.length - 1];
+  last.chol = denseCholesky(last);
+  return levels;
+}
+
+/** Builds the next level: orthonormalised colour-affine coarse basis and the Galerkin operator. */
+function coarsen(L: SolverLevel, s: number): SolverLevel {
+  const { w, h, n, k, B } = L;
+  const wc = Math.ceil((w - 1) / s) + 1, hc = Math.ceil((h - 1) / s) + 1, nc = wc * hc;
+  const X = parents(w, s), Y = parents(h, s);
+
+  // Gram matrices G_L = Σ_K φ_L(K)² B_Kᵀ B_K, eigen-decomposed into C_L and the coarse basis.
+  const G = new Float64Array(16 * nc);
+  const g = new Float64Array(16);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x;
+      g.fill(0);
+      for (let r = 0; r < k; r++) {
+        const o = (i * k + r) * 4;
+        for (let m = 0; m < 4; m++) for (let q = 0; q < 4; q++) g[4 * m + q] += B[o + m] * B[o + q];
+      }
+      const px = X.p[x], py = Y.p[y];
+      for (let b2 = 0; b2 < 2; b2++) {
+        const fy = b2 ? Y.w1[y] : Y.w0[y];
+        if (fy === 0) continue;
+        for (let b1 = 0; b1 < 2; b1++) {
+          const fx = b1 ? X.w1[x] : X.w0[x];
+          if (fx === 0) continue;
+          const f = (fx * fy) ** 2, o = 16 * ((py + b2) * wc + px + b1);
+          for (let q = 0; q < 16; q++) G[o + q] += f * g[q];
+        }
+      }
+    }
+  }
+  const C = new Float64Array(16 * nc), Bc = new Float64Array(16 * nc);
+  const kept = new Uint8Array(4 * nc);
+  const V = new Float64Array(16), lam = new Float64Array(4);
+  for (let l = 0; l < nc; l++) {
+    eig4(G, 16 * l, lam, V);
+    const lmax = Math.max(lam[0], lam[1], lam[2], lam[3]);
+    for (let j = 0; j < 4; j++) {
+      if (!(lmax > 0 && lam[j] > DROP_TOL * lmax)) continue;
+      kept[4 * l + j] = 1;
+      const sq = Math.sqrt(lam[j]);
+      for (let m = 0; m < 4; m++) {
+        C[16 * l + 4 * m + j] = V[4 * m + j] / sq;
+        Bc[16 * l + 4 * j + m] = V[4 * m + j] * sq;
+      }
+    }
+  }
+
+  // Ĝ = Φᵀ Â Φ with Â_KK' = B_Kᵀ A_KK' B_K', separably: x first (one fine row at a time into an
+  // intermediate row of wc nodes), then y.
+  const Gh = new Float64Array(16 * SLOTS * nc);
+  const T = new Float64Array(16 * SLOTS * wc);
+  const ah = new Float64Array(16), at = new Float64Array(16), tmp = new Float64Array(16);
+  for (let y = 0; y < h; y++) {
+    T.fill(0);
+    if (k === 1) {
+      xPassRow1(L, y, T, wc, X);
+      yPass(T, Gh, y, wc, nc, Y);
+      continue;
+    }
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x;
+      for (let s2 = 0; s2 < SLOTS; s2++) {
+        const dy = SLOT_DY[s2], dx = SLOT_DX[s2];
+        const x2 = x + dx, y2 = y + dy;
+        if (x2 < 0 || x2 >= w || y2 >= h) continue;
+        const j = y2 * w + x2;
+        const pa = X.p[x], pb = X.p[x2];
+        const fa0 = X.w0[x], fa1 = X.w1[x], fb0 = X.w0[x2], fb1 = X.w1[x2];
+        // ah = B_iᵀ M B_j
+        const mo = 16 * (s2 * n + i);
+        tmp.fill(0);
+        for (let r = 0; r < 4; r++) {
+          for (let t = 0; t < 4; t++) {
+            const mv = L.a[mo + 4 * r + t];
+            if (mv === 0) continue;
+            for (let q = 0; q < 4; q++) tmp[4 * r + q] += mv * B[16 * j + 4 * t + q];
+          }
+        }
+        ah.fill(0);
+        for (let r = 0; r < 4; r++) {
+          for (let m = 0; m < 4; m++) {
+            const bm = B[16 * i + 4 * r + m];
+            if (bm === 0) continue;
+            for (let q = 0; q < 4; q++) ah[4 * m + q] += bm * tmp[4 * r + q];
+          }
+        }
+        transpose4(ah, at);
+        for (let e1 = 0; e1 < 2; e1++) {
+          const f1 = e1 ? fa1 : fa0;
+          if (f1 === 0) continue;
+          const P = pa + e1;
+          for (let e2 = 0; e2 < 2; e2++) {
+            const f2 = e2 ? fb1 : fb0;
+            if (f2 === 0) continue;
+            const Q = pb + e2, f = f1 * f2, dX = Q - P;
+            if (s2 === 0) {
+              if (dX > 0) addTo(T, 16 * (slotOf(0, dX) * wc + P), f, ah);
+              else if (dX === 0) addTo(T, 16 * P, f, ah);
+            } else if (dy > 0 || dX > 0) {
+              addTo(T, 16 * (slotOf(dy, dX) * wc + P), f, ah);
+            } else if (dX === 0) {
+              addTo(T, 16 * P, f, ah);
+              addTo(T, 16 * P, f, at);
+            } else {
+              addTo(T, 16 * (slotOf(0, -dX) * wc + Q), f, at);
+            }
+          }
+        }
+      }
+    }
+    yPass(T, Gh, y, wc, nc, Y);
+  }
+
+  // A_c[L, M] = C_Lᵀ Ĝ[L, M] C_M; dropped unknowns get a unit diagonal (their rows are zero).
+  const ac = new Float64Array(16 * SLOTS * nc);
+  for (let s2 = 0; s2 < SLOTS; s2++) {
+    const o2 = SLOT_DY[s2] * wc + SLOT_DX[s2];
+    for (let l = 0; l < nc; l++) {
+      const go = 16 * (s2 * nc + l);
+      let any = false;
+      for (let q = 0; q < 16; q++) if (Gh[go + q] !== 0) { any = true; break; }
+      if (!any) continue;
+      const m = l + o2;
+      // tmp = Ĝ C_M
+      for (let r = 0; r < 4; r++) {
+        for (let q = 0; q < 4; q++) {
+          let v = 0;
+          for (let t = 0; t < 4; t++) v += Gh[go + 4 * r + t] * C[16 * m + 4 * t + q];
+          tmp[4 * r + q] = v;
+        }
+      }
+      const ao = 16 * (s2 * nc + l);
+      for (let r = 0; r < 4; r++) {
+        for (let q = 0; q < 4; q++) {
+          let v = 0;
+          for (let t = 0; t < 4; t++) v += C[16 * l + 4 * t + r] * tmp[4 * t + q];
+          ac[ao + 4 * r + q] = v;
+        }
+      }
+    }
+  }
+  for (let l = 0; l < nc; l++) {
+    for (let j = 0; j < 4; j++) {
+      if (kept[4 * l + j]) continue;
+      ac[16 * l + 5 * j] = 1;
+    }
+    // Symmetrise the diagonal block against rounding.
+    for (let r = 0; r < 4; r++) {
+      for (let q = r + 1; q < 4; q++) {
+        const v = 0.5 * (ac[16 * l + 4 * r + q] + ac[16 * l + 4 * q + r]);
+        ac[16 * l + 4 * r + q] = v;
+        ac[16 * l + 4 * q + r] = v;
+      }
+    }
+  }
+  L.next = { s, wc, hc, px: X.p, wx0: X.w0, wx1: X.w1, py: Y.p, wy0: Y.w0, wy1: Y.w1, C, tmp: new Float64Array(12 * nc), row: new Float64Array(12 * wc) };
+  return newLevel(wc, hc, 4, ac, Bc, true);
+}
+
+/** Adds intermediate row y (wc nodes, 13 slots of 4×4 blocks) into the coarse stencil Ĝ along y. */
+function yPass(T: Float64Array, Gh: Float64Array, y: number, wc: number, nc: number, Y: { p: Int32Array; w0: Float64Array; w1: Float64Array }): void {
+  for (let s2 = 0; s2 < SLOTS; s2++) {
+    const dy = SLOT_DY[s2], dX = SLOT_DX[s2];
+    const y2 = y + dy;
+    if (y2 >= Y.p.length) continue;
+    const P0 = Math.max(0, -dX), P1 = Math.min(wc, wc - dX);
+    for (let e1 = 0; e1 < 2; e1++) {
+      const f1 = e1 ? Y.w1[y] : Y.w0[y];
+      if (f1 === 0) break;
+      const A1 = Y.p[y] + e1;
+      for (let e2 = 0; e2 < 2; e2++) {
+        const f2 = e2 ? Y.w1[y2] : Y.w0[y2];
+        if (f2 === 0) break;
+        const A2 = Y.p[y2] + e2, f = f1 * f2, dY = A2 - A1;
+        // The same placement for the whole row: at A1's node (forward), on the diagonal, or transposed at A2's.
+        if (s2 === 0) {
+          if (dY > 0) addRow(Gh, 16 * (slotOf(dY, 0) * nc + A1 * wc), T, 0, P0, P1, f, false);
+          else if (dY === 0) addRow(Gh, 16 * A1 * wc, T, 0, P0, P1, f, false);
+        } else if (dY > 0 || (dY === 0 && dX > 0)) {
+          addRow(Gh, 16 * (slotOf(dY, dX) * nc + A1 * wc), T, 16 * s2 * wc, P0, P1, f, false);
+        } else if (dY === 0 && dX === 0) {
+          addRow(Gh, 16 * A1 * wc, T, 16 * s2 * wc, P0, P1, f, false);
+          addRow(Gh, 16 * A1 * wc, T, 16 * s2 * wc, P0, P1, f, true);
+        } else {
+          addRow(Gh, 16 * (slotOf(-dY, -dX) * nc + A2 * wc + dX), T, 16 * s2 * wc, P0, P1, f, true);
+        }
+      }
+    }
+  }
+}
+
+/** For P0 ≤ P < P1: d[do + 16P ..] += f·M_P (or f·M_Pᵀ), M_P = t[to + 16P ..]. */
+function addRow(d: Float64Array, dOff: number, t: Float64Array, tOff: number, P0: number, P1: number, f: number, transposed: boolean): void {
+  if (transposed) {
+    for (let P = P0; P < P1; P++) {
+      const o = dOff + 16 * P, m = tOff + 16 * P;
+      for (let r = 0; r < 4; r++) {
+        d[o + 4 * r] += f * t[m + r];
+        d[o + 4 * r + 1] += f * t[m + 4 + r];
+        d[o + 4 * r + 2] += f * t[m + 8 + r];
+        d[o + 4 * r + 3] += f * t[m + 12 + r];
+      }
+    }
+  } else {
+    const lo = dOff + 16 * P0, hi = dOff + 16 * P1, sh = tOff - dOff;
+    for (let k = lo; k < hi; k++) d[k] += f * t[k + sh];
+  }
+}
+
+/** Level-0 x-pass of fine row y: T = Φ_xᵀ Â Φ_x with Â = a·b_iᵀ b_j (rank one, never formed). */
+function xPassRow1(L: SolverLevel, y: number, T: Float64Array, wc: number, X: { p: Int32Array; w0: Float64Array; w1: Float64Array }): void {
+  const { a, w, h, n, B } = L;
+  for (let x = 0; x < w; x++) {
+    const i = y * w + x;
+    const pa = X.p[x], fa0 = X.w0[x], fa1 = X.w1[x];
+    const bi0 = B[4 * i], bi1 = B[4 * i + 1], bi2 = B[4 * i + 2], bi3 = B[4 * i + 3];
+    for (let s2 = 0; s2 < SLOTS; s2++) {
+      const dy = SLOT_DY[s2], x2 = x + SLOT_DX[s2];
+      if (x2 < 0 || x2 >= w || y + dy >= h) continue;
+      const v = a[s2 * n + i];
+      if (v === 0) continue;
+      const j = i + dy * w + SLOT_DX[s2];
+      const pb = X.p[x2], fb0 = X.w0[x2], fb1 = X.w1[x2];
+      if (dy === 0) {
+        const diag = s2 === 0;
+        xContrib1(T, wc, pa, pb, 0, diag, v * fa0 * fb0, B, 4 * i, 4 * j);
+        if (fb1 > 0) xContrib1(T, wc, pa, pb + 1, 0, diag, v * fa0 * fb1, B, 4 * i, 4 * j);
+        if (fa1 > 0) {
+          xContrib1(T, wc, pa + 1, pb, 0, diag, v * fa1 * fb0, B, 4 * i, 4 * j);
+          if (fb1 > 0) xContrib1(T, wc, pa + 1, pb + 1, 0, diag, v * fa1 * fb1, B, 4 * i, 4 * j);
+        }
+        continue;
+      }
+      // Rows below: every term is forward, at (P, slot(dy, Q − P)); the block is v·b_i ⊗ b_j.
+      const bj0 = B[4 * j], bj1 = B[4 * j + 1], bj2 = B[4 * j + 2], bj3 = B[4 * j + 3];
+      const sb = 5 * dy - pa;
+      for (let e1 = 0; e1 < 2; e1++) {
+        const f1 = e1 ? fa1 : fa0;
+        if (f1 === 0) break;
+        const P = pa + e1;
+        for (let e2 = 0; e2 < 2; e2++) {
+          const f2 = e2 ? fb1 : fb0;
+          if (f2 === 0) break;
+          const f = v * f1 * f2, Q = pb + e2;
+          const o = 16 * ((sb - e1 + Q) * wc + P);
+          const u0 = f * bi0, u1 = f * bi1, u2 = f * bi2, u3 = f * bi3;
+          T[o] += u0 * bj0; T[o + 1] += u0 * bj1; T[o + 2] += u0 * bj2; T[o + 3] += u0 * bj3;
+          T[o + 4] += u1 * bj0; T[o + 5] += u1 * bj1; T[o + 6] += u1 * bj2; T[o + 7] += u1 * bj3;
+          T[o + 8] += u2 * bj0; T[o + 9] += u2 * bj1; T[o + 10] += u2 * bj2; T[o + 11] += u2 * bj3;
+          T[o + 12] += u3 * bj0; T[o + 13] += u3 * bj1; T[o + 14] += u3 * bj2; T[o + 15] += u3 * bj3;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Level-0 x-pass term f·b_iᵀ b_j between intermediate nodes P (row y) and Q (row y + dy), stored in
+ * the symmetric half stencil: at P when Q is forward of P, transposed at Q when it is behind, both
+ * ways on the diagonal.
+ */
+function xContrib1(T: Float64Array, wc: number, P: number, Q: number, dy: number, diag: boolean, f: number, B: Float64Array, bi: number, bj: number): void {
+  const dX = Q - P;
+  if (diag) {
+    if (dX > 0) addOuter(T, 16 * (dX * wc + P), f, B, bi, bj);
+    else if (dX === 0) addOuter(T, 16 * P, f, B, bi, bj);
+  } else if (dy > 0 || dX > 0) {
+    addOuter(T, 16 * ((5 * dy + dX) * wc + P), f, B, bi, bj);
+  } else if (dX === 0) {
+    addOuter(T, 16 * P, f, B, bi, bj);
+    addOuter(T, 16 * P, f, B, bj, bi);
+  } else {
+    addOuter(T, 16 * (-dX * wc + Q), f, B, bj, bi);
+  }
+}
+
+/** t[o + 4m + q] += f·B[bi + m]·B[bj + q]. */
+function addOuter(t: Float64Array, o: number, f: number, B: Float64Array, bi: number, bj: number): void {
+  const c0 = B[bj], c1 = B[bj + 1], c2 = B[bj + 2], c3 = B[bj + 3];
+  for (let m = 0; m < 4; m++) {
+    const g = f * B[bi + m], p = o + 4 * m;
+    t[p] += g * c0; t[p + 1] += g * c1; t[p + 2] += g * c2; t[p + 3] += g * c3;
+  }
+}
+
+function slotOf(dy: number, dx: number): number {
+  return 5 * dy + dx;
+}
+
+function addTo(t: Float64Array, o: number, f: number, m: Float64Array): void {
+  for (let q = 0; q < 16; q++) t[o + q] += f * m[q];
+}
+
+function transpose4(m: Float64Array, t: Float64Array): void {
+  for (let r = 0; r < 4; r++) for (let q = 0; q < 4; q++) t[4 * q + r] = m[4 * r + q];
+}
+
+/** Eigen-decomposition of the symmetric 4×4 matrix at m[o..o+16) by cyclic Jacobi rotations. */
+function eig4(m: Float64Array, o: number, lam: Float64Array, V: Float64Array): void {
+  const A = m.slice(o, o + 16);
+  V.fill(0);
+  V[0] = V[5] = V[10] = V[15] = 1;
+  for (let sweep = 0; sweep < 50; sweep++) {
+    let off = 0, diag = 0;
+    for (let p = 0; p < 4; p++) {
+      diag += A[5 * p] * A[5 * p];
+      for (let q = p + 1; q < 4; q++) off += A[4 * p + q] * A[4 * p + q];
+    }
+    if (off <= 1e-32 * diag || off === 0) break;
+    for (let p = 0; p < 4; p++) {
+      for (let q = p + 1; q < 4; q++) {
+        const apq = A[4 * p + q];
+        if (apq === 0) continue;
+        const th = (A[5 * q] - A[5 * p]) / (2 * apq);
+        const t = (th >= 0 ? 1 : -1) / (Math.abs(th) + Math.sqrt(th * th + 1));
+        const c = 1 / Math.sqrt(t * t + 1), s = t * c;
+        for (let r = 0; r < 4; r++) {
+          const x = A[4 * r + p], y = A[4 * r + q];
+          A[4 * r + p] = c * x - s * y;
+          A[4 * r + q] = s * x + c * y;
+        }
+        for (let r = 0; r < 4; r++) {
+          const x = A[4 * p + r], y = A[4 * q + r];
+          A[4 * p + r] = c * x - s * y;
+          A[4 * q + r] = s * x + c * y;
+        }
+        for (let r = 0; r < 4; r++) {
+          const x = V[4 * r + p], y = V[4 * r + q];
+          V[4 * r + p] = c * x - s * y;
+          V[4 * r + q] = s * x + c * y;
+        }
+      }
+    }
+  }
+  for (let j = 0; j < 4; j++) lam[j] = A[5 * j];
+}
+
+/** Inverse of the 4×4 block at a[o..], written to out[oo..] (Gauss–Jordan with partial pivoting). */
+function invert4(a: Float64Array, o: number, out: Float64Array, oo: number): void {
+  const M = new Float64Array(32);
+  for (let r = 0; r < 4; r++) {
+    for (let q = 0; q < 4; q++) M[8 * r + q] = a[o + 4 * r + q];
+    M[8 * r + 4 + r] = 1;
+  }
+  for (let c = 0; c < 4; c++) {
+    let piv = c;
+    for (let r = c + 1; r < 4; r++) if (Math.abs(M[8 * r + c]) > Math.abs(M[8 * piv + c])) piv = r;
+    if (piv !== c) {
+      for (let q = 0; q < 8; q++) {
+        const t = M[8 * c + q];
+        M[8 * c + q] = M[8 * piv + q];
+        M[8 * piv + q] = t;
+      }
+    }
+    const d = M[8 * c + c];
+    const inv = d !== 0 ? 1 / d : 0;
+    for (let q = 0; q < 8; q++) M[8 * c + q] *= inv;
+    for (let r = 0; r < 4; r++) {
+      if (r === c) continue;
+      const f = M[8 * r + c];
+      if (f === 0) continue;
+      for (let q = 0; q < 8; q++) M[8 * r + q] -= f * M[8 * c + q];
+    }
+  }
+  for (let r = 0; r < 4; r++) for (let q = 0; q < 4; q++) out[oo + 4 * r + q] = M[8 * r + 4 + q];
+}
+
+/** Dense Cholesky of the level's matrix; pivots that vanish (null directions) are skipped. */
+function denseCholesky(L: SolverLevel): Float64Array {
+  const { w, h, n, k, a } = L;
+  const m = n * k, kk = k * k;
+  const M = new Float64Array(m * m);
+  for (let i = 0; i < n; i++) {
+    const xi = i % w, yi = (i / w) | 0;
+    for (let s = 0; s < SLOTS; s++) {
+      const x2 = xi + SLOT_DX[s], y2 = yi + SLOT_DY[s];
+      if (x2 < 0 || x2 >= w || y2 >= h) continue;
+      const j = y2 * w + x2;
+      for (let r = 0; r < k; r++) {
+        for (let q = 0; q < k; q++) {
+          const v = a[(s * n + i) * kk + r * k + q];
+          M[(i * k + r) * m + j * k + q] = v;
+          M[(j * k + q) * m + i * k + r] = v;
+        }
+      }
+    }
+  }
+  for (let j = 0; j < m; j++) {
+    const d0 = M[j * m + j];
+    let d = d0;
+    for (let t = 0; t < j; t++) d -= M[j * m + t] * M[j * m + t];
+    if (!(d > 1e-12 * Math.abs(d0))) {
+      for (let t = 0; t < m; t++) { M[j * m + t] = 0; M[t * m + j] = 0; }
+      M[j * m + j] = Infinity;
+      continue;
+    }
+    d = Math.sqrt(d);
+    M[j * m + j] = d;
+    for (let i = j + 1; i < m; i++) {
+      let v = M[i * m + j];
+      for (let t = 0; t < j; t++) v -= M[i * m + t] * M[j * m + t];
+      M[i * m + j] = v / d;
+    }
+    // Clear the upper triangle of row j (it held the matrix).
+    for (let t = j + 1; t < m; t++) M[j * m + t] = 0;
+  }
+  return M;
+}
+
+function denseSolve(L: SolverLevel, b: Float64Array, x: Float64Array): void {
+  const M = L.chol!;
+  const m = L.n * L.k;
+  const y = new Float64Array(3 * m);
+  for (let i = 0; i < m; i++) {
+    let v0 = b[3 * i], v1 = b[3 * i + 1], v2 = b[3 * i + 2];
+    const ro = i * m;
+    for (let t = 0; t < i; t++) {
+      const l = M[ro + t];
+      if (l === 0) continue;
+      v0 -= l * y[3 * t]; v1 -= l * y[3 * t + 1]; v2 -= l * y[3 * t + 2];
+    }
+    const d = M[ro + i];
+    y[3 * i] = v0 / d; y[3 * i + 1] = v1 / d; y[3 * i + 2] = v2 / d;
+  }
+  for (let i = m - 1; i >= 0; i--) {
+    let v0 = y[3 * i], v1 = y[3 * i + 1], v2 = y[3 * i + 2];
+    for (let t = i + 1; t < m; t++) {
+      const l = M[t * m + i];
+      if (l === 0) continue;
+      v0 -= l * x[3 * t]; v1 -= l * x[3 * t + 1]; v2 -= l * x[3 * t + 2];
+    }
+    const d = M[i * m + i];
+    x[3 * i] = v0 / d; x[3 * i + 1] = v1 / d; x[3 * i + 2] = v2 / d;
+  }
+}
+
+/** z = V-cycle(r) on level l (symmetric: forward GS before, backward GS after the coarse correction). */
+function vcycle(levels: SolverLevel[], l: number, r: Float64Array, z: Float64Array): void {
+  const L = levels[l];
+  if (L.chol) {
+    denseSolve(L, r, z);
+    return;
+  }
+  const C = levels[l + 1];
+  if (L.k === 1) gsFwdZero1(L, r, z, L.r);
+  else gsFwdZero4(L, r, z, L.r);
+  restrict(L, L.r, C.b);
+  vcycle(levels, l + 1, C.b, C.x);
+  prolongAdd(L, C.x, z);
+  if (L.k === 1) gsBwd1(L, r, z);
+  else gsBwd4(L, r, z);
+}
+
+function jacobi(L: SolverLevel): (r: Float64Array, z: Float64Array) => void {
+  const { n, dinv } = L;
+  return (r, z) => {
+    for (let i = 0; i < n; i++) {
+      const d = dinv[i];
+      z[3 * i] = r[3 * i] * d; z[3 * i + 1] = r[3 * i + 1] * d; z[3 * i + 2] = r[3 * i + 2] * d;
+    }
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preconditioned conjugate gradients, three independent channels sharing each matrix pass.
+
+function pcg(
+  L: SolverLevel, b: Float64Array, x: Float64Array, tol: number, maxIter: number,
+  precond: (r: Float64Array, z: Float64Array) => void, hooks: SmoothOptions,
+): { iterations: number; residual: number } {
+  const N = b.length;
+  const r = new Float64Array(N), z = new Float64Array(N), p = new Float64Array(N), q = new Float64Array(N);
+  spmv1(L, x, q);
+  let bb0 = 0, bb1 = 0, bb2 = 0;
+  for (let k = 0; k < N; k += 3) {
+    r[k] = b[k] - q[k]; r[k + 1] = b[k + 1] - q[k + 1]; r[k + 2] = b[k + 2] - q[k + 2];
+    bb0 += b[k] * b[k]; bb1 += b[k + 1] * b[k + 1]; bb2 += b[k + 2] * b[k + 2];
+  }
+  // A channel with b = 0 has the solution 0: measure its residual absolutely.
+  const nb0 = bb0 > 0 ? Math.sqrt(bb0) : 1, nb1 = bb1 > 0 ? Math.sqrt(bb1) : 1, nb2 = bb2 > 0 ? Math.sqrt(bb2) : 1;
+  const relOf = (): number => {
+    let s0 = 0, s1 = 0, s2 = 0;
+    for (let k = 0; k < N; k += 3) { s0 += r[k] * r[k]; s1 += r[k + 1] * r[k + 1]; s2 += r[k + 2] * r[k + 2]; }
+    return Math.max(Math.sqrt(s0) / nb0, Math.sqrt(s1) / nb1, Math.sqrt(s2) / nb2);
+  };
+  let rel = relOf();
+  const rel0 = rel;
+  let it = 0;
+  let rz0 = 0, rz1 = 0, rz2 = 0;
+  if (rel > tol) {
+    precond(r, z);
+    p.set(z);
+    for (let k = 0; k < N; k += 3) { rz0 += r[k] * z[k]; rz1 += r[k + 1] * z[k + 1]; rz2 += r[k + 2] * z[k + 2]; }
+  }
+  while (rel > tol && it < maxIter) {
+    if (hooks.checkCancelled?.() === true) throw new CancelledError();
+    spmv1(L, p, q);
+    let pq0 = 0, pq1 = 0, pq2 = 0;
+    for (let k = 0; k < N; k += 3) { pq0 += p[k] * q[k]; pq1 += p[k + 1] * q[k + 1]; pq2 += p[k + 2] * q[k + 2]; }
+    const a0 = pq0 > 0 ? rz0 / pq0 : 0, a1 = pq1 > 0 ? rz1 / pq1 : 0, a2 = pq2 > 0 ? rz2 / pq2 : 0;
+    let s0 = 0, s1 = 0, s2 = 0;
+    for (let k = 0; k < N; k += 3) {
+      x[k] += a0 * p[k]; x[k + 1] += a1 * p[k + 1]; x[k + 2] += a2 * p[k + 2];
+      const u0 = r[k] - a0 * q[k], u1 = r[k + 1] - a1 * q[k + 1], u2 = r[k + 2] - a2 * q[k + 2];
+      r[k] = u0; r[k + 1] = u1; r[k + 2] = u2;
+      s0 += u0 * u0; s1 += u1 * u1; s2 += u2 * u2;
+    }
+    it++;
+    rel = Math.max(Math.sqrt(s0) / nb0, Math.sqrt(s1) / nb1, Math.sqrt(s2) / nb2);
+    hooks.onProgress?.({
+      stage: 'smoothing',
+      iteration: it,
+      residual: rel,
+      fraction: rel <= tol ? 1 : Math.max(0, Math.min(1, Math.log(rel0 / rel) / Math.log(rel0 / tol))),
+    });
+    if (rel <= tol) break;
+    precond(r, z);
+    let n0 = 0, n1 = 0, n2 = 0;
+    for (let k = 0; k < N; k += 3) { n0 += r[k] * z[k]; n1 += r[k + 1] * z[k + 1]; n2 += r[k + 2] * z[k + 2]; }
+    const b0 = rz0 > 0 ? n0 / rz0 : 0, b1 = rz1 > 0 ? n1 / rz1 : 0, b2 = rz2 > 0 ? n2 / rz2 : 0;
+    rz0 = n0; rz1 = n1; rz2 = n2;
+    for (let k = 0; k < N; k += 3) {
+      p[k] = z[k] + b0 * p[k]; p[k + 1] = z[k + 1] + b1 * p[k + 1]; p[k + 2] = z[k + 2] + b2 * p[k + 2];
+    }
+  }
+  // The true residual of the returned solution.
+  spmv1(L, x, q);
+  for (let k = 0; k < N; k++) r[k] = b[k] - q[k];
+  return { iterations: it, residual: relOf() };
+}
