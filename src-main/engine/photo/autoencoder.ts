@@ -91,6 +91,15 @@ export function reflectConv(x: tf.Tensor4D, kernel: tf.Tensor4D, bias: tf.Tensor
   });
 }
 
+/**
+ * An optional hook applied at every layer boundary (the input, each convolution's weights and bias,
+ * each convolution's output): mixed-precision training passes an emulated fp16/bf16 cast here
+ * (engine/train/precision.ts). Pooling and unpooling move values without arithmetic, so their
+ * outputs are already representable and need no cast.
+ */
+export type LayerCast = <T extends tf.Tensor>(t: T) => T;
+const noCast: LayerCast = (t) => t;
+
 /** Decoder weights of one level: `decB_I.kernel` HWIO and `decB_I.bias`, as the layer table names them. */
 export type DecoderWeights = Map<string, { kernel: Float32Array; bias: Float32Array }>;
 
@@ -147,10 +156,10 @@ export class PhotoAutoencoder {
   }
 
   /** RGB 0–255 [N,H,W,3] → reluL_1 features and the switches of each pool (outermost first). */
-  encode(rgb255: tf.Tensor4D): { features: tf.Tensor4D; switches: Switches[] } {
+  encode(rgb255: tf.Tensor4D, cast: LayerCast = noCast): { features: tf.Tensor4D; switches: Switches[] } {
     const switches: Switches[] = [];
     const features = tf.tidy(() => {
-      let x = this.preprocess(rgb255);
+      let x = cast(this.preprocess(rgb255));
       for (const l of encoderLayers(this.level, this.widths)) {
         if (l.kind === 'pool') {
           const { pooled, switches: s } = maxPoolWithSwitches(x);
@@ -158,7 +167,7 @@ export class PhotoAutoencoder {
           x = pooled;
         } else {
           const w = this.enc.get(l.conv.name)!;
-          x = reflectConv(x, w.kernel, w.bias, true);
+          x = cast(reflectConv(x, cast(w.kernel), cast(w.bias), true));
         }
       }
       return x;
@@ -170,13 +179,13 @@ export class PhotoAutoencoder {
    * Features → RGB on the 0–255 scale (the decoder learns to undo the encoder's preprocessing too, as
    * FastPhotoStyle's do). `switches` are the encoder's, outermost first, as `encode` returns them.
    */
-  decode(features: tf.Tensor4D, switches: Switches[]): tf.Tensor4D {
+  decode(features: tf.Tensor4D, switches: Switches[], cast: LayerCast = noCast): tf.Tensor4D {
     return tf.tidy(() => {
       let x = features;
       let s = switches.length;
       for (const d of decoderConvs(this.level, this.widths)) {
         const w = this.dec.get(d.name)!;
-        x = reflectConv(x, w.kernel, w.bias, d.relu);
+        x = cast(reflectConv(x, cast(w.kernel), cast(w.bias), d.relu));
         if (d.unpoolAfter) x = maxUnpool(x, switches[--s]);
       }
       return x;
