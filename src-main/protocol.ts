@@ -116,7 +116,32 @@ export const TrainDecoderJob = z.object({
   checkpointEvery: z.number().int().min(1).default(200),
   resume: z.boolean().default(false),
   seed: z.number().int().default(0),
+  /** JSON report (per-step values, validation) with SVG plots beside it; default `<out>/level<L>-report.json`. */
   report: z.string().optional(),
+  /** Mixed precision (Micikevicius et al.): FP32 master weights, fp16/bf16 forward and backward (emulated). */
+  precision: z.enum(['fp32', 'mixed-fp16', 'mixed-bf16']).default('fp32'),
+  /** 'dynamic' (mixed precision's default) or a static loss scale; fp32 trains unscaled unless given a number. */
+  lossScale: z.union([z.literal('dynamic'), z.number().positive()]).default('dynamic'),
+  lossScaleInit: z.number().positive().default(65536),
+  lossScaleGrowth: z.number().min(1).default(2),
+  lossScaleInterval: z.number().int().min(1).default(2000),
+  lossScaleBackoff: z.number().positive().max(1).default(0.5),
+  optimizer: z.enum(['adam', 'sgd']).default('adam'),
+  momentum: z.number().min(0).max(1).default(0.9),
+  weightDecay: z.number().min(0).default(0),
+  warmup: z.number().int().min(0).default(0),
+  decay: z.enum(['none', 'step', 'cosine']).default('none'),
+  decayEvery: z.number().int().min(1).default(1000),
+  decayFactor: z.number().positive().max(1).default(0.1),
+  minLr: z.number().min(0).default(0),
+  clipNorm: z.number().positive().optional(),
+  /** A decoders folder to fine-tune from (default: He initialisation). */
+  init: z.string().optional(),
+  /** Share of the photos held out for validation (at least one photo when there are two or more). */
+  valFraction: z.number().min(0).max(0.9).default(0.1),
+  valEvery: z.number().int().min(1).default(100),
+  valBatches: z.number().int().min(1).default(2),
+  saveDtype: z.enum(['fp32', 'fp16']).default('fp32'),
 });
 export type TrainDecoderJob = z.infer<typeof TrainDecoderJob>;
 

@@ -11,6 +11,7 @@ import { StudioError, isStudioError } from '../errors.ts';
 import { FeaturesJob, GatysParams, PhotoParams, StylizePhotoJob, TrainDecoderJob, type Job } from '../protocol.ts';
 import { EngineClient } from '../worker/client.ts';
 import type { StylizeResult } from '../worker/jobs.ts';
+import type { TrainResult } from '../worker/train.ts';
 import { defined, list, num, numList, oneOf } from './args.ts';
 import { formatDuration, progressPrinter } from './progress.ts';
 
@@ -23,10 +24,12 @@ Usage:
                  (PhotoWCT; its smoothing step is not built yet)
   studio info [--json] [--backend NAME]
   studio models list | import FILE [--name NAME] | fetch vgg19 | tiny DIR
+                 (FILE: Keras .h5, torchvision .pth, or FastPhotoStyle's photo_wct.pth → model photowct)
   studio demo [--out DIR] [--size PX] [--iters N]
   studio train decoder --level 1..4 --images DIR [--steps 2000 --batch 4 --crop 256 --lr 1e-4
                        --out DIR --model M --checkpoint-every 200 --resume --seed 0 --report R.json]
                        trains a PhotoWCT decoder for the model's encoder on a folder of photos
+                       (options below)
   studio features --image PHOTO --layers relu1_1,relu4_2 --out DIR [--size 512 --model M --padding zero|reflect]
                        VGG19 features as .npy (float32 NHWC), to compare with NumPy or PyTorch
 
@@ -47,6 +50,17 @@ stylize options (Gatys):
   --format png|jpeg|tiff  --bit-depth 8|16  --quality 92  --max-pixels 100e6
   --report R.json      parameters, backend, per-iteration losses, stage times, peak memory
   --quiet
+
+train decoder options:
+  --precision fp32     fp32 | mixed-fp16 | mixed-bf16 (FP32 master weights; fp16/bf16 emulated exactly)
+  --loss-scale dynamic dynamic | N (static)   --loss-scale-init 65536  --loss-scale-growth 2
+  --loss-scale-interval 2000  --loss-scale-backoff 0.5
+  --optimizer adam     adam | sgd   --momentum 0.9 (sgd)   --weight-decay 0 (L2)
+  --warmup 0           linear warm-up steps; then --decay none | step | cosine
+  --decay-every 1000 --decay-factor 0.1 (step)   --min-lr 0 (cosine)   --clip-norm N (global norm)
+  --init DIR           fine-tune the decoders in DIR instead of a fresh He initialisation
+  --val-fraction 0.1   photos held out for validation; --val-every 100 --val-batches 2; best kept in OUT/best
+  --save-dtype fp32    fp32 | fp16 (safetensors F16, half the size)
 
 Exit codes: 0 success, 2 bad input (message says which), 1 internal failure, 130 cancelled.`;
 
@@ -212,6 +226,14 @@ async function models(argv: string[]): Promise<number> {
       const file = positionals[0];
       if (!file) throw new StudioError('BAD_ARGUMENT', 'studio models import FILE: FILE is required (.h5 or .pth)');
       const ext = path.extname(file).toLowerCase();
+      // FastPhotoStyle's photo_wct.pth (told apart by its keys): a relu4_1 encoder and its four decoders.
+      const photoWct = ext === '.pth' || ext === '.pt' ? await import('../engine/models/import-photowct.ts') : undefined;
+      if (photoWct && await photoWct.isPhotoWctPth(file)) {
+        const dir = path.join(store.modelsDir(), str(v.name) ?? 'photowct');
+        await photoWct.importPhotoWctInto(file, dir, { dtype: oneOf('dtype', str(v.dtype)?.toUpperCase(), ['F32', 'F16'] as const) });
+        process.stdout.write(`imported ${file} (FastPhotoStyle PhotoWCT: VGG19 to relu4_1 and decoders 1–4) → ${dir}\n`);
+        return 0;
+      }
       const weights = ext === '.h5' || ext === '.hdf5'
         ? await (await import('../engine/models/import-keras.ts')).importKerasH5(file)
         : ext === '.pth' || ext === '.pt'
@@ -281,6 +303,11 @@ async function train(argv: string[]): Promise<number> {
     steps: { type: 'string' }, batch: { type: 'string' }, crop: { type: 'string' }, lr: { type: 'string' }, lambda: { type: 'string' },
     'checkpoint-every': { type: 'string' }, resume: { type: 'boolean' }, seed: { type: 'string' }, report: { type: 'string' },
     backend: { type: 'string' }, quiet: { type: 'boolean' },
+    precision: { type: 'string' }, 'loss-scale': { type: 'string' }, 'loss-scale-init': { type: 'string' }, 'loss-scale-growth': { type: 'string' },
+    'loss-scale-interval': { type: 'string' }, 'loss-scale-backoff': { type: 'string' }, optimizer: { type: 'string' }, momentum: { type: 'string' },
+    'weight-decay': { type: 'string' }, warmup: { type: 'string' }, decay: { type: 'string' }, 'decay-every': { type: 'string' },
+    'decay-factor': { type: 'string' }, 'min-lr': { type: 'string' }, 'clip-norm': { type: 'string' }, init: { type: 'string' },
+    'val-fraction': { type: 'string' }, 'val-every': { type: 'string' }, 'val-batches': { type: 'string' }, 'save-dtype': { type: 'string' },
   });
   const images = str(v.images);
   if (!images) throw new StudioError('BAD_ARGUMENT', '--images DIR is required (a folder of photos to learn from)');
@@ -292,11 +319,27 @@ async function train(argv: string[]): Promise<number> {
     crop: num('crop', str(v.crop), { int: true, min: 16, max: 2048 }), lr: num('lr', str(v.lr), { min: 1e-12 }),
     lambda: num('lambda', str(v.lambda), { min: 0 }), checkpointEvery: num('checkpoint-every', str(v['checkpoint-every']), { int: true, min: 1 }),
     resume: v.resume === true ? true : undefined, seed: num('seed', str(v.seed), { int: true }),
+    precision: oneOf('precision', str(v.precision), ['fp32', 'mixed-fp16', 'mixed-bf16'] as const),
+    lossScale: str(v['loss-scale']) === 'dynamic' ? 'dynamic' : num('loss-scale', str(v['loss-scale']), { min: 1e-30 }),
+    lossScaleInit: num('loss-scale-init', str(v['loss-scale-init']), { min: 1e-30 }),
+    lossScaleGrowth: num('loss-scale-growth', str(v['loss-scale-growth']), { min: 1 }),
+    lossScaleInterval: num('loss-scale-interval', str(v['loss-scale-interval']), { int: true, min: 1 }),
+    lossScaleBackoff: num('loss-scale-backoff', str(v['loss-scale-backoff']), { min: 1e-6, max: 1 }),
+    optimizer: oneOf('optimizer', str(v.optimizer), ['adam', 'sgd'] as const), momentum: num('momentum', str(v.momentum), { min: 0, max: 1 }),
+    weightDecay: num('weight-decay', str(v['weight-decay']), { min: 0 }), warmup: num('warmup', str(v.warmup), { int: true, min: 0 }),
+    decay: oneOf('decay', str(v.decay), ['none', 'step', 'cosine'] as const), decayEvery: num('decay-every', str(v['decay-every']), { int: true, min: 1 }),
+    decayFactor: num('decay-factor', str(v['decay-factor']), { min: 1e-12, max: 1 }), minLr: num('min-lr', str(v['min-lr']), { min: 0 }),
+    clipNorm: num('clip-norm', str(v['clip-norm']), { min: 1e-30 }), init: str(v.init),
+    valFraction: num('val-fraction', str(v['val-fraction']), { min: 0, max: 0.9 }), valEvery: num('val-every', str(v['val-every']), { int: true, min: 1 }),
+    valBatches: num('val-batches', str(v['val-batches']), { int: true, min: 1 }), saveDtype: oneOf('save-dtype', str(v['save-dtype']), ['fp32', 'fp16'] as const),
   }));
   const quiet = v.quiet === true;
-  const r = await withEngine(str(v.backend), (c) => runJob<{ decoder: string; steps: number; firstLoss: number; finalLoss: number; resumedFrom: number; totalMs: number; report?: string }>(c, job, quiet));
+  const r = await withEngine(str(v.backend), (c) => runJob<TrainResult>(c, job, quiet));
   process.stdout.write(`decoder level ${level}: ${r.decoder} (${r.steps} steps${r.resumedFrom ? `, resumed at ${r.resumedFrom}` : ''}; loss ${r.firstLoss.toExponential(3)} → ${r.finalLoss.toExponential(3)}; ${formatDuration(r.totalMs)})\n`);
-  if (r.report) process.stdout.write(`report: ${r.report}\n`);
+  if (Number.isFinite(r.finalValLoss)) process.stdout.write(`validation loss ${r.finalValLoss.toExponential(3)}; best ${r.bestValLoss.toExponential(3)} at step ${r.bestStep}: ${r.best}\n`);
+  if (r.skippedSteps || r.finalLossScale !== 1) process.stdout.write(`loss scale ${r.finalLossScale}; ${r.skippedSteps} step(s) skipped on overflow\n`);
+  process.stdout.write(`report: ${r.report}\n`);
+  for (const p of r.plots) process.stdout.write(`plot: ${p}\n`);
   return 0;
 }
 

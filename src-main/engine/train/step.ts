@@ -1,12 +1,18 @@
 /**
- * One training step of a PhotoWCT decoder, as one unit (forward, loss, gradients, update), so that a
- * precision policy can later wrap exactly this. The loss is the WCT paper's
+ * One training step of a PhotoWCT decoder, as one unit (forward, loss, gradients, update), wrapped by
+ * a precision policy (precision.ts). The loss is the WCT paper's
  *   ‖I_o − I_i‖² + λ‖Φ(I_o) − Φ(I_i)‖²,  Φ = the level's encoder, λ = 1,
  * with both terms as means (per pixel and per feature value) so that λ weighs comparable magnitudes.
+ *
+ * Mixed precision (Micikevicius et al.): the decoder's tf.Variables are the FP32 master weights; the
+ * forward and backward passes see them (and every activation and gradient) cast to fp16/bf16 by the
+ * policy's hook; the loss and its sums stay float32; the loss is multiplied by the loss scale before
+ * the backward pass and the gradients divided by it in float32; a step whose gradients hold Inf or NaN
+ * is skipped, and the update otherwise goes to the master weights.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { PhotoAutoencoder } from '../photo/autoencoder.ts';
-import { Adam } from '../gatys/optimizers.ts';
+import type { LayerCast, PhotoAutoencoder } from '../photo/autoencoder.ts';
+import type { LossScaler, PrecisionPolicy } from './precision.ts';
 
 export interface ReconstructionLoss {
   total: tf.Scalar;
@@ -15,20 +21,43 @@ export interface ReconstructionLoss {
 }
 
 /** The loss of reconstructing `batch` (RGB 0–255, [N,H,W,3]) through the level's encoder and decoder. */
-export function reconstructionLoss(ae: PhotoAutoencoder, batch: tf.Tensor4D, lambda = 1): ReconstructionLoss {
-  const { features, switches } = ae.encode(batch);
-  const out = ae.decode(features, switches);
+export function reconstructionLoss(ae: PhotoAutoencoder, batch: tf.Tensor4D, lambda = 1, cast?: LayerCast): ReconstructionLoss {
+  const { features, switches } = ae.encode(batch, cast);
+  const out = ae.decode(features, switches, cast);
+  // Reductions in float32 (REFERENCE §4): the means read the cast values but accumulate in float32.
   const pixel = tf.mean(tf.squaredDifference(out, batch)) as tf.Scalar;
-  const { features: fo, switches: so } = ae.encode(out);
+  const { features: fo, switches: so } = ae.encode(out, cast);
   const feature = tf.mean(tf.squaredDifference(fo, features)) as tf.Scalar;
   for (const s of [...switches, ...so]) s.argmax.dispose();
   return { total: tf.add(pixel, tf.mul(feature, lambda)) as tf.Scalar, pixel, feature };
+}
+
+/** The loss of a batch without gradients (validation), in float32. */
+export async function evaluateLoss(ae: PhotoAutoencoder, batch: tf.Tensor4D, lambda = 1): Promise<{ total: number; pixel: number; feature: number }> {
+  const read = tf.tidy(() => {
+    const l = reconstructionLoss(ae, batch, lambda);
+    return tf.stack([l.total, l.pixel, l.feature]);
+  });
+  const [total, pixel, feature] = Array.from(await read.data());
+  read.dispose();
+  return { total, pixel, feature };
 }
 
 export interface StepValues {
   total: number;
   pixel: number;
   feature: number;
+  /** The loss scale this step used. */
+  lossScale: number;
+  /** Whether the update was skipped (Inf/NaN in the gradients). */
+  skipped: boolean;
+  /** Weight-gradient values zero after the cast to the low-precision format (fp32: after an fp16 cast, as a measure). */
+  zeroFraction: number;
+  /** Weight-gradient values nonzero before that cast and zero after it: the underflow. */
+  underflowFraction: number;
+  /** Global norm of the unscaled float32 gradient (before clipping). */
+  gradNorm: number;
+  lr: number;
 }
 
 /** The decoder's trainable variables, in a fixed order (optimiser state is kept in the same order). */
@@ -36,50 +65,152 @@ export function decoderVariables(ae: PhotoAutoencoder): tf.Variable[] {
   return [...ae.dec.values()].flatMap((w) => [w.kernel, w.bias]);
 }
 
+export type OptimizerKind = 'adam' | 'sgd';
+
+export interface OptimizerOptions {
+  kind: OptimizerKind;
+  /** SGD's momentum (0: plain SGD). */
+  momentum: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  /** L2 weight decay: a·w is added to the gradient (REFERENCE §5). */
+  weightDecay: number;
+}
+
+export const OPTIMIZER_DEFAULTS: OptimizerOptions = { kind: 'adam', momentum: 0.9, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 };
+
+/** Optimiser state: the count of applied updates and each variable's slots (Adam: m, v; SGD: velocity). */
+export interface OptimizerState {
+  t: number;
+  slots: (tf.Tensor | undefined)[][];
+}
+
 /**
- * Adam over a list of variables, one moment pair per variable, with a state that can be saved and
- * restored exactly (tfjs's own Adam recomputes β^t by pow on restore but multiplies it up step by
- * step while running, so a resumed run drifts in the last bits).
+ * Adam or SGD with momentum over the FP32 master weights, with a state that can be saved and restored
+ * exactly: Adam's bias correction is recomputed from t each step (never multiplied up), so a resumed
+ * run takes bit-identical steps.
  */
-export class VariableAdam {
-  private readonly adams: Adam[];
-  constructor(private readonly vars: tf.Variable[], learningRate: number) {
-    this.adams = vars.map(() => new Adam({ learningRate }));
+export class DecoderOptimizer {
+  readonly options: OptimizerOptions;
+  private t = 0;
+  private slots: (tf.Tensor | undefined)[][];
+
+  constructor(private readonly vars: tf.Variable[], options: Partial<OptimizerOptions> = {}) {
+    this.options = { ...OPTIMIZER_DEFAULTS, ...options };
+    this.slots = vars.map(() => (this.options.kind === 'adam' ? [undefined, undefined] : [undefined]));
   }
 
-  apply(grads: tf.Tensor[]): void {
-    this.vars.forEach((v, i) => {
-      const { next } = this.adams[i].step(v, grads[i]);
-      v.assign(next);
+  get steps(): number {
+    return this.t;
+  }
+
+  /** Applies float32 gradients (already unscaled and clipped) with learning rate `lr`. */
+  apply(grads: tf.Tensor[], lr: number): void {
+    const o = this.options;
+    this.t++;
+    const t = this.t;
+    this.vars.forEach((w, i) => {
+      const s = this.slots[i];
+      const [next, ...slots] = tf.tidy(() => {
+        const g = o.weightDecay > 0 ? tf.add(grads[i], tf.mul(w, o.weightDecay)) : grads[i];
+        if (o.kind === 'adam') {
+          const m = s[0] ? tf.add(tf.mul(s[0], o.beta1), tf.mul(g, 1 - o.beta1)) : tf.mul(g, 1 - o.beta1);
+          const v = s[1] ? tf.add(tf.mul(s[1], o.beta2), tf.mul(tf.square(g), 1 - o.beta2)) : tf.mul(tf.square(g), 1 - o.beta2);
+          const stepSize = (lr * Math.sqrt(1 - o.beta2 ** t)) / (1 - o.beta1 ** t);
+          return [tf.sub(w, tf.mul(stepSize, tf.div(m, tf.add(tf.sqrt(v), o.epsilon)))), m, v];
+        }
+        // SGD with momentum as PyTorch: velocity = μ·velocity + g; w −= lr·velocity.
+        const vel = s[0] ? tf.add(tf.mul(s[0], o.momentum), g) : tf.clone(g);
+        return [tf.sub(w, tf.mul(vel, lr)), vel];
+      });
+      w.assign(next);
       next.dispose();
+      tf.dispose(s.filter((x): x is tf.Tensor => x !== undefined));
+      this.slots[i] = slots;
     });
   }
 
-  state(): { t: number; m?: tf.Tensor; v?: tf.Tensor }[] {
-    return this.adams.map((a) => a.state());
+  /** Copies of the state, to checkpoint. */
+  state(): OptimizerState {
+    return { t: this.t, slots: this.slots.map((s) => s.map((x) => x?.clone())) };
   }
 
-  restore(states: { t: number; m?: tf.Tensor; v?: tf.Tensor }[]): void {
-    states.forEach((s, i) => this.adams[i].restore(s));
+  /** Restores a state from `state()` (or a checkpoint); takes ownership of the tensors. */
+  restore(s: OptimizerState): void {
+    this.dispose();
+    this.t = s.t;
+    this.slots = s.slots;
   }
 
   dispose(): void {
-    for (const a of this.adams) a.dispose();
+    for (const s of this.slots) tf.dispose(s.filter((x): x is tf.Tensor => x !== undefined));
+    this.slots = this.vars.map(() => (this.options.kind === 'adam' ? [undefined, undefined] : [undefined]));
   }
 }
 
-/** Forward, loss, gradients with respect to the decoder's variables, and the optimiser's update. */
-export async function trainStep(ae: PhotoAutoencoder, optimizer: VariableAdam, batch: tf.Tensor4D, lambda = 1): Promise<StepValues> {
+export interface StepOptions {
+  lambda: number;
+  lr: number;
+  policy: PrecisionPolicy;
+  scaler: LossScaler;
+  /** Clip the float32 gradient to this global norm (none: no clipping). */
+  clipNorm?: number;
+  /** Tests: replaces the unscaled gradients before the finiteness check (to inject an Inf). */
+  injectGrads?: (grads: tf.Tensor[]) => tf.Tensor[];
+}
+
+/** Forward, loss, gradients of the decoder's weights, loss scaling and the optimiser's update (or a skip). */
+export async function trainStep(ae: PhotoAutoencoder, optimizer: DecoderOptimizer, batch: tf.Tensor4D, o: StepOptions): Promise<StepValues> {
   const vars = decoderVariables(ae);
+  o.policy.setMasterWeights(vars);
+  const lossScale = o.scaler.scale;
   let parts: ReconstructionLoss | undefined;
-  const { value, grads } = tf.variableGrads(() => {
-    const l = reconstructionLoss(ae, batch, lambda);
-    parts = { total: l.total, pixel: tf.keep(l.pixel), feature: tf.keep(l.feature) };
-    return l.total;
-  }, vars);
-  optimizer.apply(vars.map((v) => grads[v.name]));
-  const read = tf.stack([value, parts!.pixel, parts!.feature]);
-  const [total, pixel, feature] = Array.from(await read.data());
-  tf.dispose([read, value, parts!.pixel, parts!.feature, ...Object.values(grads)]);
-  return { total, pixel, feature };
+  let value: tf.Scalar | undefined;
+  let grads: tf.NamedTensorMap = {};
+  let unscaled: tf.Tensor[] = [];
+  let read: tf.Tensor | undefined;
+  try {
+    ({ value, grads } = tf.variableGrads(() => {
+      const l = reconstructionLoss(ae, batch, o.lambda, o.policy.cast);
+      parts = { total: tf.keep(l.total), pixel: tf.keep(l.pixel), feature: tf.keep(l.feature) };
+      // The loss scale multiplies the float32 loss; its gradient carries it into the fp16 backward pass.
+      return lossScale === 1 ? l.total : tf.mul(l.total, lossScale);
+    }, vars));
+    // Unscale in float32 (1/scale is a power of two for the dynamic scaler: exact).
+    unscaled = tf.tidy(() => vars.map((v) => (lossScale === 1 ? tf.clone(grads[v.name]) : tf.div(grads[v.name], lossScale))));
+    if (o.injectGrads) {
+      const injected = o.injectGrads(unscaled);
+      tf.dispose(unscaled.filter((g) => !injected.includes(g)));
+      unscaled = injected;
+    }
+    read = tf.tidy(() => {
+      const stats = o.policy.takeStats(vars.map((v) => grads[v.name]));
+      const sq = tf.addN(unscaled.map((g) => tf.sum(tf.square(g))));
+      // isFinite of the sum of squares: Inf or NaN anywhere makes it non-finite (float32 sums of a
+      // finite gradient can overflow too, and such a step is as unusable).
+      const finite = tf.cast(tf.isFinite(sq), 'float32');
+      return tf.concat([tf.stack([parts!.total, parts!.pixel, parts!.feature, finite, tf.sqrt(sq)]), stats]);
+    });
+    const [total, pixel, feature, finite, gradNorm, zero, under, count] = Array.from(await read.data());
+    const apply = o.scaler.update(finite === 1);
+    if (apply) {
+      let g = unscaled;
+      if (o.clipNorm !== undefined && gradNorm > o.clipNorm) {
+        const factor = o.clipNorm / gradNorm;
+        g = unscaled.map((x) => tf.mul(x, factor));
+        tf.dispose(unscaled);
+        unscaled = g;
+      }
+      optimizer.apply(g, o.lr);
+    }
+    return {
+      total, pixel, feature, lossScale, skipped: !apply, lr: o.lr, gradNorm,
+      zeroFraction: count ? zero / count : 0, underflowFraction: count ? under / count : 0,
+    };
+  } finally {
+    o.policy.clearStats();
+    tf.dispose([...(read ? [read] : []), ...(value ? [value] : []), ...Object.values(grads), ...unscaled]);
+    if (parts) tf.dispose([parts.total, parts.pixel, parts.feature]);
+  }
 }
