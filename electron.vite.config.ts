@@ -12,6 +12,8 @@ export default defineConfig({
         input: {
           index: resolve('src-main/app/main.ts'),
           'engine-worker': resolve('src-main/worker/engine-worker.ts'),
+          // The smoothing solver's thread pool (smooth-pool.ts finds it next to the engine worker).
+          'smooth-worker': resolve('src-main/engine/photo/smooth-worker.ts'),
         },
       },
     },

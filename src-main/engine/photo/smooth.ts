@@ -44,6 +44,7 @@
 import type { RgbImage } from '../image.ts';
 import { CancelledError, StudioError } from '../../errors.ts';
 import { SLOTS, SLOT_DX, SLOT_DY, gaussianAffinity, mattingAffinity, padReplicate, type Affinity } from './affinity.ts';
+import { acquirePool, smoothThreads, type SmoothPool } from './smooth-pool.ts';
 
 export interface SmoothProgress {
   stage: 'smoothing';
@@ -72,6 +73,11 @@ export interface SmoothOptions {
   onProgress?: (p: SmoothProgress) => void;
   /** Called once per iteration; throw (CancelledError) to stop. A function returning true also cancels. */
   checkCancelled?: () => void | boolean;
+  /**
+   * Threads for the multigrid solve (default: STUDIO_SMOOTH_THREADS, else the core count, at most 8;
+   * 1 = single-threaded). Results are deterministic for a given count; counts differ by rounding.
+   */
+  threads?: number;
 }
 
 export interface SmoothResult {
@@ -81,12 +87,27 @@ export interface SmoothResult {
   residual: number;
   converged: boolean;
   ms: number;
+  /** Of ms: affinity, system and multigrid hierarchy (and waiting for the threads to start). */
+  setupMs: number;
+  /** Threads the solve ran on. */
+  threads: number;
 }
 
 export const SMOOTH_DEFAULTS = { alpha: 0.9999, tol: 1e-7, maxIter: 500, pad: 2 } as const;
 
 /** Spacing of the coarse grids (fine pixels between coarse nodes). */
 const SPACING = 4;
+
+/** Set while a threaded solve builds its levels: their arrays go to shared memory. */
+let sharedAlloc = false;
+
+function f64(n: number): Float64Array {
+  return sharedAlloc ? new Float64Array(new SharedArrayBuffer(8 * n)) : new Float64Array(n);
+}
+
+function i32(n: number): Int32Array {
+  return sharedAlloc ? new Int32Array(new SharedArrayBuffer(4 * n)) : new Int32Array(n);
+}
 /** The coarsest level is factorised densely once it has at most this many unknowns. */
 const COARSE_DOFS = 600;
 /** Colour directions whose Gram eigenvalue is below this fraction of the largest are dropped. */
@@ -116,22 +137,48 @@ export function smooth(content: RgbImage, stylized: RgbImage, opts: SmoothOption
   const precond = opts.preconditioner ?? 'multigrid';
   if (precond !== 'multigrid' && precond !== 'jacobi') throw new StudioError('BAD_ARGUMENT', `unknown preconditioner '${String(precond)}'`);
 
+  let tPrev = t0;
+  const tick = (what: string) => {
+    if (!process.env.STUDIO_SMOOTH_PROFILE) return;
+    const t = performance.now();
+    console.error(`${what} ${(t - tPrev).toFixed(0)} ms`);
+    tPrev = t;
+  };
   const pc = padReplicate(content, pad);
   const ps = padReplicate(stylized, pad);
-  const aff = kind === 'matting' ? mattingAffinity(pc) : gaussianAffinity(pc, { sigma: opts.sigma });
-  const B0 = precond === 'multigrid' ? nearNull(pc, aff.degree) : null;
-  const sys = buildSystem(aff, alpha);
-  const w = pc.width, h = pc.height, n = w * h;
-
-  const b = new Float64Array(3 * n);
-  const x = new Float64Array(3 * n);
-  for (let k = 0; k < 3 * n; k++) {
-    b[k] = (1 - alpha) * ps.data[k];
-    x[k] = ps.data[k];
+  const nPad = pc.width * pc.height;
+  let threads = precond === 'multigrid' && 3 * nPad >= PARALLEL.minDofs && pc.height >= 2 * MIN_BLOCK_ROWS ? smoothThreads(opts.threads) : 1;
+  // Workers load while this thread builds the matrices.
+  const pool = threads > 1 ? acquirePool(threads) : undefined;
+  sharedAlloc = pool !== undefined;
+  let sys: SolverLevel, levels: SolverLevel[], b: Float64Array, x: Float64Array;
+  try {
+    const aff = kind === 'matting' ? mattingAffinity(pc) : gaussianAffinity(pc, { sigma: opts.sigma });
+    tick('affinity');
+    const B0 = precond === 'multigrid' ? nearNull(pc, aff.degree) : null;
+    sys = buildSystem(aff, alpha);
+    tick('system');
+    b = f64(3 * nPad);
+    x = f64(3 * nPad);
+    for (let k = 0; k < 3 * nPad; k++) {
+      b[k] = (1 - alpha) * ps.data[k];
+      x[k] = ps.data[k];
+    }
+    levels = B0 ? buildHierarchy(sys, B0) : [sys];
+    tick('hierarchy');
+  } finally {
+    sharedAlloc = false;
   }
-  const levels = B0 ? buildHierarchy(sys, B0) : [sys];
-  const apply = precond === 'multigrid' ? (r: Float64Array, z: Float64Array) => vcycle(levels, 0, r, z) : jacobi(sys);
-  const res = pcg(sys, b, x, tol, maxIter, apply, opts);
+  if (pool && (levels.length < 2 || !pool.waitReady(threads))) threads = 1;
+  const setupMs = performance.now() - t0;
+  const w = pc.width;
+  let res: { iterations: number; residual: number };
+  if (pool && threads > 1) {
+    res = solveThreaded(pool, threads, levels, b, x, tol, maxIter, opts);
+  } else {
+    const apply = precond === 'multigrid' ? (r: Float64Array, z: Float64Array) => vcycle(levels, 0, r, z) : jacobi(sys);
+    res = pcg(sys, b, x, tol, maxIter, apply, opts);
+  }
 
   const out = new Float32Array(content.width * content.height * 3);
   for (let y = 0; y < content.height; y++) {
@@ -146,6 +193,8 @@ export function smooth(content: RgbImage, stylized: RgbImage, opts: SmoothOption
     residual: res.residual,
     converged: res.residual <= tol,
     ms: performance.now() - t0,
+    setupMs,
+    threads,
   };
 }
 
@@ -203,6 +252,8 @@ export interface SolverLevel {
   r: Float64Array;
   /** Scratch row (w·k·3). */
   row: Float64Array;
+  /** Threaded solves: couplings of block-edge rows to the other blocks (n·k·3, those rows only). */
+  cross?: Float64Array;
 }
 
 /** `coarse`: the level is solved for by the V-cycle (it needs its own solution and right-hand side). */
@@ -210,11 +261,11 @@ function newLevel(w: number, h: number, k: 1 | 4, a: Float64Array, B: Float64Arr
   const n = w * h;
   const L: SolverLevel = {
     w, h, n, k, a, B,
-    dinv: new Float64Array(n * k * k),
-    x: new Float64Array(coarse ? n * k * 3 : 0),
-    b: new Float64Array(coarse ? n * k * 3 : 0),
-    r: new Float64Array(n * k * 3),
-    row: new Float64Array(w * k * 3),
+    dinv: f64(n * k * k),
+    x: f64(coarse ? n * k * 3 : 0),
+    b: f64(coarse ? n * k * 3 : 0),
+    r: f64(n * k * 3),
+    row: f64(w * k * 3),
   };
   if (k === 1) {
     for (let i = 0; i < n; i++) L.dinv[i] = 1 / a[i];
@@ -229,8 +280,11 @@ function newLevel(w: number, h: number, k: 1 | 4, a: Float64Array, B: Float64Arr
  * (the affinity is consumed; its degrees are kept).
  */
 export function buildSystem(aff: Affinity, alpha: number): SolverLevel {
-  const { width: w, height: h, weights: a, degree } = aff;
+  const { width: w, height: h, degree } = aff;
   const n = w * h;
+  // Threaded solves need the matrix in shared memory: one copy then.
+  const a = sharedAlloc && !(aff.weights.buffer instanceof SharedArrayBuffer) ? f64(aff.weights.length) : aff.weights;
+  if (a !== aff.weights) a.set(aff.weights);
   const is = new Float64Array(n);
   for (let i = 0; i < n; i++) is[i] = degree[i] > 0 ? 1 / Math.sqrt(degree[i]) : 0;
   for (let i = 0; i < n; i++) a[i] = 1 - alpha * a[i] * is[i] * is[i];
@@ -241,13 +295,13 @@ export function buildSystem(aff: Affinity, alpha: number): SolverLevel {
       if (v !== 0) a[base + i] = -alpha * v * is[i] * is[i + o];
     }
   }
-  return newLevel(w, h, 1, a, new Float64Array(0), false);
+  return newLevel(w, h, 1, a, f64(0), false);
 }
 
 /** √d_i·(1, R_i, G_i, B_i): the null space of I − S for the matting affinity. */
 function nearNull(img: RgbImage, degree: Float64Array): Float64Array {
   const n = img.width * img.height;
-  const B = new Float64Array(4 * n);
+  const B = f64(4 * n);
   for (let i = 0; i < n; i++) {
     const sd = Math.sqrt(degree[i]);
     B[4 * i] = sd;
@@ -264,15 +318,16 @@ function nearNull(img: RgbImage, degree: Float64Array): Float64Array {
 
 /**
  * out[oo + 3c + ch] += contributions to row r from the forward and/or backward slots s0 ≤ s < s1
- * (s1 − s0 even: slots go in pairs, one loop per pair).
+ * (s1 − s0 even: slots go in pairs, one loop per pair), from neighbour rows in [nlo, nhi) only
+ * (a thread's own row block, or the rows outside it).
  */
-function acc1(L: SolverLevel, x: Float64Array, r: number, out: Float64Array, oo: number, s0: number, s1: number, fwd: boolean, bwd: boolean): void {
-  const { w, h } = L;
+function acc1(L: SolverLevel, x: Float64Array, r: number, out: Float64Array, oo: number, s0: number, s1: number, fwd: boolean, bwd: boolean, nlo = 0, nhi = L.h): void {
+  const { w } = L;
   const base = r * w;
   for (let s = s0; s < s1; s += 2) {
     const t = s + 1;
-    const fs = fwd && r + SLOT_DY[s] < h, ft = fwd && r + SLOT_DY[t] < h;
-    const gs = bwd && r - SLOT_DY[s] >= 0, gt = bwd && r - SLOT_DY[t] >= 0;
+    const fs = fwd && inRows(r + SLOT_DY[s], nlo, nhi), ft = fwd && inRows(r + SLOT_DY[t], nlo, nhi);
+    const gs = bwd && inRows(r - SLOT_DY[s], nlo, nhi), gt = bwd && inRows(r - SLOT_DY[t], nlo, nhi);
     if (fs === ft && gs === gt) {
       if (fs || gs) pair1(L, x, base, out, oo, s, t, fs, gs);
     } else {
@@ -280,6 +335,10 @@ function acc1(L: SolverLevel, x: Float64Array, r: number, out: Float64Array, oo:
       if (ft || gt) pair1(L, x, base, out, oo, t, t, ft, gt);
     }
   }
+}
+
+function inRows(q: number, lo: number, hi: number): boolean {
+  return q >= lo && q < hi;
 }
 
 /** Slots s and t (t = s: one slot) in the given directions, for one row. */
@@ -370,10 +429,10 @@ function edge1(L: SolverLevel, x: Float64Array, base: number, c: number, s: numb
   }
 }
 
-/** y = A x on level 0. */
-function spmv1(L: SolverLevel, x: Float64Array, y: Float64Array): void {
-  const { a, w, h } = L;
-  for (let r = 0; r < h; r++) {
+/** y = A x on level 0, rows r0 ≤ r < r1. */
+function spmv1(L: SolverLevel, x: Float64Array, y: Float64Array, r0 = 0, r1 = L.h): void {
+  const { a, w } = L;
+  for (let r = r0; r < r1; r++) {
     const base = r * w;
     for (let i = base; i < base + w; i++) {
       const v = a[i];
@@ -387,11 +446,20 @@ function spmv1(L: SolverLevel, x: Float64Array, y: Float64Array): void {
 
 /** Forward Gauss–Seidel from x = 0 (x := (D + L)⁻¹ b), then res := b − A x = −U x. */
 function gsFwdZero1(L: SolverLevel, b: Float64Array, x: Float64Array, res: Float64Array): void {
-  const { a, w, h, n, dinv, row } = L;
-  for (let r = 0; r < h; r++) {
+  gsFwdSweep1(L, b, x, 0, L.h, L.row);
+  residual1(L, x, res, 0, L.h);
+}
+
+/**
+ * The forward sweep from zero over the row block [r0, r1). Couplings to rows above the block are
+ * left out: their previous value is the zero start (hybrid, block-Jacobi between threads' blocks).
+ */
+function gsFwdSweep1(L: SolverLevel, b: Float64Array, x: Float64Array, r0: number, r1: number, row: Float64Array): void {
+  const { a, w, n, dinv } = L;
+  for (let r = r0; r < r1; r++) {
     const base = r * w;
-    row.fill(0);
-    acc1(L, x, r, row, 0, 3, SLOTS, false, true);
+    row.fill(0, 0, 3 * w);
+    acc1(L, x, r, row, 0, 3, SLOTS, false, true, r0, r1);
     for (let c = 0; c < w; c++) {
       const i = base + c, k = 3 * c;
       let v0 = b[3 * i] - row[k], v1 = b[3 * i + 1] - row[k + 1], v2 = b[3 * i + 2] - row[k + 2];
@@ -407,22 +475,54 @@ function gsFwdZero1(L: SolverLevel, b: Float64Array, x: Float64Array, res: Float
       x[3 * i] = v0 * d; x[3 * i + 1] = v1 * d; x[3 * i + 2] = v2 * d;
     }
   }
-  for (let r = 0; r < h; r++) {
+}
+
+/**
+ * res := b − A x after the forward sweep of block [r0, r1): −U x, and the lower couplings to rows
+ * above the block that the sweep left out.
+ */
+function residual1(L: SolverLevel, x: Float64Array, res: Float64Array, r0: number, r1: number): void {
+  const { w, h } = L;
+  for (let r = r0; r < r1; r++) {
     const base = 3 * r * w;
     res.fill(0, base, base + 3 * w);
-    acc1(L, x, r, res, base, 1, SLOTS, true, false);
+    acc1(L, x, r, res, base, 1, SLOTS, true, false, 0, h);
+    if (r0 > 0 && r < r0 + 2) acc1(L, x, r, res, base, 3, SLOTS, false, true, 0, r0);
     for (let k = base; k < base + 3 * w; k++) res[k] = -res[k];
   }
 }
 
-/** Backward Gauss–Seidel sweep on x. */
-function gsBwd1(L: SolverLevel, b: Float64Array, x: Float64Array): void {
-  const { a, w, h, n, dinv, row } = L;
-  for (let r = h - 1; r >= 0; r--) {
+/** cross[rows of block [r0, r1) within 2 of its edges] = couplings to x outside the block. */
+function cross1(L: SolverLevel, x: Float64Array, cross: Float64Array, r0: number, r1: number): void {
+  const { w, h } = L;
+  for (let r = r0; r < r1; r++) {
+    const top = r0 > 0 && r < r0 + 2, bottom = r1 < h && r >= r1 - 2;
+    if (!top && !bottom) {
+      r = Math.max(r, r1 - 3);
+      continue;
+    }
+    const base = 3 * r * w;
+    cross.fill(0, base, base + 3 * w);
+    if (top) acc1(L, x, r, cross, base, 3, SLOTS, false, true, 0, r0);
+    if (bottom) acc1(L, x, r, cross, base, 3, SLOTS, true, false, r1, h);
+  }
+}
+
+/**
+ * Backward Gauss–Seidel sweep on x over the row block [r0, r1); with `cross`, the couplings to the
+ * other blocks come from it (their values before the sweep), so the sweep is the transpose of the
+ * forward one and the V-cycle stays symmetric.
+ */
+function gsBwd1(L: SolverLevel, b: Float64Array, x: Float64Array, r0 = 0, r1 = L.h, row = L.row, cross?: Float64Array): void {
+  const { a, w, h, n, dinv } = L;
+  for (let r = r1 - 1; r >= r0; r--) {
     const base = r * w;
-    row.fill(0);
-    acc1(L, x, r, row, 0, 3, SLOTS, true, true);
-    acc1(L, x, r, row, 0, 1, 3, false, true);
+    row.fill(0, 0, 3 * w);
+    acc1(L, x, r, row, 0, 3, SLOTS, true, true, r0, r1);
+    acc1(L, x, r, row, 0, 1, 3, false, true, r0, r1);
+    if (cross && ((r0 > 0 && r < r0 + 2) || (r1 < h && r >= r1 - 2))) {
+      for (let k = 0, o = 3 * base; k < 3 * w; k++) row[k] += cross[o + k];
+    }
     for (let c = w - 1; c >= 0; c--) {
       const i = base + c, k = 3 * c;
       let v0 = b[3 * i] - row[k], v1 = b[3 * i + 1] - row[k + 1], v2 = b[3 * i + 2] - row[k + 2];
@@ -467,19 +567,19 @@ function mulBlockT(a: Float64Array, m: number, x: Float64Array, j: number, out: 
   }
 }
 
-function acc4(L: SolverLevel, x: Float64Array, r: number, out: Float64Array, oo: number, s0: number, s1: number, fwd: boolean, bwd: boolean): void {
-  const { a, w, h, n } = L;
+function acc4(L: SolverLevel, x: Float64Array, r: number, out: Float64Array, oo: number, s0: number, s1: number, fwd: boolean, bwd: boolean, nlo = 0, nhi = L.h): void {
+  const { a, w, n } = L;
   const base = r * w;
   for (let s = s0; s < s1; s++) {
     const dy = SLOT_DY[s], dx = SLOT_DX[s], o = dy * w + dx, as = s * n;
-    if (fwd && r + dy < h) {
+    if (fwd && inRows(r + dy, nlo, nhi)) {
       const lo = dx < 0 ? -dx : 0, hi = dx > 0 ? w - dx : w;
       for (let c = lo; c < hi; c++) {
         const i = base + c;
         mulBlock(a, 16 * (as + i), x, 12 * (i + o), out, oo + 12 * c);
       }
     }
-    if (bwd && r - dy >= 0) {
+    if (bwd && inRows(r - dy, nlo, nhi)) {
       const lo = dx > 0 ? dx : 0, hi = dx < 0 ? w + dx : w;
       for (let c = lo; c < hi; c++) {
         const i = base + c - o;
@@ -500,11 +600,16 @@ function solveDiag4(dinv: Float64Array, m: number, t: Float64Array, k: number, x
 }
 
 function gsFwdZero4(L: SolverLevel, b: Float64Array, x: Float64Array, res: Float64Array): void {
-  const { a, w, h, n, dinv, row } = L;
-  for (let r = 0; r < h; r++) {
+  gsFwdSweep4(L, b, x, 0, L.h, L.row);
+  residual4(L, x, res, 0, L.h);
+}
+
+function gsFwdSweep4(L: SolverLevel, b: Float64Array, x: Float64Array, r0: number, r1: number, row: Float64Array): void {
+  const { a, w, n, dinv } = L;
+  for (let r = r0; r < r1; r++) {
     const base = r * w;
-    row.fill(0);
-    acc4(L, x, r, row, 0, 3, SLOTS, false, true);
+    row.fill(0, 0, 12 * w);
+    acc4(L, x, r, row, 0, 3, SLOTS, false, true, r0, r1);
     for (let c = 0; c < w; c++) {
       const i = base + c, k = 12 * c;
       if (c >= 1) mulBlockT(a, 16 * (n + i - 1), x, 12 * (i - 1), row, k);
@@ -513,21 +618,44 @@ function gsFwdZero4(L: SolverLevel, b: Float64Array, x: Float64Array, res: Float
       solveDiag4(dinv, 16 * i, row, k, x, 12 * i);
     }
   }
-  for (let r = 0; r < h; r++) {
+}
+
+function residual4(L: SolverLevel, x: Float64Array, res: Float64Array, r0: number, r1: number): void {
+  const { w, h } = L;
+  for (let r = r0; r < r1; r++) {
     const base = 12 * r * w;
     res.fill(0, base, base + 12 * w);
-    acc4(L, x, r, res, base, 1, SLOTS, true, false);
+    acc4(L, x, r, res, base, 1, SLOTS, true, false, 0, h);
+    if (r0 > 0 && r < r0 + 2) acc4(L, x, r, res, base, 3, SLOTS, false, true, 0, r0);
     for (let k = base; k < base + 12 * w; k++) res[k] = -res[k];
   }
 }
 
-function gsBwd4(L: SolverLevel, b: Float64Array, x: Float64Array): void {
-  const { a, w, h, n, dinv, row } = L;
-  for (let r = h - 1; r >= 0; r--) {
+function cross4(L: SolverLevel, x: Float64Array, cross: Float64Array, r0: number, r1: number): void {
+  const { w, h } = L;
+  for (let r = r0; r < r1; r++) {
+    const top = r0 > 0 && r < r0 + 2, bottom = r1 < h && r >= r1 - 2;
+    if (!top && !bottom) {
+      r = Math.max(r, r1 - 3);
+      continue;
+    }
+    const base = 12 * r * w;
+    cross.fill(0, base, base + 12 * w);
+    if (top) acc4(L, x, r, cross, base, 3, SLOTS, false, true, 0, r0);
+    if (bottom) acc4(L, x, r, cross, base, 3, SLOTS, true, false, r1, h);
+  }
+}
+
+function gsBwd4(L: SolverLevel, b: Float64Array, x: Float64Array, r0 = 0, r1 = L.h, row = L.row, cross?: Float64Array): void {
+  const { a, w, h, n, dinv } = L;
+  for (let r = r1 - 1; r >= r0; r--) {
     const base = r * w;
-    row.fill(0);
-    acc4(L, x, r, row, 0, 3, SLOTS, true, true);
-    acc4(L, x, r, row, 0, 1, 3, false, true);
+    row.fill(0, 0, 12 * w);
+    acc4(L, x, r, row, 0, 3, SLOTS, true, true, r0, r1);
+    acc4(L, x, r, row, 0, 1, 3, false, true, r0, r1);
+    if (cross && ((r0 > 0 && r < r0 + 2) || (r1 < h && r >= r1 - 2))) {
+      for (let k = 0, o = 12 * base; k < 12 * w; k++) row[k] += cross[o + k];
+    }
     for (let c = w - 1; c >= 0; c--) {
       const i = base + c, k = 12 * c;
       if (c + 1 < w) mulBlock(a, 16 * (n + i), x, 12 * (i + 1), row, k);
@@ -545,7 +673,7 @@ function gsBwd4(L: SolverLevel, b: Float64Array, x: Float64Array): void {
 
 /** Parents of fine index t (0 ≤ t < len) on a grid of spacing s: first parent, its weight, the next one's. */
 function parents(len: number, s: number): { p: Int32Array; w0: Float64Array; w1: Float64Array } {
-  const p = new Int32Array(len), w0 = new Float64Array(len), w1 = new Float64Array(len);
+  const p = i32(len), w0 = f64(len), w1 = f64(len);
   for (let t = 0; t < len; t++) {
     const q = Math.floor(t / s), f = (t - q * s) / s;
     p[t] = q; w0[t] = 1 - f; w1[t] = f;
@@ -553,22 +681,30 @@ function parents(len: number, s: number): { p: Int32Array; w0: Float64Array; w1:
   return { p, w0, w1 };
 }
 
-/** Coarse right-hand side: b_c = Pᵀ r. */
-function restrict(L: SolverLevel, r: Float64Array, bc: Float64Array): void {
-  if (L.k === 1) restrict1(L, r);
-  else restrict4(L, r);
-  applyCt(L.next!, bc);
+/** Coarse right-hand side: b_c = Pᵀ r, for the coarse rows R0 ≤ R < R1. */
+function restrict(L: SolverLevel, r: Float64Array, bc: Float64Array, R0 = 0, R1 = L.next!.hc, row = L.next!.row): void {
+  if (L.k === 1) restrict1(L, r, R0, R1, row);
+  else restrict4(L, r, R0, R1);
+  applyCt(L.next!, bc, R0, R1);
 }
 
-/** tmp[L] = Σ_K φ_L(K) B_Kᵀ r_K for level 0, separably: along x into a row of coarse columns, then along y. */
-function restrict1(L: SolverLevel, r: Float64Array): void {
+/**
+ * tmp[L] = Σ_K φ_L(K) B_Kᵀ r_K for level 0 and the coarse rows [R0, R1), separably: along x into a
+ * row of coarse columns, then along y (fine rows feeding two threads' coarse rows are done by both).
+ */
+function restrict1(L: SolverLevel, r: Float64Array, R0: number, R1: number, row: Float64Array): void {
   const T = L.next!;
   const { w, h, B } = L;
   const { wc, px, wx0, wx1, py, wy0, wy1, tmp } = T;
-  tmp.fill(0);
-  const row = T.row;
+  tmp.fill(0, 12 * R0 * wc, 12 * R1 * wc);
   for (let y = 0; y < h; y++) {
-    row.fill(0);
+    const Y = py[y], f0 = wy0[y], f1 = wy1[y];
+    const top = Y >= R0 && Y < R1, bottom = f1 > 0 && Y + 1 >= R0 && Y + 1 < R1;
+    if (!top && !bottom) {
+      if (Y >= R1) break;
+      continue;
+    }
+    row.fill(0, 0, 12 * wc);
     for (let x = 0; x < w; x++) {
       const i = y * w + x;
       const r0 = r[3 * i], r1 = r[3 * i + 1], r2 = r[3 * i + 2];
@@ -585,23 +721,28 @@ function restrict1(L: SolverLevel, r: Float64Array): void {
         o += 12;
       }
     }
-    const Y = py[y], f0 = wy0[y], f1 = wy1[y];
     const o0 = 12 * Y * wc;
-    for (let q = 0; q < 12 * wc; q++) tmp[o0 + q] += f0 * row[q];
-    if (f1 > 0) {
+    if (top) for (let q = 0; q < 12 * wc; q++) tmp[o0 + q] += f0 * row[q];
+    if (bottom) {
       const o1 = o0 + 12 * wc;
       for (let q = 0; q < 12 * wc; q++) tmp[o1 + q] += f1 * row[q];
     }
   }
 }
 
-function restrict4(L: SolverLevel, r: Float64Array): void {
+function restrict4(L: SolverLevel, r: Float64Array, R0: number, R1: number): void {
   const T = L.next!;
   const { w, h, B } = L;
   const { wc, px, wx0, wx1, py, wy0, wy1, tmp } = T;
-  tmp.fill(0);
+  tmp.fill(0, 12 * R0 * wc, 12 * R1 * wc);
   const u = new Float64Array(12);
   for (let y = 0; y < h; y++) {
+    const Y = py[y];
+    const top = Y >= R0 && Y < R1, bottom = wy1[y] > 0 && Y + 1 >= R0 && Y + 1 < R1;
+    if (!top && !bottom) {
+      if (Y >= R1) break;
+      continue;
+    }
     for (let x = 0; x < w; x++) {
       const i = y * w + x;
       // u[m][ch] = Σ_r B_K[r][m] r_K[r][ch]
@@ -613,10 +754,12 @@ function restrict4(L: SolverLevel, r: Float64Array): void {
           u[3 * m] += bm * r0; u[3 * m + 1] += bm * r1; u[3 * m + 2] += bm * r2;
         }
       }
-      const X = px[x], Y = py[y];
-      scatter(tmp, 12 * (Y * wc + X), wx0[x] * wy0[y], u);
-      if (wx1[x] > 0) scatter(tmp, 12 * (Y * wc + X + 1), wx1[x] * wy0[y], u);
-      if (wy1[y] > 0) {
+      const X = px[x];
+      if (top) {
+        scatter(tmp, 12 * (Y * wc + X), wx0[x] * wy0[y], u);
+        if (wx1[x] > 0) scatter(tmp, 12 * (Y * wc + X + 1), wx1[x] * wy0[y], u);
+      }
+      if (bottom) {
         scatter(tmp, 12 * ((Y + 1) * wc + X), wx0[x] * wy1[y], u);
         if (wx1[x] > 0) scatter(tmp, 12 * ((Y + 1) * wc + X + 1), wx1[x] * wy1[y], u);
       }
@@ -624,11 +767,10 @@ function restrict4(L: SolverLevel, r: Float64Array): void {
   }
 }
 
-/** b_c[L] = C_Lᵀ tmp[L]. */
-function applyCt(T: Transfer, bc: Float64Array): void {
+/** b_c[L] = C_Lᵀ tmp[L] for the nodes of coarse rows [R0, R1). */
+function applyCt(T: Transfer, bc: Float64Array, R0 = 0, R1 = T.hc): void {
   const { C, tmp } = T;
-  const nc = T.wc * T.hc;
-  for (let l = 0; l < nc; l++) {
+  for (let l = R0 * T.wc; l < R1 * T.wc; l++) {
     // b_c[j][ch] = Σ_m C[m][j] tmp[m][ch]
     for (let j = 0; j < 4; j++) {
       const c0 = C[16 * l + j], c1 = C[16 * l + 4 + j], c2 = C[16 * l + 8 + j], c3 = C[16 * l + 12 + j];
@@ -645,10 +787,15 @@ function scatter(t: Float64Array, o: number, f: number, u: Float64Array): void {
 
 /** x += P xc. */
 function prolongAdd(L: SolverLevel, xc: Float64Array, x: Float64Array): void {
-  const T = L.next!;
-  const { wc, hc, C, tmp } = T;
-  const nc = wc * hc;
-  for (let l = 0; l < nc; l++) {
+  applyC(L.next!, xc);
+  if (L.k === 1) prolong1(L, x);
+  else prolong4(L, x);
+}
+
+/** tmp[L] = C_L xc[L] for the nodes of coarse rows [R0, R1). */
+function applyC(T: Transfer, xc: Float64Array, R0 = 0, R1 = T.hc): void {
+  const { C, tmp } = T;
+  for (let l = R0 * T.wc; l < R1 * T.wc; l++) {
     for (let m = 0; m < 4; m++) {
       const c0 = C[16 * l + 4 * m], c1 = C[16 * l + 4 * m + 1], c2 = C[16 * l + 4 * m + 2], c3 = C[16 * l + 4 * m + 3];
       for (let ch = 0; ch < 3; ch++) {
@@ -656,16 +803,14 @@ function prolongAdd(L: SolverLevel, xc: Float64Array, x: Float64Array): void {
       }
     }
   }
-  if (L.k === 1) prolong1(L, x);
-  else prolong4(L, x);
 }
 
-/** x_K += B_K Σ_L φ_L(K) tmp[L] on level 0, separably: coarse rows interpolated along y into a row, then along x. */
-function prolong1(L: SolverLevel, x: Float64Array): void {
+/** x_K += B_K Σ_L φ_L(K) tmp[L] on level 0 rows [r0, r1), separably: coarse rows interpolated along y into a row, then along x. */
+function prolong1(L: SolverLevel, x: Float64Array, r0 = 0, r1 = L.h, row = L.next!.row): void {
   const T = L.next!;
-  const { w, h, B } = L;
-  const { wc, px, wx0, wx1, py, wy0, wy1, tmp, row } = T;
-  for (let y = 0; y < h; y++) {
+  const { w, B } = L;
+  const { wc, px, wx0, wx1, py, wy0, wy1, tmp } = T;
+  for (let y = r0; y < r1; y++) {
     const Y = py[y], f0 = wy0[y], f1 = wy1[y];
     const o0 = 12 * Y * wc;
     if (f1 > 0) {
@@ -693,12 +838,12 @@ function prolong1(L: SolverLevel, x: Float64Array): void {
   }
 }
 
-function prolong4(L: SolverLevel, x: Float64Array): void {
+function prolong4(L: SolverLevel, x: Float64Array, r0 = 0, r1 = L.h): void {
   const T = L.next!;
-  const { w, h, B } = L;
+  const { w, B } = L;
   const { wc, px, wx0, wx1, py, wy0, wy1, tmp } = T;
   const u = new Float64Array(12);
-  for (let y = 0; y < h; y++) {
+  for (let y = r0; y < r1; y++) {
     for (let xx = 0; xx < w; xx++) {
       const i = y * w + xx;
       const X = px[xx], Y = py[y];
@@ -731,7 +876,9 @@ function buildHierarchy(L0: SolverLevel, B0: Float64Array): SolverLevel[] {
   for (;;) {
     const L = levels[levels.length - 1];
     if (L.n * L.k <= COARSE_DOFS || (L.w <= 2 && L.h <= 2)) break;
+    const t = performance.now();
     levels.push(coarsen(L, SPACING));
+    if (process.env.STUDIO_SMOOTH_PROFILE) console.error(`coarsen ${levels.length - 1}: ${(performance.now() - t).toFixed(0)} ms`);
   }
   const last = levels[levels.length - 1];
   last.chol = denseCholesky(last);
@@ -768,7 +915,7 @@ function coarsen(L: SolverLevel, s: number): SolverLevel {
       }
     }
   }
-  const C = new Float64Array(16 * nc), Bc = new Float64Array(16 * nc);
+  const C = f64(16 * nc), Bc = f64(16 * nc);
   const kept = new Uint8Array(4 * nc);
   const V = new Float64Array(16), lam = new Float64Array(4);
   for (let l = 0; l < nc; l++) {
@@ -852,7 +999,7 @@ function coarsen(L: SolverLevel, s: number): SolverLevel {
   }
 
   // A_c[L, M] = C_Lᵀ Ĝ[L, M] C_M; dropped unknowns get a unit diagonal (their rows are zero).
-  const ac = new Float64Array(16 * SLOTS * nc);
+  const ac = f64(16 * SLOTS * nc);
   for (let s2 = 0; s2 < SLOTS; s2++) {
     const o2 = SLOT_DY[s2] * wc + SLOT_DX[s2];
     for (let l = 0; l < nc; l++) {
@@ -893,7 +1040,7 @@ function coarsen(L: SolverLevel, s: number): SolverLevel {
       }
     }
   }
-  L.next = { s, wc, hc, px: X.p, wx0: X.w0, wx1: X.w1, py: Y.p, wy0: Y.w0, wy1: Y.w1, C, tmp: new Float64Array(12 * nc), row: new Float64Array(12 * wc) };
+  L.next = { s, wc, hc, px: X.p, wx0: X.w0, wx1: X.w1, py: Y.p, wy0: Y.w0, wy1: Y.w1, C, tmp: f64(12 * nc), row: f64(12 * wc) };
   return newLevel(wc, hc, 4, ac, Bc, true);
 }
 
@@ -1267,4 +1414,244 @@ function pcg(
   spmv1(L, x, q);
   for (let k = 0; k < N; k++) r[k] = b[k] - q[k];
   return { iterations: it, residual: relOf() };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Threaded solve (smooth-pool.ts runs the workers). Each level's rows are split into one block per
+// thread; every kernel runs on its block (restriction on the coarse level's blocks). Gauss–Seidel
+// becomes hybrid: each thread sweeps its own block, and couplings to the other blocks use their
+// values from before the sweep (zero in the forward sweep from zero; gathered into `cross` before
+// the backward one). The forward sweep is then (D + L_blocks)⁻¹ and the backward one its transpose,
+// so the V-cycle stays symmetric and CG applies. Small levels, where a dispatch would cost more than
+// the work, stay on the calling thread (exact Gauss–Seidel); so does the dense coarsest solve.
+
+/** Levels with fewer unknowns (n·k·3 per level; also the whole image) run on one thread. */
+export const PARALLEL = { minDofs: envInt('STUDIO_SMOOTH_PAR_MIN', 24000) };
+
+/** STUDIO_SMOOTH_PAR_MIN=0 makes tests of small images take the threaded path. */
+function envInt(name: string, dflt: number): number {
+  const v = Number(process.env[name]);
+  return process.env[name] !== undefined && process.env[name] !== '' && Number.isFinite(v) ? v : dflt;
+}
+const MIN_BLOCK_ROWS = 2;
+
+/** Kernel ids (positive; smooth-pool's END is −1). */
+const K = {
+  INIT: 1, SPMV_DOT: 2, UPDATE: 3, PUPDATE: 4,
+  GSF: 5, RES: 6, RESTRICT: 7, APPLY_C: 8, PROLONG: 9, CROSS: 10, GSB: 11,
+} as const;
+
+export interface ParSession {
+  T: number;
+  levels: SolverLevel[];
+  /** Level-0 CG vectors b, x, r, z, p, q. */
+  v: Float64Array[];
+  /** Per level: T + 1 row bounds; thread t owns rows parts[t] ≤ r < parts[t + 1]. */
+  parts: Int32Array[];
+  partial: Float64Array;
+  fargs: Float64Array;
+}
+
+function split(h: number, T: number, parallel: boolean): Int32Array {
+  const p = new Int32Array(T + 1);
+  for (let t = 1; t <= T; t++) p[t] = parallel ? Math.round((t * h) / T) : h;
+  return p;
+}
+
+function isParallel(S: ParSession, l: number): boolean {
+  return S.parts[l][1] < S.levels[l].h;
+}
+
+/** Thread `tid`'s part of command `cmd` on level l. */
+export function runPart(S: ParSession, cmd: number, l: number, tid: number, scratch: Float64Array): void {
+  const L = S.levels[l];
+  const pt = S.parts[l];
+  const r0 = pt[tid], r1 = pt[tid + 1];
+  const [b, x, r, z, p, q] = S.v;
+  const rhs = l === 0 ? r : L.b, sol = l === 0 ? z : L.x;
+  const P = S.partial, po = 8 * tid, f = S.fargs;
+  const k0 = 3 * r0 * L.w, k1 = 3 * r1 * L.w;
+  switch (cmd) {
+    case K.INIT: {
+      // r = b − A x; partial ‖b‖², ‖r‖².
+      spmv1(L, x, q, r0, r1);
+      let bb0 = 0, bb1 = 0, bb2 = 0, s0 = 0, s1 = 0, s2 = 0;
+      for (let k = k0; k < k1; k += 3) {
+        const u0 = b[k] - q[k], u1 = b[k + 1] - q[k + 1], u2 = b[k + 2] - q[k + 2];
+        r[k] = u0; r[k + 1] = u1; r[k + 2] = u2;
+        bb0 += b[k] * b[k]; bb1 += b[k + 1] * b[k + 1]; bb2 += b[k + 2] * b[k + 2];
+        s0 += u0 * u0; s1 += u1 * u1; s2 += u2 * u2;
+      }
+      P[po] = bb0; P[po + 1] = bb1; P[po + 2] = bb2; P[po + 3] = s0; P[po + 4] = s1; P[po + 5] = s2;
+      return;
+    }
+    case K.SPMV_DOT: {
+      spmv1(L, p, q, r0, r1);
+      let s0 = 0, s1 = 0, s2 = 0;
+      for (let k = k0; k < k1; k += 3) { s0 += p[k] * q[k]; s1 += p[k + 1] * q[k + 1]; s2 += p[k + 2] * q[k + 2]; }
+      P[po] = s0; P[po + 1] = s1; P[po + 2] = s2;
+      return;
+    }
+    case K.UPDATE: {
+      const a0 = f[0], a1 = f[1], a2 = f[2];
+      let s0 = 0, s1 = 0, s2 = 0;
+      for (let k = k0; k < k1; k += 3) {
+        x[k] += a0 * p[k]; x[k + 1] += a1 * p[k + 1]; x[k + 2] += a2 * p[k + 2];
+        const u0 = r[k] - a0 * q[k], u1 = r[k + 1] - a1 * q[k + 1], u2 = r[k + 2] - a2 * q[k + 2];
+        r[k] = u0; r[k + 1] = u1; r[k + 2] = u2;
+        s0 += u0 * u0; s1 += u1 * u1; s2 += u2 * u2;
+      }
+      P[po] = s0; P[po + 1] = s1; P[po + 2] = s2;
+      return;
+    }
+    case K.PUPDATE: {
+      const b0 = f[0], b1 = f[1], b2 = f[2];
+      for (let k = k0; k < k1; k += 3) {
+        p[k] = z[k] + b0 * p[k]; p[k + 1] = z[k + 1] + b1 * p[k + 1]; p[k + 2] = z[k + 2] + b2 * p[k + 2];
+      }
+      return;
+    }
+    case K.GSF:
+      if (L.k === 1) gsFwdSweep1(L, rhs, sol, r0, r1, scratch);
+      else gsFwdSweep4(L, rhs, sol, r0, r1, scratch);
+      return;
+    case K.RES:
+      if (L.k === 1) residual1(L, sol, L.r, r0, r1);
+      else residual4(L, sol, L.r, r0, r1);
+      return;
+    case K.RESTRICT: {
+      const pc = S.parts[l + 1];
+      restrict(L, L.r, S.levels[l + 1].b, pc[tid], pc[tid + 1], scratch);
+      return;
+    }
+    case K.APPLY_C: {
+      const pc = S.parts[l + 1];
+      applyC(L.next!, S.levels[l + 1].x, pc[tid], pc[tid + 1]);
+      return;
+    }
+    case K.PROLONG:
+      if (L.k === 1) prolong1(L, sol, r0, r1, scratch);
+      else prolong4(L, sol, r0, r1);
+      return;
+    case K.CROSS:
+      if (L.k === 1) cross1(L, sol, L.cross!, r0, r1);
+      else cross4(L, sol, L.cross!, r0, r1);
+      return;
+    case K.GSB: {
+      if (L.k === 1) gsBwd1(L, rhs, sol, r0, r1, scratch, L.cross);
+      else gsBwd4(L, rhs, sol, r0, r1, scratch, L.cross);
+      if (l === 0) {
+        // CG's r·z for the next step.
+        let s0 = 0, s1 = 0, s2 = 0;
+        for (let k = k0; k < k1; k += 3) { s0 += r[k] * z[k]; s1 += r[k + 1] * z[k + 1]; s2 += r[k + 2] * z[k + 2]; }
+        P[po] = s0; P[po + 1] = s1; P[po + 2] = s2;
+      }
+      return;
+    }
+    default:
+      throw new Error(`unknown smoothing kernel ${cmd}`);
+  }
+}
+
+function solveThreaded(
+  pool: SmoothPool, T: number, levels: SolverLevel[], b: Float64Array, x: Float64Array,
+  tol: number, maxIter: number, hooks: SmoothOptions,
+): { iterations: number; residual: number } {
+  const N = b.length;
+  const parts = levels.map((L, l) => split(L.h, T, !L.chol && (l === 0 || (3 * L.n * L.k >= PARALLEL.minDofs && L.h >= T * MIN_BLOCK_ROWS))));
+  let scratchLen = 0;
+  levels.forEach((L, l) => {
+    scratchLen = Math.max(scratchLen, 3 * L.w * L.k, L.next ? 12 * L.next.wc : 0);
+    if (parts[l][1] < L.h) L.cross = new Float64Array(new SharedArrayBuffer(8 * 3 * L.n * L.k));
+  });
+  const sh = (n: number) => new Float64Array(new SharedArrayBuffer(8 * n));
+  const S: ParSession = {
+    T, levels, v: [b, x, sh(N), sh(N), sh(N), sh(N)], parts, partial: pool.partial, fargs: pool.fargs,
+  };
+  // The workers get everything but the coarsest level's dense factor (this thread solves there).
+  const wire = { T, v: S.v, parts, levels: levels.map((L) => ({ ...L, chol: undefined })), scratch: scratchLen };
+  const scratch = new Float64Array(scratchLen);
+  const prof = process.env.STUDIO_SMOOTH_PROFILE ? new Map<string, number>() : undefined;
+  const run = (cmd: number, l: number, pl: number): void => {
+    const t = prof ? performance.now() : 0;
+    if (isParallel(S, pl)) pool.dispatch(cmd, l, () => runPart(S, cmd, l, 0, scratch));
+    else runPart(S, cmd, l, 0, scratch);
+    if (prof) {
+      const key = `${Object.keys(K).find((k) => K[k as keyof typeof K] === cmd)}@${l}`;
+      prof.set(key, (prof.get(key) ?? 0) + performance.now() - t);
+    }
+  };
+  pool.begin(T, wire);
+  try {
+    return pcgThreaded(S, run, tol, maxIter, hooks);
+  } finally {
+    pool.end();
+    if (prof) console.error([...prof].map(([k, v]) => `${k} ${v.toFixed(0)}`).join(' | '));
+  }
+}
+
+function vcycleThreaded(S: ParSession, run: (cmd: number, l: number, pl: number) => void, l: number): void {
+  const L = S.levels[l];
+  if (L.chol) {
+    denseSolve(L, L.b, L.x);
+    return;
+  }
+  run(K.GSF, l, l);
+  run(K.RES, l, l);
+  run(K.RESTRICT, l, l + 1);
+  vcycleThreaded(S, run, l + 1);
+  run(K.APPLY_C, l, l + 1);
+  run(K.PROLONG, l, l);
+  if (isParallel(S, l)) run(K.CROSS, l, l);
+  run(K.GSB, l, l);
+}
+
+/** pcg() with every vector pass split across the threads; sums of per-thread partials in thread order. */
+function pcgThreaded(
+  S: ParSession, run: (cmd: number, l: number, pl: number) => void, tol: number, maxIter: number, hooks: SmoothOptions,
+): { iterations: number; residual: number } {
+  const P = S.partial, f = S.fargs, T = S.T;
+  const sum = (o: number): number => {
+    let s = 0;
+    for (let t = 0; t < T; t++) s += P[8 * t + o];
+    return s;
+  };
+  run(K.INIT, 0, 0);
+  const bb0 = sum(0), bb1 = sum(1), bb2 = sum(2);
+  const nb0 = bb0 > 0 ? Math.sqrt(bb0) : 1, nb1 = bb1 > 0 ? Math.sqrt(bb1) : 1, nb2 = bb2 > 0 ? Math.sqrt(bb2) : 1;
+  const relOf = (o: number) => Math.max(Math.sqrt(sum(o)) / nb0, Math.sqrt(sum(o + 1)) / nb1, Math.sqrt(sum(o + 2)) / nb2);
+  let rel = relOf(3);
+  const rel0 = rel;
+  let it = 0;
+  let rz0 = 0, rz1 = 0, rz2 = 0;
+  if (rel > tol) {
+    vcycleThreaded(S, run, 0);
+    rz0 = sum(0); rz1 = sum(1); rz2 = sum(2);
+    f[0] = f[1] = f[2] = 0;
+    run(K.PUPDATE, 0, 0);
+  }
+  while (rel > tol && it < maxIter) {
+    if (hooks.checkCancelled?.() === true) throw new CancelledError();
+    run(K.SPMV_DOT, 0, 0);
+    const pq0 = sum(0), pq1 = sum(1), pq2 = sum(2);
+    f[0] = pq0 > 0 ? rz0 / pq0 : 0; f[1] = pq1 > 0 ? rz1 / pq1 : 0; f[2] = pq2 > 0 ? rz2 / pq2 : 0;
+    run(K.UPDATE, 0, 0);
+    it++;
+    rel = relOf(0);
+    hooks.onProgress?.({
+      stage: 'smoothing',
+      iteration: it,
+      residual: rel,
+      fraction: rel <= tol ? 1 : Math.max(0, Math.min(1, Math.log(rel0 / rel) / Math.log(rel0 / tol))),
+    });
+    if (rel <= tol) break;
+    vcycleThreaded(S, run, 0);
+    const n0 = sum(0), n1 = sum(1), n2 = sum(2);
+    f[0] = rz0 > 0 ? n0 / rz0 : 0; f[1] = rz1 > 0 ? n1 / rz1 : 0; f[2] = rz2 > 0 ? n2 / rz2 : 0;
+    rz0 = n0; rz1 = n1; rz2 = n2;
+    run(K.PUPDATE, 0, 0);
+  }
+  // The true residual of the returned solution.
+  run(K.INIT, 0, 0);
+  return { iterations: it, residual: relOf(3) };
 }

@@ -1,0 +1,58 @@
+/**
+ * A thread of the smoothing pool (smooth-pool.ts). Between solves it waits in its event loop; a
+ * session message hands it the solve's shared levels, and it then follows the control word — run
+ * its part of each command, report DONE — until END, all without returning to the event loop.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { CTRL, END, type PoolShared } from './smooth-pool.ts';
+import { runPart, type ParSession } from './smooth.ts';
+
+const port = parentPort;
+if (!port) throw new Error('smooth-worker must run in a worker thread');
+const { ctrl, fargs, partial, errBytes, tid } = workerData as PoolShared & { tid: number };
+
+const SPIN = 20000;
+
+function waitSeq(seen: number): number {
+  for (let k = 0; k < SPIN; k++) {
+    const v = Atomics.load(ctrl, CTRL.SEQ);
+    if (v !== seen) return v;
+  }
+  for (;;) {
+    Atomics.wait(ctrl, CTRL.SEQ, seen);
+    const v = Atomics.load(ctrl, CTRL.SEQ);
+    if (v !== seen) return v;
+  }
+}
+
+function fail(e: unknown): void {
+  const msg = new TextEncoder().encode(`thread ${tid}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`).slice(0, errBytes.length);
+  errBytes.set(msg);
+  Atomics.store(ctrl, CTRL.ERR_LEN, msg.length);
+  Atomics.store(ctrl, CTRL.ERR, 1);
+}
+
+port.on('message', (m: { seq0: number; session: Omit<ParSession, 'partial' | 'fargs'> & { scratch: number } }) => {
+  const S: ParSession = { ...m.session, partial, fargs };
+  const scratch = new Float64Array(m.session.scratch);
+  let seen = m.seq0, failed = false;
+  for (;;) {
+    seen = waitSeq(seen);
+    const cmd = Atomics.load(ctrl, CTRL.CMD);
+    if (cmd !== END && !failed) {
+      try {
+        runPart(S, cmd, Atomics.load(ctrl, CTRL.LEVEL), tid, scratch);
+      } catch (e) {
+        // Keep answering the barriers (with nothing done) until the caller ends the session.
+        failed = true;
+        fail(e);
+      }
+    }
+    Atomics.add(ctrl, CTRL.DONE, 1);
+    Atomics.notify(ctrl, CTRL.DONE);
+    if (cmd === END) return;
+  }
+});
+
+Atomics.store(ctrl, CTRL.READY + tid, 1);
+Atomics.notify(ctrl, CTRL.READY + tid);

@@ -1,0 +1,99 @@
+// The threaded smoothing solve (smooth.ts with smooth-pool.ts): same system solution as one thread,
+// deterministic, and cancellation mid-solve leaves the pool usable.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { RgbImage } from '../../../src-main/engine/image.ts';
+import { mulberry32 } from '../../../src-main/engine/random.ts';
+import { CancelledError } from '../../../src-main/errors.ts';
+import { PARALLEL, smooth } from '../../../src-main/engine/photo/smooth.ts';
+import { closeSmoothPool } from '../../../src-main/engine/photo/smooth-pool.ts';
+
+/** Smooth regions with edges and noise (the solver's hard modes need colour structure). */
+function scene(w: number, h: number, seed: number): RgbImage {
+  const rng = mulberry32(seed);
+  const data = new Float32Array(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let c = [0.2 + 0.5 * (x / w), 0.3 + 0.4 * (y / h), 0.6 - 0.3 * (x / w)];
+      if ((x - 0.3 * w) ** 2 + (y - 0.4 * h) ** 2 < (0.2 * h) ** 2) c = [0.9, 0.3, 0.2];
+      if ((x - 0.7 * w) ** 2 + (y - 0.65 * h) ** 2 < (0.15 * h) ** 2) c = [0.1, 0.5 + 0.3 * (y / h), 0.2];
+      for (let k = 0; k < 3; k++) data[3 * (y * w + x) + k] = Math.min(1, Math.max(0, c[k] + 0.03 * (rng() - 0.5)));
+    }
+  }
+  return { width: w, height: h, data };
+}
+
+function noisy(img: RgbImage, seed: number): RgbImage {
+  const rng = mulberry32(seed);
+  return { ...img, data: Float32Array.from(img.data, (v, k) => Math.min(1, Math.max(0, (k % 3 === 1 ? 0.7 * v + 0.2 : 1 - v) + 0.2 * (rng() - 0.5)))) };
+}
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let k = 0; k < a.length; k++) m = Math.max(m, Math.abs(a[k] - b[k]));
+  return m;
+}
+
+describe('threaded smoothing', () => {
+  const minDofs = PARALLEL.minDofs;
+  // Small images take the threaded path too (every level with ≥ 2 rows per thread).
+  before(() => { PARALLEL.minDofs = 0; });
+  after(async () => {
+    PARALLEL.minDofs = minDofs;
+    await closeSmoothPool();
+  });
+  // 160×100: three levels, the first two split between threads.
+  const content = scene(160, 100, 1);
+  const stylized = noisy(content, 2);
+
+  test('2 and 3 threads reach the single-thread solution (< 1e-6) and are deterministic', () => {
+    const one = smooth(content, stylized, { threads: 1 });
+    assert.equal(one.threads, 1);
+    assert.ok(one.converged);
+    for (const threads of [2, 3]) {
+      const r = smooth(content, stylized, { threads });
+      assert.equal(r.threads, threads);
+      assert.ok(r.converged, `${threads} threads: residual ${r.residual} after ${r.iterations}`);
+      const d = maxDiff(r.image.data, one.image.data);
+      assert.ok(d < 1e-6, `${threads} threads: max |Δ| ${d}`);
+      // Hybrid Gauss–Seidel weakens the preconditioner only at block edges.
+      assert.ok(r.iterations <= one.iterations + 3, `${r.iterations} vs ${one.iterations} iterations`);
+      const again = smooth(content, stylized, { threads });
+      assert.deepEqual(again.image.data, r.image.data);
+      assert.equal(again.iterations, r.iterations);
+    }
+  });
+
+  test('a tight solve on 2 threads equals a tight solve on 1 (both are the system solution)', () => {
+    const c = scene(64, 48, 5), s = noisy(c, 6);
+    const a = smooth(c, s, { threads: 1, tol: 1e-10, maxIter: 2000 });
+    const b = smooth(c, s, { threads: 2, tol: 1e-10, maxIter: 2000 });
+    assert.equal(b.threads, 2);
+    assert.ok(a.converged && b.converged);
+    assert.ok(maxDiff(a.image.data, b.image.data) < 1e-8);
+  });
+
+  test('cancelling mid-solve stops it, and the pool works afterwards', () => {
+    const ref = smooth(content, stylized, { threads: 2 });
+    let calls = 0;
+    assert.throws(
+      () => smooth(content, stylized, { threads: 2, checkCancelled: () => { if (++calls === 4) throw new CancelledError(); } }),
+      (e: unknown) => e instanceof CancelledError,
+    );
+    assert.equal(calls, 4);
+    calls = 0;
+    assert.throws(() => smooth(content, stylized, { threads: 2, checkCancelled: () => ++calls === 2 }), (e: unknown) => e instanceof CancelledError);
+    // A throwing progress callback also ends the session cleanly.
+    assert.throws(() => smooth(content, stylized, { threads: 2, onProgress: () => { throw new Error('boom'); } }), /boom/);
+    const r = smooth(content, stylized, { threads: 2 });
+    assert.deepEqual(r.image.data, ref.image.data);
+    assert.equal(r.iterations, ref.iterations);
+  });
+
+  test('images too small to split run on one thread', () => {
+    const tiny = scene(3, 2, 9);
+    const r = smooth(tiny, noisy(tiny, 10), { threads: 2 });
+    assert.equal(r.threads, 1);
+    assert.ok(r.converged);
+  });
+});
