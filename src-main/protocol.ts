@@ -35,16 +35,32 @@ export const GatysParams = z.object({
 export type GatysParams = z.infer<typeof GatysParams>;
 export type GatysParamsInput = z.input<typeof GatysParams>;
 
+/** PhotoWCT's smoothing step (REFERENCE §3): R = (1 − α)(I − αS)⁻¹Y, or the guided filter. */
+export const SmoothParams = z.object({
+  mode: z.enum(['exact', 'fast']).default('exact'),
+  /** α of the closed form (FastPhotoStyle's β), in [0, 1). */
+  alpha: z.number().min(0).lt(1).default(0.9999),
+  /** Relative residual at which the solve stops (every channel); 1e-7 keeps the 8-bit result exact. */
+  tol: z.number().positive().max(1).default(1e-7),
+  affinity: z.enum(['matting', 'gaussian']).default('matting'),
+  /** Where the exact solve runs: auto (tensor ops on a hardware GPU, else the CPU multigrid solver). */
+  solver: z.enum(['auto', 'cpu', 'tensor']).default('auto'),
+  maxIter: z.number().int().min(1).max(100000).optional(),
+  /** Guided filter (fast mode): window radius in pixels and ε on the [0, 1] scale (FastPhotoStyle's r = 35, ε = 1e-3/255²). */
+  radius: z.number().int().min(0).max(1000).default(35),
+  eps: z.number().min(0).default(1e-3 / (255 * 255)),
+});
+export type SmoothParams = z.infer<typeof SmoothParams>;
+
 export const PhotoParams = z.object({
   /** Longest side of the result, px. */
   size: z.number().int().min(16).max(16384).default(512),
   /** WCT strength α at every level: α·f_cs + (1 − α)·f_c. */
   alpha: z.number().min(0).max(1).default(1),
-  /**
-   * Smoothing after stylisation. The closed-form smoothing (exact, and the guided-filter
-   * approximation) is not built yet, so only 'none' is accepted for now.
-   */
-  smooth: z.enum(['none']).default('none'),
+  /** Smoothing after stylisation: the closed-form solve, its guided-filter approximation, or none. */
+  smooth: z.enum(['exact', 'fast', 'none']).default('exact'),
+  /** The smoothing's settings (its mode is `smooth`). */
+  smoothing: SmoothParams.omit({ mode: true }).prefault({}),
 });
 export type PhotoParams = z.infer<typeof PhotoParams>;
 
@@ -85,6 +101,20 @@ export const StylizePhotoJob = z.object({
   maxPixels: z.number().positive().optional(),
 });
 export type StylizePhotoJob = z.infer<typeof StylizePhotoJob>;
+
+/** `studio smooth`: smooth an already stylised image with its content photo as the guide. */
+export const SmoothJob = z.object({
+  kind: z.literal('smooth'),
+  content: z.string().min(1),
+  stylized: z.string().min(1),
+  output: OutputOptions,
+  params: SmoothParams,
+  /** Longest side to work at (the stylised image is downscaled to it; the content photo is resized to match). */
+  size: z.number().int().min(16).max(16384).optional(),
+  report: z.string().optional(),
+  maxPixels: z.number().positive().optional(),
+});
+export type SmoothJob = z.infer<typeof SmoothJob>;
 
 /** VGG19 features of one image written as .npy files, to compare any stage with NumPy or PyTorch. */
 export const FeaturesJob = z.object({
@@ -149,7 +179,7 @@ export const InfoJob = z.object({ kind: z.literal('info') });
 /** tfjs memory of the worker (tensors, bytes): what the leak checks compare before and after jobs. */
 export const MemoryJob = z.object({ kind: z.literal('memory') });
 
-export const Job = z.discriminatedUnion('kind', [StylizeGatysJob, StylizePhotoJob, FeaturesJob, TrainDecoderJob, InfoJob, MemoryJob]);
+export const Job = z.discriminatedUnion('kind', [StylizeGatysJob, StylizePhotoJob, SmoothJob, FeaturesJob, TrainDecoderJob, InfoJob, MemoryJob]);
 export type Job = z.infer<typeof Job>;
 
 export interface LossValues {

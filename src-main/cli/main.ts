@@ -8,7 +8,8 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StudioError, isStudioError } from '../errors.ts';
-import { FeaturesJob, GatysParams, PhotoParams, StylizePhotoJob, TrainDecoderJob, type Job } from '../protocol.ts';
+import { FeaturesJob, GatysParams, PhotoParams, SmoothJob, SmoothParams, StylizePhotoJob, TrainDecoderJob, type Job } from '../protocol.ts';
+import type { SmoothingReport } from '../engine/photo/smoothing.ts';
 import { EngineClient } from '../worker/client.ts';
 import type { StylizeResult } from '../worker/jobs.ts';
 import type { TrainResult } from '../worker/train.ts';
@@ -20,8 +21,10 @@ const HELP = `studio — style transfer for photographers
 Usage:
   studio stylize --method gatys --content PHOTO --style PAINTING --out RESULT [options]
   studio stylize --method photo --content PHOTO --style PHOTO --out RESULT [--alpha 1
-                 --content-labels L --style-labels L2 --size 512 --decoders DIR --report R.json]
-                 (PhotoWCT; its smoothing step is not built yet)
+                 --smooth exact|fast|none --content-labels L --style-labels L2 --size 512
+                 --decoders DIR --report R.json]   (PhotoWCT, then the smoothing step; options below)
+  studio smooth --content PHOTO --stylized IMAGE --out RESULT [--mode exact|fast --alpha 0.9999
+                 --tol 1e-7 --size PX --report R.json]   the smoothing step alone, guided by PHOTO
   studio info [--json] [--backend NAME]
   studio models list | import FILE [--name NAME] | fetch vgg19 | tiny DIR
                  (FILE: Keras .h5, torchvision .pth, or FastPhotoStyle's photo_wct.pth → model photowct)
@@ -50,6 +53,15 @@ stylize options (Gatys):
   --format png|jpeg|tiff  --bit-depth 8|16  --quality 92  --max-pixels 100e6
   --report R.json      parameters, backend, per-iteration losses, stage times, peak memory
   --quiet
+
+photo and smoothing options:
+  --alpha 1            stylize: WCT strength (1 full style, 0 none); smooth: the closed form's α (β)
+  --smooth exact       exact: closed-form matting-Laplacian smoothing; fast: guided filter; none
+  --smooth-alpha 0.9999  stylize: α of the closed form (FastPhotoStyle's β)
+  --tol 1e-7           relative residual of the exact solve (1e-7 keeps the 8-bit result exact)
+  --affinity matting   matting | gaussian        --max-iter 500
+  --solver auto        auto | cpu (multigrid PCG) | tensor (on the backend; auto: on a hardware GPU)
+  --radius 35 --eps 1.5e-8   the guided filter's window radius (px) and ε (fast mode)
 
 train decoder options:
   --precision fp32     fp32 | mixed-fp16 | mixed-bf16 (FP32 master weights; fp16/bf16 emulated exactly)
@@ -123,6 +135,24 @@ export function gatysParamsFrom(v: Values) {
   }));
 }
 
+const SMOOTHING_OPTIONS: ParseArgsConfig['options'] = {
+  tol: { type: 'string' }, affinity: { type: 'string' }, solver: { type: 'string' }, 'max-iter': { type: 'string' },
+  radius: { type: 'string' }, eps: { type: 'string' },
+};
+
+/** The smoothing settings shared by `stylize --method photo` and `smooth`; `alphaFlag` names the closed form's α. */
+function smoothingFrom(v: Values, alphaFlag: 'alpha' | 'smooth-alpha') {
+  return defined({
+    alpha: num(alphaFlag, str(v[alphaFlag]), { min: 0, max: 0.999999999 }),
+    tol: num('tol', str(v.tol), { min: 1e-15, max: 1 }),
+    affinity: oneOf('affinity', str(v.affinity), ['matting', 'gaussian'] as const),
+    solver: oneOf('solver', str(v.solver), ['auto', 'cpu', 'tensor'] as const),
+    maxIter: num('max-iter', str(v['max-iter']), { int: true, min: 1, max: 100000 }),
+    radius: num('radius', str(v.radius), { int: true, min: 0, max: 1000 }),
+    eps: num('eps', str(v.eps), { min: 0 }),
+  });
+}
+
 const STYLIZE_OPTIONS: ParseArgsConfig['options'] = {
   method: { type: 'string' }, content: { type: 'string' }, style: { type: 'string', multiple: true },
   out: { type: 'string' }, size: { type: 'string' }, iters: { type: 'string' }, optimizer: { type: 'string' },
@@ -135,6 +165,7 @@ const STYLIZE_OPTIONS: ParseArgsConfig['options'] = {
   report: { type: 'string' }, quiet: { type: 'boolean' },
   alpha: { type: 'string' }, smooth: { type: 'string' }, decoders: { type: 'string' },
   'content-labels': { type: 'string' }, 'style-labels': { type: 'string' },
+  ...SMOOTHING_OPTIONS, 'smooth-alpha': { type: 'string' },
 };
 
 function outputFrom(v: Values, out: string) {
@@ -166,7 +197,8 @@ async function stylize(argv: string[]): Promise<number> {
       contentLabels: str(v['content-labels']), styleLabels: str(v['style-labels']), report: str(v.report), maxPixels,
       params: PhotoParams.parse(defined({
         size: num('size', str(v.size), { int: true, min: 16, max: 16384 }), alpha: num('alpha', str(v.alpha), { min: 0, max: 1 }),
-        smooth: oneOf('smooth', str(v.smooth), ['none'] as const),
+        smooth: oneOf('smooth', str(v.smooth), ['exact', 'fast', 'none'] as const),
+        smoothing: smoothingFrom(v, 'smooth-alpha'),
       })),
     }));
   } else {
@@ -176,10 +208,43 @@ async function stylize(argv: string[]): Promise<number> {
     };
   }
   const quiet = v.quiet === true;
-  const r = await withEngine(str(v.backend), (c) => runJob<StylizeResult>(c, job, quiet));
+  const r = await withEngine(str(v.backend), (c) => runJob<StylizeResult & { smoothing?: SmoothingReport }>(c, job, quiet));
   if (!quiet) {
     const detail = r.iterations !== undefined ? `, ${r.iterations} iterations, final loss ${r.finalLoss?.toExponential(4)}` : '';
     process.stdout.write(`wrote ${r.out} (${r.width}×${r.height}${detail}, ${formatDuration(r.totalMs)} on ${r.backend})\n`);
+    if (r.smoothing && r.smoothing.mode !== 'none') process.stdout.write(`${smoothingLine(r.smoothing)}\n`);
+    if (r.report) process.stdout.write(`report: ${r.report}\n`);
+  }
+  return 0;
+}
+
+function smoothingLine(s: SmoothingReport): string {
+  if (s.mode === 'fast') return `smoothing: guided filter r = ${s.radius}, ε = ${s.eps?.toExponential(2)}, ${formatDuration(s.ms)}`;
+  const conv = s.converged ? '' : ' — NOT converged: raise --max-iter or --tol';
+  return `smoothing: exact (${s.affinity}, α = ${s.alpha}, ${s.solver} solver), ${s.iterations} iterations, residual ${s.residual?.toExponential(2)}, ${formatDuration(s.ms)}${conv}`;
+}
+
+/** `studio smooth`: PhotoWCT's smoothing step on any stylised image, guided by its content photo. */
+async function smoothCommand(argv: string[]): Promise<number> {
+  const { values: v } = parse(argv, {
+    content: { type: 'string' }, stylized: { type: 'string' }, out: { type: 'string' }, mode: { type: 'string' },
+    alpha: { type: 'string' }, size: { type: 'string' }, report: { type: 'string' }, backend: { type: 'string' },
+    format: { type: 'string' }, 'bit-depth': { type: 'string' }, quality: { type: 'string' }, 'max-pixels': { type: 'string' },
+    quiet: { type: 'boolean' }, ...SMOOTHING_OPTIONS,
+  });
+  const content = str(v.content), stylized = str(v.stylized), out = str(v.out);
+  if (!content) throw new StudioError('BAD_ARGUMENT', '--content is required (the photo that was stylised: it guides the smoothing)');
+  if (!stylized) throw new StudioError('BAD_ARGUMENT', '--stylized is required (the stylised image to smooth)');
+  if (!out) throw new StudioError('BAD_ARGUMENT', '--out is required (where to write the result)');
+  const job = SmoothJob.parse(defined({
+    kind: 'smooth', content, stylized, output: outputFrom(v, out), report: str(v.report),
+    size: num('size', str(v.size), { int: true, min: 16, max: 16384 }), maxPixels: num('max-pixels', str(v['max-pixels']), { min: 1 }),
+    params: SmoothParams.parse(defined({ mode: oneOf('mode', str(v.mode), ['exact', 'fast'] as const), ...smoothingFrom(v, 'alpha') })),
+  }));
+  const quiet = v.quiet === true;
+  const r = await withEngine(str(v.backend), (c) => runJob<{ out: string; width: number; height: number; smoothing: SmoothingReport; totalMs: number; report?: string }>(c, job, quiet));
+  if (!quiet) {
+    process.stdout.write(`wrote ${r.out} (${r.width}×${r.height}, ${formatDuration(r.totalMs)})\n${smoothingLine(r.smoothing)}\n`);
     if (r.report) process.stdout.write(`report: ${r.report}\n`);
   }
   return 0;
@@ -391,6 +456,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     switch (cmd) {
       case 'stylize': return await stylize(rest);
+      case 'smooth': return await smoothCommand(rest);
       case 'info': return await info(rest);
       case 'models': return await models(rest);
       case 'demo': return await demo(rest);

@@ -94,6 +94,8 @@ export interface ReadOptions extends ProbeOptions {
   /** Resize so the longest side is this many pixels; never enlarges unless `upscale`. */
   maxSide?: number;
   upscale?: boolean;
+  /** Resize to exactly this size (aspect not kept; takes precedence over maxSide). */
+  size?: { width: number; height: number };
 }
 
 const RAW_EXTENSIONS = new Set([
@@ -305,7 +307,10 @@ export async function readImage(file: string, opts: ReadOptions = {}): Promise<D
   const maxPixels = checkMaxPixels(opts.maxPixels);
   const { info, space } = await probe(file, maxPixels);
   const source: SourceInfo = { ...info, notes: [...info.notes] };
-  const target = fitLongestSide(info.width, info.height, opts.maxSide, opts.upscale);
+  if (opts.size && !(Number.isInteger(opts.size.width) && Number.isInteger(opts.size.height) && opts.size.width >= 1 && opts.size.height >= 1)) {
+    throw new StudioError('BAD_ARGUMENT', `size must be positive integers, not ${opts.size.width}×${opts.size.height}`);
+  }
+  const target = opts.size ?? fitLongestSide(info.width, info.height, opts.maxSide, opts.upscale);
   const sixteen = info.bitDepth === 16;
 
   // See the header: one ICC transform, embedded profile → sRGB, at the source's depth.

@@ -11,7 +11,7 @@ import { Job, type FromWorker, type JobEvent, type ToWorker } from '../protocol.
 import { CancelFlag } from './cancel.ts';
 import { info, runFeatures, runStylizeGatys } from './jobs.ts';
 import { runTrainDecoder } from './train.ts';
-import { runStylizePhoto } from './photo.ts';
+import { runSmooth, runStylizePhoto } from './photo.ts';
 
 const port = parentPort;
 if (!port) throw new Error('engine-worker must run in a worker thread');
@@ -44,6 +44,9 @@ async function run(id: number, rawJob: unknown, flag: CancelFlag): Promise<unkno
       return runTrainDecoder(job, ctx);
     case 'stylize-photo':
       return runStylizePhoto(job, ctx);
+    case 'smooth':
+      await backendReady;
+      return runSmooth(job, ctx);
   }
 }
 

@@ -1,19 +1,22 @@
 /**
- * `studio stylize --method photo`: the PhotoWCT cascade, I/O around the engine's pure stages.
- * The smoothing step that follows it in FastPhotoStyle is not built yet.
+ * `studio stylize --method photo` (the PhotoWCT cascade, then the smoothing step) and `studio smooth`
+ * (the smoothing step alone): I/O around the engine's pure stages.
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { initBackend } from '../engine/backend.ts';
+import { backendInfo, initBackend } from '../engine/backend.ts';
 import { loadVgg19, resolveModel } from '../engine/models/store.ts';
 import { encoderHash, loadDecoder } from '../engine/models/decoders.ts';
 import { LEVELS, type DecoderWeights, type Level } from '../engine/photo/autoencoder.ts';
 import { photoWct } from '../engine/photo/stylize.ts';
+import { runSmoothing, type SmoothingMode, type SmoothingReport } from '../engine/photo/smoothing.ts';
+import type { SmoothProgress } from '../engine/photo/smooth.ts';
 import type { LabelImage } from '../engine/photo/labels.ts';
+import type { RgbImage } from '../engine/image.ts';
 import { readImage, type DecodedImage } from '../io/images.ts';
 import { checkOutputPath, writeImage } from '../io/write.ts';
 import { StudioError } from '../errors.ts';
-import type { StylizePhotoJob } from '../protocol.ts';
+import type { SmoothJob, StylizePhotoJob } from '../protocol.ts';
 import type { JobContext } from './jobs.ts';
 
 /** A label map is any-size, but must have its photo's shape: a map for another picture is an error. */
@@ -30,7 +33,33 @@ async function readLabels(file: string, photo: DecodedImage, what: string): Prom
   return { width: m.width, height: m.height, data, channels: 3 };
 }
 
-export async function runStylizePhoto(job: StylizePhotoJob, ctx: JobContext): Promise<{ out: string; width: number; height: number; totalMs: number; backend: string; report?: string }> {
+/** The smoothing stage with its progress mapped onto [from, 1] of the job's bar. */
+async function smoothStage(content: RgbImage, stylized: RgbImage, mode: SmoothingMode, params: StylizePhotoJob['params']['smoothing'], ctx: JobContext, elapsed: () => number, from: number) {
+  if (mode !== 'none') ctx.emit({ type: 'progress', stage: `smoothing (${mode})`, fraction: from, elapsedMs: elapsed() });
+  const start = elapsed();
+  return runSmoothing(content, stylized, mode, params, {
+    checkCancelled: () => ctx.checkCancelled(),
+    onProgress: (q: SmoothProgress) => {
+      const spent = elapsed() - start;
+      ctx.emit({
+        type: 'progress', stage: `smoothing (${mode})`, fraction: from + (1 - from) * q.fraction, iteration: q.iteration, elapsedMs: elapsed(),
+        etaMs: q.fraction > 0.05 ? (spent * (1 - q.fraction)) / q.fraction : undefined,
+      });
+    },
+  });
+}
+
+export interface PhotoResult {
+  out: string;
+  width: number;
+  height: number;
+  totalMs: number;
+  backend: string;
+  smoothing: SmoothingReport;
+  report?: string;
+}
+
+export async function runStylizePhoto(job: StylizePhotoJob, ctx: JobContext): Promise<PhotoResult> {
   const t0 = performance.now();
   const elapsed = () => performance.now() - t0;
   const p = job.params;
@@ -54,11 +83,14 @@ export async function runStylizePhoto(job: StylizePhotoJob, ctx: JobContext): Pr
     : undefined;
   const loadMs = elapsed();
 
+  // Share of the progress bar for the cascade; the exact smoothing takes the rest.
+  const wctShare = p.smooth === 'exact' ? 0.4 : 0.95;
   const stylized = await photoWct(weights, decoders, content, style, { alpha: p.alpha }, {
     checkCancelled: () => ctx.checkCancelled(),
-    onLevel: (done, total, level) => ctx.emit({ type: 'progress', stage: `PhotoWCT relu${level}_1`, fraction: done / total, iteration: done, iterations: total, elapsedMs: elapsed() }),
+    onLevel: (done, total, level) => ctx.emit({ type: 'progress', stage: `PhotoWCT relu${level}_1`, fraction: wctShare * done / total, iteration: done, iterations: total, elapsedMs: elapsed() }),
   }, labels);
-  const smoothed = { image: stylized.image };
+  const wctMs = elapsed() - loadMs;
+  const smoothed = await smoothStage(content, stylized.image, p.smooth, p.smoothing, ctx, elapsed, wctShare);
 
   ctx.emit({ type: 'progress', stage: 'write', fraction: 1, elapsedMs: elapsed() });
   await writeImage(job.output.out, smoothed.image, {
@@ -70,8 +102,43 @@ export async function runStylizePhoto(job: StylizePhotoJob, ctx: JobContext): Pr
       method: 'photo', params: p, backend: { name: backend.name, device: backend.device },
       model: { source: weights.source, widths: weights.widths, decoders: decodersDir },
       inputs: { content: job.content, style: job.style, contentLabels: job.contentLabels ?? null, styleLabels: job.styleLabels ?? null, width: content.width, height: content.height },
-      levels: stylized.levels, smoothing: null, stages: { loadMs }, totalMs,
+      levels: stylized.levels, smoothing: smoothed.report, stages: { loadMs, wctMs, smoothMs: smoothed.report.ms }, totalMs,
     }, null, 2));
   }
-  return { out: job.output.out, width: content.width, height: content.height, totalMs, backend: backend.name, report: job.report };
+  return { out: job.output.out, width: content.width, height: content.height, totalMs, backend: backend.name, smoothing: smoothed.report, report: job.report };
+}
+
+/**
+ * `studio smooth`: the stylised image at its own size (or --size), the content photo resized to
+ * exactly that size as its guide (FastPhotoStyle does the same); the output keeps the content
+ * photo's metadata.
+ */
+export async function runSmooth(job: SmoothJob, ctx: JobContext): Promise<{ out: string; width: number; height: number; smoothing: SmoothingReport; totalMs: number; report?: string }> {
+  const t0 = performance.now();
+  const elapsed = () => performance.now() - t0;
+  await checkOutputPath(job.output.out, [job.content, job.stylized], job.output.format);
+  ctx.emit({ type: 'progress', stage: 'load', fraction: 0, elapsedMs: elapsed() });
+  const stylized = await readImage(job.stylized, { maxSide: job.size, maxPixels: job.maxPixels });
+  const probe = await readImage(job.content, { maxSide: 64, maxPixels: job.maxPixels });
+  const ra = probe.source.width / probe.source.height, rb = stylized.width / stylized.height;
+  if (Math.abs(ra / rb - 1) > 0.02) {
+    throw new StudioError('BAD_ARGUMENT', `the content photo ${job.content} is ${probe.source.width}×${probe.source.height} but the stylised image ${job.stylized} is ${stylized.source.width}×${stylized.source.height}: not the same picture`,
+      'give the photo that was stylised (any resolution of it) as --content');
+  }
+  const content = await readImage(job.content, { size: { width: stylized.width, height: stylized.height }, maxPixels: job.maxPixels });
+  const loadMs = elapsed();
+  const { image, report } = await smoothStage(content, stylized, job.params.mode, job.params, ctx, elapsed, 0);
+  ctx.emit({ type: 'progress', stage: 'write', fraction: 1, elapsedMs: elapsed() });
+  await writeImage(job.output.out, image, {
+    format: job.output.format, bitDepth: job.output.bitDepth, quality: job.output.quality, metadataFrom: content.source, inputs: [job.content, job.stylized],
+  });
+  const totalMs = elapsed();
+  if (job.report) {
+    await writeFile(job.report, JSON.stringify({
+      method: 'smooth', params: job.params, backend: backendInfo()?.name ?? null,
+      inputs: { content: job.content, stylized: job.stylized, width: stylized.width, height: stylized.height },
+      smoothing: report, stages: { loadMs, smoothMs: report.ms }, totalMs,
+    }, null, 2));
+  }
+  return { out: job.output.out, width: image.width, height: image.height, smoothing: report, totalMs, report: job.report };
 }

@@ -66,6 +66,11 @@ test('stylize --method photo runs the PhotoWCT cascade (with label maps) and rep
   const rep = JSON.parse(await readFile(report, 'utf8'));
   assert.deepEqual(rep.levels.map((l: { level: number }) => l.level), [4, 3, 2, 1]);
   for (const l of rep.levels) assert.ok(typeof l.covError === 'number' && l.ms >= 0 && Array.isArray(l.regions));
+  // The exact smoothing ran by default, to its tolerance, and says so.
+  assert.match(r.stdout, /smoothing: exact \(matting, α = 0\.9999, cpu solver\), \d+ iterations, residual/);
+  assert.equal(rep.smoothing.mode, 'exact');
+  assert.ok(rep.smoothing.converged && rep.smoothing.iterations > 0 && rep.smoothing.residual <= 1e-7);
+  assert.ok(rep.stages.wctMs > 0 && rep.stages.smoothMs > 0);
   // A label map of another picture's shape, and a missing decoder, are clear errors.
   const square = path.join(dir, 'square.png');
   await half(50, 50).toFile(square);
@@ -75,6 +80,61 @@ test('stylize --method photo runs the PhotoWCT cascade (with label maps) and rep
   const noDec = await studio(['stylize', '--method', 'photo', '--content', content, '--style', photoStyle, '--out', path.join(dir, 'p3.png'), '--model', model, '--size', '64', '--decoders', path.join(dir, 'nothing')]);
   assert.equal(noDec.code, 2);
   assert.match(noDec.stderr, /no decoder for level \d/);
+});
+
+test('smooth: exact and fast modes on a stylised image, guided by its photo at another resolution', async () => {
+  // A "stylised" result at 80 px of a photo given at its full 400 px: the photo is resized to match.
+  const tagged = path.join(dir, 'smooth-content.jpg');
+  await sharp(content).withExif({ IFD0: { Make: 'StudioCam' } }).jpeg().toFile(tagged);
+  const stylizedFile = path.join(dir, 'smooth-stylized.png');
+  await sharp(content).resize(80).modulate({ hue: 120, saturation: 1.4 }).linear(1.1, 10).png().toFile(stylizedFile);
+  const exactOut = path.join(dir, 'smoothed.png');
+  const report = path.join(dir, 'smooth.json');
+  const r = await studio(['smooth', '--content', tagged, '--stylized', stylizedFile, '--out', exactOut, '--report', report]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /wrote .*smoothed\.png \(80×53,/);
+  assert.match(r.stdout, /smoothing: exact .* \d+ iterations, residual \d\.\d+e-\d+/);
+  const meta = await sharp(exactOut).metadata();
+  assert.equal(meta.width, 80);
+  assert.ok(meta.exif?.includes('StudioCam'), 'the content photo\'s EXIF is kept');
+  const rep = JSON.parse(await readFile(report, 'utf8'));
+  assert.equal(rep.smoothing.mode, 'exact');
+  assert.ok(rep.smoothing.converged && rep.smoothing.residual <= 1e-7);
+  // The file equals the engine's smooth() on the same decoded inputs (8-bit, within rounding).
+  const { readImage } = await import('../../src-main/io/images.ts');
+  const { smooth } = await import('../../src-main/engine/photo/smooth.ts');
+  const y = await readImage(stylizedFile);
+  const c = await readImage(tagged, { size: { width: y.width, height: y.height } });
+  const want = (await smooth(c, y)).image.data;
+  const got = await sharp(exactOut).raw().toBuffer();
+  let worst = 0, changed = 0;
+  for (let k = 0; k < want.length; k++) {
+    worst = Math.max(worst, Math.abs(got[k] - Math.round(want[k] * 255)));
+    if (Math.abs(got[k] - Math.round(y.data[k] * 255)) > 2) changed++;
+  }
+  assert.ok(worst <= 1, `CLI result within one 8-bit level of smooth() (worst ${worst})`);
+  assert.ok(changed > want.length / 20, 'smoothing changed the stylised image');
+
+  const fastOut = path.join(dir, 'smoothed-fast.jpg');
+  const f = await studio(['smooth', '--content', tagged, '--stylized', stylizedFile, '--out', fastOut, '--mode', 'fast', '--radius', '8']);
+  assert.equal(f.code, 0, f.stderr);
+  assert.match(f.stdout, /smoothing: guided filter r = 8/);
+  assert.equal((await sharp(fastOut).metadata()).format, 'jpeg');
+
+  // Another picture's shape, a bad mode and a missing file are clear errors, exit 2.
+  const square = path.join(dir, 'square-photo.png');
+  await sharp(content).resize(60, 60, { fit: 'fill' }).png().toFile(square);
+  const shape = await studio(['smooth', '--content', square, '--stylized', stylizedFile, '--out', path.join(dir, 's2.png')]);
+  assert.equal(shape.code, 2);
+  assert.match(shape.stderr, /content photo .*square-photo\.png is 60×60 but the stylised image .* is 80×53: not the same picture/);
+  const mode = await studio(['smooth', '--content', tagged, '--stylized', stylizedFile, '--out', path.join(dir, 's3.png'), '--mode', 'slow']);
+  assert.equal(mode.code, 2);
+  assert.match(mode.stderr, /--mode must be one of exact, fast; got "slow"/);
+  const missing = await studio(['smooth', '--content', tagged, '--stylized', path.join(dir, 'nope.png'), '--out', path.join(dir, 's4.png')]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /nope\.png/);
+  const same = await studio(['smooth', '--content', tagged, '--stylized', stylizedFile, '--out', stylizedFile]);
+  assert.equal(same.code, 2, 'never overwrites an input');
 });
 
 test('every bad input gets a clear message and exit code 2', async () => {
