@@ -2,7 +2,11 @@
  * One training step of a PhotoWCT decoder, as one unit (forward, loss, gradients, update), wrapped by
  * a precision policy (precision.ts). The loss is the WCT paper's
  *   ‖I_o − I_i‖² + λ‖Φ(I_o) − Φ(I_i)‖²,  Φ = the level's encoder, λ = 1,
- * with both terms as means (per pixel and per feature value) so that λ weighs comparable magnitudes.
+ * with both terms as means (per pixel and per feature value) so that λ weighs comparable magnitudes,
+ * and both measured on the [0, 1] image scale (divided by 255²), as FastPhotoStyle trains in PyTorch:
+ * the gradients then have the small magnitudes for which mixed precision's loss scaling was designed
+ * (on the 0–255 scale they were 65025× larger, so fp16 never underflowed and a 2^16 loss scale only
+ * overflowed). Adam's steps do not depend on the loss's units.
  *
  * Mixed precision (Micikevicius et al.): the decoder's tf.Variables are the FP32 master weights; the
  * forward and backward passes see them (and every activation and gradient) cast to fp16/bf16 by the
@@ -20,14 +24,17 @@ export interface ReconstructionLoss {
   feature: tf.Scalar;
 }
 
+/** 255²: the loss is on the [0, 1] image scale while images and features are on the 0–255 one. */
+const UNIT2 = 255 * 255;
+
 /** The loss of reconstructing `batch` (RGB 0–255, [N,H,W,3]) through the level's encoder and decoder. */
 export function reconstructionLoss(ae: PhotoAutoencoder, batch: tf.Tensor4D, lambda = 1, cast?: LayerCast): ReconstructionLoss {
   const { features, switches } = ae.encode(batch, cast);
   const out = ae.decode(features, switches, cast);
   // Reductions in float32 (REFERENCE §4): the means read the cast values but accumulate in float32.
-  const pixel = tf.mean(tf.squaredDifference(out, batch)) as tf.Scalar;
+  const pixel = tf.div(tf.mean(tf.squaredDifference(out, batch)), UNIT2) as tf.Scalar;
   const { features: fo, switches: so } = ae.encode(out, cast);
-  const feature = tf.mean(tf.squaredDifference(fo, features)) as tf.Scalar;
+  const feature = tf.div(tf.mean(tf.squaredDifference(fo, features)), UNIT2) as tf.Scalar;
   for (const s of [...switches, ...so]) s.argmax.dispose();
   return { total: tf.add(pixel, tf.mul(feature, lambda)) as tf.Scalar, pixel, feature };
 }
