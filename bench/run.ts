@@ -1,15 +1,14 @@
 /**
- * `npm run bench`: speed of the engine on this machine's backend. A benchmark, not a test: it asserts
+ * `npm run bench -- vgg`: speed of the VGG19 engine on this machine's backend. A benchmark, not a test: it asserts
  * nothing, prints a table and writes bench/results.json (entries: name, backend, threads, size,
  * median ms of ≥5 runs, GFLOP/s, peak RSS), with the targets of the issues beside the figures.
  *
- *   npm run bench                       all sections on the best backend
- *   npm run bench -- --backend cpu      force a backend
- *   npm run bench -- --sizes 256        only some sizes
- *   npm run bench -- --runs 5
+ *   npm run bench -- vgg                       on the best backend
+ *   npm run bench -- vgg --backend cpu         force a backend
+ *   npm run bench -- vgg --sizes 256           only some sizes
+ *   npm run bench -- vgg --runs 5
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { writeFileSync, readFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { initBackend } from '../src-main/engine/backend.ts';
@@ -19,25 +18,14 @@ import { FULL_WIDTHS } from '../src-main/engine/models/vgg19.ts';
 import { gatysObjective, gatysTargets } from '../src-main/engine/gatys/stylize.ts';
 import { Lbfgs } from '../src-main/engine/gatys/optimizers.ts';
 import { GatysParams } from '../src-main/protocol.ts';
+import { DEFAULT_RESULTS, recordEntries, type BenchEntry } from './results.ts';
 
 const { values } = parseArgs({ options: { backend: { type: 'string' }, sizes: { type: 'string' }, runs: { type: 'string' }, out: { type: 'string' } } });
 const info = await initBackend(values.backend);
 const sizes = (values.sizes ?? '256,512').split(',').map(Number);
 const runs = Math.max(5, Number(values.runs ?? 5));
-const outPath = values.out ?? new URL('./results.json', import.meta.url).pathname;
+const outPath = values.out ?? DEFAULT_RESULTS;
 
-export interface BenchEntry {
-  name: string;
-  backend: string;
-  device: string;
-  threads: number;
-  size: string;
-  medianMs: number;
-  runs: number;
-  gflops?: number;
-  peakRssMB: number;
-  note?: string;
-}
 
 const entries: BenchEntry[] = [];
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -108,12 +96,4 @@ for (const size of sizes) {
 }
 net.dispose();
 
-// Merge with other sections' entries already in the file (e.g. from bench/kernels.ts).
-const previous: BenchEntry[] = existsSync(outPath) ? (JSON.parse(readFileSync(outPath, 'utf8')).entries ?? []) : [];
-const keep = previous.filter((e) => !entries.some((n) => n.name === e.name && n.size === e.size && n.backend === e.backend));
-writeFileSync(outPath, JSON.stringify({
-  machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, memGB: Math.round(os.totalmem() / 2 ** 30) },
-  date: new Date().toISOString(),
-  entries: [...keep, ...entries],
-}, null, 2));
-console.log(`wrote ${outPath}`);
+recordEntries(entries, outPath);

@@ -1,0 +1,112 @@
+// PhotoWCT per stage (REFERENCE §3) on full-width random VGG19 weights and random (He) decoders:
+// for each level of the cascade relu4_1 → relu1_1, the content and style encodings, the WCT
+// (covariances, square roots, colouring) and the decoding; then the two smoothing modes at the
+// same size. Content and style are the bundled photos, so the covariances have photo statistics.
+//   node --import tsx bench/photowct.ts [--backend NAME] [--sizes 512x512,1024x512] [--runs 3] [--no-smooth]
+// Medians of --runs after one warm-up; every stage ends with a read-back, so times include the
+// device work. Random weights time exactly what trained ones would (same shapes, same ops).
+import * as tf from '@tensorflow/tfjs-core';
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { initBackend } from '../src-main/engine/backend.ts';
+import { imageToTensor, type RgbImage } from '../src-main/engine/image.ts';
+import { randomVgg19 } from '../src-main/engine/models/tiny.ts';
+import { FULL_WIDTHS } from '../src-main/engine/models/vgg19.ts';
+import { preprocess } from '../src-main/engine/models/vgg19-net.ts';
+import { PhotoAutoencoder, disposeSwitches, initDecoder, LEVELS, type Level } from '../src-main/engine/photo/autoencoder.ts';
+import { wct } from '../src-main/engine/photo/wct.ts';
+import { runSmoothing } from '../src-main/engine/photo/smoothing.ts';
+import { mulberry32 } from '../src-main/engine/random.ts';
+import { SmoothParams } from '../src-main/protocol.ts';
+import { recordEntries, type BenchEntry } from './results.ts';
+
+const { values } = parseArgs({ options: { backend: { type: 'string' }, sizes: { type: 'string' }, runs: { type: 'string' }, 'no-smooth': { type: 'boolean' }, out: { type: 'string' } } });
+const info = await initBackend(values.backend);
+const sizes = (values.sizes ?? '512x512,1024x512').split(',').map((s) => s.split('x').map(Number) as [number, number]);
+const runs = Math.max(1, Number(values.runs ?? 3));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+const peakRssMB = () => Math.round(process.resourceUsage().maxRSS / 1024);
+const entries: BenchEntry[] = [];
+
+async function photo(file: string, w: number, h: number): Promise<RgbImage> {
+  const b = await sharp(fileURLToPath(new URL(`../assets/samples/${file}`, import.meta.url))).resize(w, h, { fit: 'fill' }).removeAlpha().raw().toBuffer();
+  return { width: w, height: h, data: Float32Array.from(b, (v) => v / 255) };
+}
+
+function record(name: string, size: string, ms: number, note?: string): void {
+  const e: BenchEntry = { name, backend: info.name, device: info.device, threads: info.threads, size, medianMs: Math.round(ms * 10) / 10, runs, peakRssMB: peakRssMB(), note };
+  entries.push(e);
+  console.log(`${name.padEnd(34)} ${size.padEnd(10)} ${String(e.medianMs).padStart(9)} ms  RSS ${e.peakRssMB} MB${note ? `  (${note})` : ''}`);
+}
+
+console.log(`PhotoWCT on ${info.name}: ${info.device}; ${os.cpus().length} cores; full-width random VGG19 and decoders; median of ${runs} after a warm-up`);
+const weights = randomVgg19(FULL_WIDTHS, 1);
+const enc = { widths: weights.widths, tensors: weights.tensors, preprocess: (t: tf.Tensor4D) => preprocess(t, weights.preprocessing) };
+const rng = mulberry32(7);
+const aes = new Map<Level, PhotoAutoencoder>(LEVELS.map((l) => [l, new PhotoAutoencoder(l, enc, initDecoder(l, FULL_WIDTHS, rng))]));
+
+for (const [w, h] of sizes) {
+  const size = `${w}×${h}`;
+  const content = await photo('content-coffee.jpg', w, h);
+  const style = await photo('photo-Dune.jpg', w, h);
+  const times = new Map<string, number[]>();
+  const add = (k: string, ms: number) => times.set(k, [...(times.get(k) ?? []), ms]);
+  const methods = new Map<Level, string>();
+  let stylized: RgbImage | undefined;
+  for (let run = 0; run <= runs; run++) {
+    let x = imageToTensor(content);
+    const s = imageToTensor(style);
+    const tAll = performance.now();
+    for (const level of [4, 3, 2, 1] as Level[]) {
+      const ae = aes.get(level)!;
+      let t = performance.now();
+      const c = ae.encode(x);
+      await c.features.data();
+      const encC = performance.now() - t;
+      t = performance.now();
+      const st = ae.encode(s);
+      await st.features.data();
+      disposeSwitches(st.switches);
+      const encS = performance.now() - t;
+      t = performance.now();
+      const r = await wct(c.features, st.features, { alpha: 1 });
+      await r.out.data();
+      const wctMs = performance.now() - t;
+      t = performance.now();
+      const decoded = tf.tidy(() => tf.clipByValue(ae.decode(r.out, c.switches), 0, 255) as tf.Tensor4D);
+      await decoded.data();
+      const dec = performance.now() - t;
+      tf.dispose([c.features, st.features, r.out, x]);
+      disposeSwitches(c.switches);
+      x = decoded;
+      if (run > 0) {
+        add(`relu${level}_1 encode content`, encC);
+        add(`relu${level}_1 encode style`, encS);
+        add(`relu${level}_1 WCT`, wctMs);
+        methods.set(level, `${r.whitening.method}/${r.coloring.method}`);
+        add(`relu${level}_1 decode`, dec);
+      }
+    }
+    if (run > 0) add('cascade total', performance.now() - tAll);
+    const data = (await tf.tidy(() => tf.div(x, 255)).data()) as Float32Array;
+    stylized = { width: w, height: h, data };
+    tf.dispose([x, s]);
+  }
+  for (const [k, ms] of times) {
+    const level = /relu(\d)_1 WCT/.exec(k)?.[1];
+    record(`photowct ${k}`, size, median(ms), level ? `square roots: ${methods.get(Number(level) as Level)} (whitening/colouring)` : undefined);
+  }
+
+  if (!values['no-smooth'] && stylized) {
+    const p = SmoothParams.parse({});
+    const exact = await runSmoothing(content, stylized, 'exact', { ...p, solver: 'cpu' });
+    record('photowct smoothing exact', size, exact.report.ms, `${exact.report.iterations} iterations, residual ${exact.report.residual?.toExponential(1)}, CPU multigrid PCG`);
+    const fast: number[] = [];
+    for (let k = 0; k < 3; k++) fast.push((await runSmoothing(content, stylized, 'fast', p)).report.ms);
+    record('photowct smoothing fast (guided filter)', size, median(fast.slice(1)), `r = ${p.radius}`);
+  }
+}
+for (const ae of aes.values()) ae.dispose();
+recordEntries(entries, values.out);
