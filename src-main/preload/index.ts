@@ -1,9 +1,20 @@
-/** The one API object the sandboxed renderer gets, through contextBridge. */
-import { contextBridge, ipcRenderer } from 'electron';
+/**
+ * The one API object the sandboxed renderer gets, through contextBridge: a typed call into the main
+ * process's handlers (which validate every payload) and a subscription to run and menu events.
+ */
+import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
+import type { ServerEvent, StudioBridge } from '../api-contract.ts';
 
-const api = {
-  info: (): Promise<unknown> => ipcRenderer.invoke('studio:info'),
+const api: StudioBridge = {
+  call: (method, payload) => ipcRenderer.invoke('studio:call', method, payload),
+  onEvent: (listener) => {
+    const l = (_e: IpcRendererEvent, ev: ServerEvent) => listener(ev);
+    ipcRenderer.on('studio:event', l);
+    return () => {
+      ipcRenderer.removeListener('studio:event', l);
+    };
+  },
 };
 
-export type StudioApi = typeof api;
+export type StudioApi = StudioBridge;
 contextBridge.exposeInMainWorld('studio', api);

@@ -1,0 +1,284 @@
+/**
+ * End to end: `npm run serve` with the tiny network, driven in Debian's Chromium through playwright-core.
+ * One browser session walks what a photographer does: an unreadable file, open a photo and a painting,
+ * an artistic run (progress, intermediate images, a click answered mid-run), compare, zoom, export and
+ * check the file, a photorealistic run, a cancelled run, the Models panel. Screenshots of each state
+ * go to test-results/e2e/.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import WebSocket from 'ws';
+import { writeTinyFixtures } from '../src-main/engine/models/tiny.ts';
+
+const CHROMIUM = process.env.STUDIO_CHROMIUM ?? '/usr/bin/chromium';
+const SHOTS = path.resolve('test-results/e2e');
+const SAMPLES = path.resolve('assets/samples');
+
+let tmp: string;
+let server: ChildProcess;
+let url: string;
+let browser: BrowserContext;
+let page: Page;
+let photoPath: string;
+const serverLog: string[] = [];
+
+const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+
+before(async () => {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), or set STUDIO_CHROMIUM`);
+  tmp = await mkdtemp(path.join(tmpdir(), 'studio-e2e-'));
+  await mkdir(SHOTS, { recursive: true });
+  await writeTinyFixtures(path.join(tmp, 'models'));
+  // A photo with EXIF the export must keep (the bundled samples carry none).
+  photoPath = path.join(tmp, 'cat-photo.jpg');
+  await sharp(path.join(SAMPLES, 'content-chelsea.jpg'))
+    .withExif({ IFD0: { Artist: 'E2E Photographer', Copyright: 'CC0 test' } })
+    .jpeg({ quality: 95 }).toFile(photoPath);
+  await writeFile(path.join(tmp, 'broken.jpg'), 'this is not a JPEG at all');
+
+  server = spawn(process.execPath, ['--import', 'tsx', 'src-main/serve/main.ts'], {
+    env: { ...process.env, STUDIO_MODELS_DIR: path.join(tmp, 'models'), STUDIO_BACKEND: 'wasm' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve printed no URL in 120 s:\n${serverLog.join('')}`)), 120_000);
+    server.stdout!.on('data', (d: Buffer) => {
+      serverLog.push(d.toString());
+      const m = /running at (http:\/\/127\.0\.0\.1:\d+\/[\w-]+\/)/.exec(serverLog.join(''));
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    server.stderr!.on('data', (d: Buffer) => serverLog.push(d.toString()));
+    server.on('exit', (code) => reject(new Error(`serve exited (${code}):\n${serverLog.join('')}`)));
+  });
+  // A fresh profile each run; the flags keep Chromium off the (closed) network.
+  browser = await chromium.launchPersistentContext(path.join(tmp, 'chromium-profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1360, height: 860 },
+    acceptDownloads: true,
+  });
+  page = browser.pages()[0] ?? await browser.newPage();
+  page.on('pageerror', (e) => serverLog.push(`page error: ${e.message}\n`));
+});
+
+after(async () => {
+  await browser?.close();
+  if (server && server.exitCode === null) {
+    const exited = new Promise((r) => server.once('exit', r));
+    server.kill('SIGTERM');
+    await exited;
+  }
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+test('the server answers only with its token, on loopback, to its own origin', async () => {
+  const u = new URL(url);
+  assert.equal(u.hostname, '127.0.0.1');
+  const ok = await fetch(url);
+  assert.equal(ok.status, 200);
+  assert.match(ok.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+  assert.equal((await fetch(`${u.origin}/`)).status, 404);
+  assert.equal((await fetch(`${u.origin}/wrong-token/`)).status, 404);
+  assert.equal((await fetch(`${u.origin}${u.pathname}../../etc/passwd`)).status, 404);
+  const wsUrl = `ws://${u.host}${u.pathname}ws`;
+  const refused = await new Promise<boolean>((resolve) => {
+    const ws = new WebSocket(wsUrl, { origin: 'http://evil.example' });
+    ws.on('open', () => { ws.close(); resolve(false); });
+    ws.on('error', () => resolve(true));
+  });
+  assert.ok(refused, 'a socket from another origin is refused');
+});
+
+test('the window opens with the engine\'s backend in the status bar', async () => {
+  await page.goto(url);
+  await page.getByTestId('backend').filter({ hasText: 'wasm' }).waitFor({ timeout: 60_000 });
+  assert.match(await page.getByTestId('statusbar').innerText(), /model: tiny-vgg19/);
+  await shot('01-empty');
+});
+
+test('an unreadable image shows its error and what to do next', async () => {
+  await page.getByTestId('pick-content-input').setInputFiles(path.join(tmp, 'broken.jpg'));
+  const err = page.getByTestId('error');
+  await err.waitFor();
+  const text = await err.innerText();
+  assert.match(text, /broken\.jpg/);
+  assert.match(text, /not an image|cannot|unsupported|damaged/i);
+  assert.match(text, /JPEG, PNG/, 'says which files work');
+  assert.doesNotMatch(text, new RegExp(tmp.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), 'the server\'s temporary path is not shown');
+  await shot('02-error');
+  await err.getByRole('button', { name: 'Dismiss' }).click();
+  await err.waitFor({ state: 'detached' });
+});
+
+test('open a photo and a painting: thumbnails and sizes', async () => {
+  await page.getByTestId('pick-content-input').setInputFiles(photoPath);
+  await page.getByTestId('pick-content').getByText('451×300').waitFor();
+  await page.getByTestId('pick-style-input').setInputFiles(path.join(SAMPLES, 'art-starry_night.jpg'));
+  await page.getByTestId('pick-style-0').getByText('art-starry_night.jpg').waitFor();
+  const thumbOk = await page.getByTestId('pick-content').locator('img').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth === 320);
+  assert.ok(thumbOk, 'the photo\'s thumbnail is decoded, 320 px wide');
+  await shot('03-images');
+});
+
+async function setNumber(testId: string, value: number) {
+  const input = page.getByTestId(testId);
+  await input.fill(String(value));
+  assert.equal(await input.inputValue(), String(value));
+}
+
+test('artistic: preview then full size, with progress, intermediate images and a responsive window', async () => {
+  await setNumber('size', 192);
+  await setNumber('iters', 20);
+  const t0 = Date.now();
+  await page.getByTestId('run').click();
+  const progress = page.getByTestId('progress');
+  await progress.waitFor();
+  // The stage name, a percentage and the time left (or elapsed) are shown.
+  await page.getByTestId('stage').filter({ hasText: /optimise|style|load/ }).first().waitFor();
+  assert.match(await page.getByTestId('percent').innerText(), /^\d+%$/);
+  assert.match(await page.getByTestId('eta').innerText(), /left|elapsed/);
+
+  // The window answers while the engine works: switch to Models and back.
+  const tClick = Date.now();
+  await page.getByTestId('tab-models').click();
+  await page.getByTestId('models-panel').waitFor();
+  const answered = Date.now() - tClick;
+  assert.ok(answered < 1500, `the Models tab opened in ${answered} ms during a run`);
+  await page.getByRole('tab', { name: 'Studio' }).click();
+  await progress.waitFor();
+
+  // An intermediate image arrives during the optimisation.
+  await page.getByTestId('viewer-caption').filter({ hasText: 'Working' }).waitFor({ timeout: 60_000 });
+  await shot('04-running-artistic');
+  await page.getByTestId('viewer-caption').filter({ hasText: 'Full size' }).waitFor({ timeout: 120_000 });
+  await progress.waitFor({ state: 'detached' });
+  assert.match(await page.getByTestId('viewer-caption').innerText(), /Full size · 192×128 px/);
+  assert.match(await page.getByTestId('notice').innerText(), /Full size ready: 192×128/);
+  process.stderr.write(`artistic preview + full size: ${Date.now() - t0} ms\n`);
+  await shot('05-result-artistic');
+});
+
+test('compare: the divider follows the pointer; zoom 100% shows image pixels', async () => {
+  const stage = page.getByTestId('compare');
+  const box = (await stage.boundingBox())!;
+  await page.mouse.move(box.x + box.width * 0.25, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.3, box.y + box.height / 2);
+  await page.mouse.up();
+  const clip = await page.getByTestId('after-image').evaluate((el) => (el as HTMLElement).style.clipPath);
+  const pct = Number(/inset\(0(?:px)? 0(?:px)? 0(?:px)? ([\d.]+)%\)/.exec(clip)?.[1]);
+  assert.ok(Math.abs(pct - 30) < 2, `divider at ${clip}`);
+  await shot('06-compare');
+  await page.getByTestId('zoom').getByRole('radio', { name: '100%' }).click();
+  const w = await stage.evaluate((el) => el.getBoundingClientRect().width);
+  assert.equal(Math.round(w), 192);
+  await shot('07-zoom-100');
+  await page.getByTestId('zoom').getByRole('radio', { name: 'Fit' }).click();
+});
+
+async function exportAs(format: 'JPEG' | 'PNG' | 'TIFF', opts: { sixteen?: boolean } = {}): Promise<{ file: string; name: string }> {
+  await page.getByTestId('export').click();
+  const dialog = page.getByTestId('export-dialog');
+  await dialog.waitFor();
+  await page.getByTestId('export-format').getByRole('radio', { name: format }).click();
+  if (opts.sixteen) await page.getByTestId('export-depth').getByRole('radio', { name: '16-bit' }).click();
+  if (format === 'JPEG') await shot('08-export-dialog');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-confirm').click()]);
+  const file = path.join(tmp, 'downloads', download.suggestedFilename());
+  await download.saveAs(file);
+  await dialog.waitFor({ state: 'detached' });
+  return { file, name: download.suggestedFilename() };
+}
+
+test('export: JPEG and 16-bit PNG downloads with the photo\'s metadata kept', async () => {
+  const jpg = await exportAs('JPEG');
+  assert.equal(jpg.name, 'cat-photo-styled.jpg');
+  const m = await sharp(jpg.file).metadata();
+  assert.equal(m.format, 'jpeg');
+  assert.equal(m.width, 192);
+  assert.equal(m.height, 128);
+  assert.ok(m.exif, 'EXIF kept');
+  assert.ok(m.exif.includes(Buffer.from('E2E Photographer')), 'the Artist tag survives');
+  assert.match(await page.getByTestId('notice').innerText(), /Exported cat-photo-styled\.jpg/);
+
+  const png = await exportAs('PNG', { sixteen: true });
+  const pm = await sharp(png.file).metadata();
+  assert.equal(pm.format, 'png');
+  assert.equal(pm.depth, 'ushort', '16 bits per sample');
+  assert.equal(pm.width, 192);
+  assert.ok(pm.exif?.includes(Buffer.from('CC0 test')), 'EXIF in the PNG too');
+  // The original is untouched.
+  const orig = await sharp(photoPath).metadata();
+  assert.equal(orig.width, 451);
+  assert.ok((await readFile(photoPath)).length > 1000);
+});
+
+test('photorealistic: PhotoWCT with the tiny decoders, preview then full size', async () => {
+  await page.getByTestId('method').getByRole('radio', { name: 'Photorealistic' }).click();
+  await page.getByTestId('pick-style-0').getByRole('button', { name: /Remove/ }).click();
+  await page.getByTestId('pick-style-input').setInputFiles(path.join(SAMPLES, 'photo-Dune.jpg'));
+  await page.getByTestId('pick-style-0').getByText('photo-Dune.jpg').waitFor();
+  await setNumber('size', 160);
+  await page.getByTestId('run').click();
+  await page.getByTestId('progress').waitFor();
+  await page.getByTestId('stage').filter({ hasText: /PhotoWCT|load|write|smooth/ }).first().waitFor();
+  await shot('09-running-photo');
+  await page.getByTestId('progress').waitFor({ state: 'detached', timeout: 120_000 });
+  assert.match(await page.getByTestId('viewer-caption').innerText(), /Full size · 160×106 px/);
+  await shot('10-result-photo');
+});
+
+test('cancel returns the controls at once and stops the engine', async () => {
+  await page.getByTestId('method').getByRole('radio', { name: 'Artistic' }).click();
+  await page.getByTestId('pick-style-0').getByRole('button', { name: /Remove/ }).click();
+  await page.getByTestId('pick-style-input').setInputFiles(path.join(SAMPLES, 'art-the_scream.jpg'));
+  await page.getByTestId('pick-style-0').getByText('art-the_scream.jpg').waitFor();
+  await setNumber('size', 128);
+  await setNumber('iters', 100000);
+  await page.getByTestId('run').click();
+  await page.getByTestId('stage').filter({ hasText: /optimise/ }).first().waitFor({ timeout: 60_000 });
+  await shot('11-before-cancel');
+  const t = Date.now();
+  await page.getByTestId('cancel').click();
+  await page.getByTestId('run').waitFor();
+  assert.ok(Date.now() - t < 1000, 'controls are back within a second');
+  assert.equal(await page.getByTestId('notice').innerText(), 'Cancelled');
+  assert.equal(await page.getByTestId('error').count(), 0, 'a cancel is not an error');
+  // The engine really stopped: a short preview now finishes, where it would wait behind 100 000 iterations.
+  await setNumber('iters', 10);
+  const t2 = Date.now();
+  await page.getByTestId('preview').click();
+  await page.getByTestId('progress').waitFor();
+  await page.getByTestId('progress').waitFor({ state: 'detached', timeout: 60_000 });
+  assert.match(await page.getByTestId('viewer-caption').innerText(), /Preview · 128×85 px/);
+  process.stderr.write(`preview after a cancel: ${Date.now() - t2} ms\n`);
+});
+
+test('the Models panel lists the installed network and its decoders', async () => {
+  await page.getByTestId('tab-models').click();
+  const table = page.getByTestId('models-table');
+  await table.waitFor();
+  const row = await table.locator('tbody tr').first().innerText();
+  assert.match(row, /tiny-vgg19/);
+  assert.match(row, /VGG19 8\/16\/32\/64\/64/);
+  assert.equal(await table.locator('.pill.ok').count(), 4, 'four decoder levels installed');
+  await shot('12-models');
+  await page.getByRole('tab', { name: 'Studio' }).click();
+});
+
+test('no page errors', () => {
+  const errors = serverLog.filter((l) => l.startsWith('page error'));
+  assert.deepEqual(errors, []);
+});

@@ -1,0 +1,399 @@
+/**
+ * The studio window's back end, shared by the Electron main process (IPC) and `npm run serve`
+ * (WebSocket): it validates every request against api-contract.ts, keeps the images the user opened
+ * and the results of runs, and drives the engine worker. Compute stays in the worker; this side only
+ * moves files, makes thumbnails and display JPEGs (sharp, off the event loop) and relays events.
+ *
+ * Files: it reads only what the host says the user chose (a dialog) or the bytes the user dropped or
+ * picked in the browser, which it saves in its own temporary folder. It writes only there, and to a
+ * path the user chose in a save dialog (atomically, never over an input: io/write.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { z } from 'zod';
+import {
+  ApiRequests, type ApiMethod, type ApiReplies, type ExportReply, type ImageRef, type ImageRole, type ModelInfo,
+  type Reply, type RunEvent, type RunResult, type ServerEvent, type StudioInfo,
+} from '../api-contract.ts';
+import { serializeError, StudioError } from '../errors.ts';
+import { GatysParams, PhotoParams, type Job, type JobEvent } from '../protocol.ts';
+import { readImage, probeImage, type SourceInfo } from '../io/images.ts';
+import { writeImage } from '../io/write.ts';
+import type { EngineClient, RunningJob } from '../worker/client.ts';
+
+/** What differs between Electron and the browser: dialogs, and where events go. */
+export interface StudioHost {
+  kind: 'electron' | 'browser';
+  emit(e: ServerEvent): void;
+  /** Native open dialog; undefined when dismissed. Absent in the browser (it uploads instead). */
+  chooseImages?(role: ImageRole, multiple: boolean): Promise<string[] | undefined>;
+  chooseSavePath?(suggestedName: string, format: 'png' | 'jpeg' | 'tiff'): Promise<string | undefined>;
+  chooseWeightsFile?(): Promise<string | undefined>;
+}
+
+interface OpenedImage {
+  ref: Omit<ImageRef, 'thumbnail'>;
+  path: string;
+  source: SourceInfo;
+}
+
+interface StoredResult {
+  id: string;
+  file: string;
+  width: number;
+  height: number;
+  content: OpenedImage;
+  inputs: string[];
+}
+
+const THUMB_SIDE = 320;
+/** Results kept for export; older ones are deleted (each is a 16-bit PNG in the temporary folder). */
+const KEEP_RESULTS = 6;
+/** At most this many preview frames a second reach the window; the last one always does. */
+const PREVIEW_MIN_INTERVAL_MS = 250;
+const EXTENSIONS = { png: 'png', jpeg: 'jpg', tiff: 'tif' } as const;
+
+const newId = () => randomBytes(9).toString('base64url');
+
+function smoothModes(): string[] {
+  // Whatever this engine's PhotoParams accepts, its default first (the smoothing step is being built).
+  const shape = PhotoParams.shape.smooth;
+  const modes = ['exact', 'fast', 'none'].filter((m) => shape.safeParse(m).success);
+  const dflt = PhotoParams.parse({}).smooth as string;
+  return [dflt, ...modes.filter((m) => m !== dflt)];
+}
+
+/** 8-bit sRGB JPEG of float RGB data (display only). */
+async function jpegOf(data: Float32Array, width: number, height: number, quality = 92): Promise<Uint8Array> {
+  const px = new Uint8ClampedArray(data.length);
+  for (let i = 0; i < data.length; i++) px[i] = data[i] * 255;
+  return new Uint8Array(await sharp(px, { raw: { width, height, channels: 3 } }).jpeg({ quality }).toBuffer());
+}
+
+export class StudioHandlers {
+  private readonly images = new Map<string, OpenedImage>();
+  private readonly results = new Map<string, StoredResult>();
+  private readonly runs = new Map<string, { cancel(): void }>();
+  private workDir: Promise<string> | undefined;
+  private closed = false;
+
+  constructor(private readonly engine: EngineClient, private readonly host: StudioHost) {}
+
+  private dir(sub: string): Promise<string> {
+    this.workDir ??= mkdtemp(path.join(tmpdir(), 'style-studio-'));
+    return this.workDir.then(async (d) => {
+      const p = path.join(d, sub);
+      await mkdir(p, { recursive: true });
+      return p;
+    });
+  }
+
+  /** Validates and runs one request; never throws (errors come back in the reply). */
+  async handle(method: string, payload: unknown): Promise<Reply<unknown>> {
+    try {
+      if (this.closed) throw new StudioError('CANCELLED', 'the studio is closing');
+      if (!Object.hasOwn(ApiRequests, method)) throw new StudioError('BAD_ARGUMENT', `unknown request "${method}"`);
+      const m = method as ApiMethod;
+      const parsed = ApiRequests[m].safeParse(payload ?? undefined);
+      if (!parsed.success) throw new StudioError('BAD_ARGUMENT', `invalid ${m} request: ${z.prettifyError(parsed.error)}`);
+      return { ok: true, value: await this.dispatch(m, parsed.data) };
+    } catch (e) {
+      return { ok: false, error: serializeError(e) };
+    }
+  }
+
+  private async dispatch(m: ApiMethod, p: unknown): Promise<unknown> {
+    switch (m) {
+      case 'info': return this.info();
+      case 'openImages': return this.openImages(p as z.output<typeof ApiRequests.openImages>);
+      case 'uploadImage': return this.uploadImage(p as z.output<typeof ApiRequests.uploadImage>);
+      case 'stylize': return this.stylize(p as z.output<typeof ApiRequests.stylize>);
+      case 'cancel': return this.cancel(p as z.output<typeof ApiRequests.cancel>);
+      case 'exportResult': return this.exportResult(p as z.output<typeof ApiRequests.exportResult>);
+      case 'listModels': return this.listModels();
+      case 'importModel': return this.importModel(p as z.output<typeof ApiRequests.importModel>);
+      case 'fetchModel': return this.fetchModel(p as z.output<typeof ApiRequests.fetchModel>);
+      case 'trainDecoder': return this.trainDecoder(p as z.output<typeof ApiRequests.trainDecoder>);
+    }
+  }
+
+  async info(): Promise<StudioInfo> {
+    const r = await this.engine.run<{ backend: StudioInfo['backend']; imageIo: { formats: string }; modelsDir: string }>({ kind: 'info' }).result;
+    return {
+      host: this.host.kind,
+      backend: { name: r.backend.name, device: r.backend.device, threads: r.backend.threads, skipped: r.backend.skipped },
+      modelsDir: r.modelsDir,
+      models: await this.listModels(),
+      formats: r.imageIo.formats.split(/,\s*/),
+      smoothModes: smoothModes(),
+    };
+  }
+
+  async listModels(): Promise<ModelInfo[]> {
+    const { listModels } = await import('../engine/models/store.ts');
+    const models = await listModels().catch(() => []);
+    return Promise.all(models.map(async (m) => {
+      const decoders: number[] = [];
+      for (const level of [1, 2, 3, 4]) {
+        if (await stat(path.join(m.dir, 'decoders', `level${level}.safetensors`)).then(() => true, () => false)) decoders.push(level);
+      }
+      return { name: m.name || path.basename(m.dir), widths: m.widths, dtype: m.dtype, source: m.source, decoders };
+    }));
+  }
+
+  private async register(file: string, role: ImageRole, name: string): Promise<ImageRef> {
+    // A full decode (not only the header) so that a truncated or damaged file fails now, with its name.
+    const small = await readImage(file, { maxSide: THUMB_SIDE });
+    const src = small.source;
+    const ref: Omit<ImageRef, 'thumbnail'> = {
+      id: newId(), role, name, width: src.width, height: src.height, format: src.format, bitDepth: src.bitDepth,
+      notes: src.notes.filter((n) => !n.startsWith('resized from')),
+    };
+    this.images.set(ref.id, { ref, path: file, source: src });
+    return { ...ref, thumbnail: await jpegOf(small.data, small.width, small.height, 85) };
+  }
+
+  async openImages(p: { role: ImageRole }): Promise<ImageRef[] | null> {
+    if (!this.host.chooseImages) throw new StudioError('BAD_ARGUMENT', 'no file dialog here', 'drop the file on the window or use the file picker');
+    const files = await this.host.chooseImages(p.role, p.role === 'training');
+    if (!files?.length) return null;
+    return Promise.all(files.map((f) => this.register(f, p.role, path.basename(f))));
+  }
+
+  async uploadImage(p: { role: ImageRole; name: string; bytes: Uint8Array }): Promise<ImageRef> {
+    // The user's own name, made safe: it becomes the default export name, never a path.
+    const safe = path.basename(p.name).replace(/[^\w.\- ()]+/g, '_').slice(-120) || 'image';
+    const dir = path.join(await this.dir('uploads'), newId());
+    await mkdir(dir);
+    const file = path.join(dir, safe);
+    await writeFile(file, p.bytes, { flag: 'wx' });
+    try {
+      return await this.register(file, p.role, safe);
+    } catch (e) {
+      await rm(dir, { recursive: true, force: true });
+      if (e instanceof StudioError) throw new StudioError(e.code, e.message.replaceAll(file, safe), e.hint);
+      throw e;
+    }
+  }
+
+  private image(id: string | undefined, what: string): OpenedImage {
+    const im = id === undefined ? undefined : this.images.get(id);
+    if (!im) throw new StudioError('FILE_NOT_FOUND', `the ${what} image is no longer open`, 'open it again');
+    return im;
+  }
+
+  private track(runId: string, running: { cancel(): void }): () => void {
+    if (this.runs.has(runId)) throw new StudioError('BAD_ARGUMENT', `run ${runId} is already going`);
+    this.runs.set(runId, running);
+    return () => this.runs.delete(runId);
+  }
+
+  private relay(runId: string, phase?: 'preview' | 'full') {
+    let lastPreview = 0;
+    let pending: Promise<void> = Promise.resolve();
+    return (e: JobEvent) => {
+      if (e.type === 'progress') {
+        this.host.emit({ ...e, type: 'progress', runId, phase });
+      } else if (e.type === 'log') {
+        this.host.emit({ type: 'log', runId, message: e.message });
+      } else if (phase) {
+        const now = performance.now();
+        if (now - lastPreview < PREVIEW_MIN_INTERVAL_MS) return;
+        lastPreview = now;
+        const { width, height, rgb, iteration } = e;
+        // In order, and each encoded off the event loop by sharp.
+        pending = pending.then(async () => {
+          const image = new Uint8Array(await sharp(rgb, { raw: { width, height, channels: 3 } }).jpeg({ quality: 85 }).toBuffer());
+          this.host.emit({ type: 'preview', runId, phase, iteration, width, height, image });
+        }).catch(() => undefined);
+      }
+    };
+  }
+
+  async stylize(req: z.output<typeof ApiRequests.stylize>): Promise<RunResult> {
+    const content = this.image(req.content, 'content');
+    const styles = req.styles.map((s) => this.image(s, 'style'));
+    if (req.method === 'photo' && styles.length !== 1) throw new StudioError('BAD_ARGUMENT', 'the photorealistic method takes one style photo');
+    if (Boolean(req.contentLabels) !== Boolean(req.styleLabels)) {
+      throw new StudioError('BAD_ARGUMENT', 'label maps come in pairs', 'open a label map for both the photo and the style, or neither');
+    }
+    const labels = req.contentLabels ? [this.image(req.contentLabels, 'content label map'), this.image(req.styleLabels, 'style label map')] : undefined;
+    let current: RunningJob<unknown> | undefined;
+    let cancelled = false;
+    const untrack = this.track(req.runId, { cancel: () => { cancelled = true; current?.cancel(); } });
+    try {
+      const phases: ('preview' | 'full')[] = req.phases === 'both' ? ['preview', 'full'] : [req.phases];
+      let last: RunResult | undefined;
+      for (const phase of phases) {
+        if (cancelled) throw new StudioError('CANCELLED', 'cancelled');
+        const resultId = newId();
+        const out = path.join(await this.dir('results'), `${resultId}.png`);
+        const inputs = [content.path, ...styles.map((s) => s.path)];
+        // Lossless 16-bit intermediate without metadata: the export re-encodes it with the user's choices.
+        const output = { out, format: 'png' as const, bitDepth: 16 as const };
+        let job: Job;
+        if (req.method === 'gatys') {
+          const g = GatysParams.parse(req.gatys ?? {});
+          const params = phase === 'preview'
+            ? { ...g, size: Math.min(g.size, req.previewSize), iters: Math.min(g.iters, 60), scales: 1, previewEvery: Math.max(1, Math.min(g.previewEvery, 5)) }
+            : g;
+          job = { kind: 'stylize-gatys', content: content.path, styles: inputs.slice(1), output, params, model: req.model };
+        } else {
+          const ph = PhotoParams.parse(req.photo ?? {});
+          const params = phase === 'preview' ? { ...ph, size: Math.min(ph.size, req.previewSize) } : ph;
+          job = {
+            kind: 'stylize-photo', content: content.path, style: styles[0].path, output, params, model: req.model,
+            contentLabels: labels?.[0].path, styleLabels: labels?.[1].path,
+          };
+        }
+        current = this.engine.run(job, this.relay(req.runId, phase));
+        const r = await current.result as { width: number; height: number; totalMs: number; backend: string };
+        this.keepResult({ id: resultId, file: out, width: r.width, height: r.height, content, inputs });
+        const [after, before] = await Promise.all([
+          sharp(out).jpeg({ quality: 92 }).toBuffer(),
+          readImage(content.path, { maxSide: Math.max(r.width, r.height) }).then((im) => jpegOf(im.data, im.width, im.height)),
+        ]);
+        last = {
+          resultId, phase, width: r.width, height: r.height, after: new Uint8Array(after), before, totalMs: r.totalMs, backend: r.backend,
+          sourceBitDepth: content.source.bitDepth, suggestedName: `${path.parse(content.ref.name).name}-styled`,
+        };
+        this.host.emit({ type: 'result', runId: req.runId, result: last });
+      }
+      return last!;
+    } finally {
+      untrack();
+    }
+  }
+
+  private keepResult(r: StoredResult): void {
+    this.results.set(r.id, r);
+    while (this.results.size > KEEP_RESULTS) {
+      const [oldest] = this.results.keys();
+      const o = this.results.get(oldest)!;
+      this.results.delete(oldest);
+      void rm(o.file, { force: true });
+    }
+  }
+
+  cancel(p: { runId: string }): { cancelled: boolean } {
+    const r = this.runs.get(p.runId);
+    r?.cancel();
+    return { cancelled: r !== undefined };
+  }
+
+  async exportResult(p: z.output<typeof ApiRequests.exportResult>): Promise<ExportReply | null> {
+    const r = this.results.get(p.resultId);
+    if (!r) throw new StudioError('FILE_NOT_FOUND', 'that result is no longer available', 'run the stylisation again');
+    if (p.format === 'jpeg' && p.bitDepth === 16) throw new StudioError('BAD_ARGUMENT', 'JPEG holds 8 bits per sample only', 'choose PNG or TIFF for 16 bits');
+    const name = `${path.parse(r.content.ref.name).name}-styled.${EXTENSIONS[p.format]}`;
+    let dest: string;
+    if (this.host.chooseSavePath) {
+      const chosen = await this.host.chooseSavePath(name, p.format);
+      if (!chosen) return null;
+      dest = chosen;
+    } else {
+      dest = path.join(await this.dir(`exports/${newId()}`), name);
+    }
+    const pixels = await readImage(r.file);
+    // EXIF and colour-profile handling exactly as the CLI's: the photo's metadata, orientation reset.
+    const metadataFrom = await probeImage(r.content.path);
+    const w = await writeImage(dest, pixels, { format: p.format, bitDepth: p.bitDepth, quality: p.quality, metadataFrom, inputs: r.inputs });
+    const reply: ExportReply = { name: path.basename(dest), size: w.bytes, format: w.format, bitDepth: w.bitDepth, notes: w.notes };
+    if (this.host.chooseSavePath) return { ...reply, path: dest };
+    const bytes = new Uint8Array(await readFile(dest));
+    await rm(path.dirname(dest), { recursive: true, force: true });
+    return { ...reply, bytes };
+  }
+
+  async importModel(p: z.output<typeof ApiRequests.importModel>): Promise<ModelInfo | null> {
+    let file: string;
+    let cleanup: string | undefined;
+    if (p.file) {
+      cleanup = path.join(await this.dir('imports'), newId());
+      await mkdir(cleanup);
+      file = path.join(cleanup, path.basename(p.file.name).replace(/[^\w.-]+/g, '_'));
+      await writeFile(file, p.file.bytes);
+    } else {
+      if (!this.host.chooseWeightsFile) throw new StudioError('BAD_ARGUMENT', 'no file dialog here', 'pick the weights file');
+      const chosen = await this.host.chooseWeightsFile();
+      if (!chosen) return null;
+      file = chosen;
+    }
+    try {
+      const ext = path.extname(file).toLowerCase();
+      const weights = ext === '.h5' || ext === '.hdf5'
+        ? await (await import('../engine/models/import-keras.ts')).importKerasH5(file)
+        : ext === '.pth' || ext === '.pt'
+          ? await (await import('../engine/models/import-torch.ts')).importTorchPth(file)
+          : undefined;
+      if (!weights) throw new StudioError('UNSUPPORTED_FORMAT', `${path.basename(file)} is not a weights file the studio imports`, 'use the Keras VGG19 notop .h5 or the torchvision vgg19 .pth');
+      const store = await import('../engine/models/store.ts');
+      const name = p.name ?? 'vgg19';
+      await store.saveVgg19(path.join(store.modelsDir(), name), weights);
+      const m = (await this.listModels()).find((x) => x.name === name);
+      if (!m) throw new StudioError('INTERNAL', `the imported model ${name} is not listed`);
+      return m;
+    } finally {
+      if (cleanup) await rm(cleanup, { recursive: true, force: true });
+    }
+  }
+
+  async fetchModel(p: { runId: string }): Promise<ModelInfo> {
+    const { fetchVgg19 } = await import('../engine/models/fetch.ts');
+    const ac = new AbortController();
+    const untrack = this.track(p.runId, { cancel: () => ac.abort() });
+    const t0 = performance.now();
+    try {
+      await fetchVgg19({
+        signal: ac.signal,
+        retries: 2,
+        onProgress: (received: number, total?: number) => this.host.emit({
+          type: 'progress', runId: p.runId, stage: `download ${(received / 1e6).toFixed(1)} MB`, fraction: total ? received / total : 0,
+          elapsedMs: performance.now() - t0,
+        }),
+      });
+      const m = (await this.listModels()).find((x) => x.name === 'vgg19');
+      if (!m) throw new StudioError('INTERNAL', 'VGG19 was fetched but is not listed');
+      return m;
+    } finally {
+      untrack();
+    }
+  }
+
+  async trainDecoder(req: z.output<typeof ApiRequests.trainDecoder>): Promise<ApiReplies['trainDecoder']> {
+    const photos = req.images.map((id) => this.image(id, 'training'));
+    // The job takes a folder: links to the chosen photos (copies where links are not allowed).
+    const folder = path.join(await this.dir('training'), newId());
+    await mkdir(folder);
+    await Promise.all(photos.map(async (im, i) => {
+      const dest = path.join(folder, `${String(i).padStart(5, '0')}-${path.basename(im.path)}`);
+      await symlink(im.path, dest).catch(() => copyFile(im.path, dest));
+    }));
+    let running: RunningJob<ApiReplies['trainDecoder']> | undefined;
+    const untrack = this.track(req.runId, { cancel: () => running?.cancel() });
+    try {
+      running = this.engine.run<ApiReplies['trainDecoder']>({
+        kind: 'train-decoder', level: req.level, images: folder, model: req.model, steps: req.steps, batch: req.batch, crop: req.crop,
+        lr: req.lr, resume: req.resume, lambda: 1, checkpointEvery: 200, seed: 0,
+      } as Job, this.relay(req.runId));
+      const r = await running.result;
+      return { decoder: r.decoder, steps: r.steps, firstLoss: r.firstLoss, finalLoss: r.finalLoss };
+    } finally {
+      untrack();
+      await rm(folder, { recursive: true, force: true });
+    }
+  }
+
+  /** Cancels every run and removes the temporary folder (quit, or a closed server). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const r of this.runs.values()) r.cancel();
+    this.runs.clear();
+    if (this.workDir) await rm(await this.workDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+export type { RunEvent };

@@ -1,0 +1,87 @@
+/** The controls' state: the engine's own defaults (from the job schemas), presets, and persistence. */
+import { GatysParams, PhotoParams } from '../../src-main/protocol.ts';
+
+export type Method = 'gatys' | 'photo';
+
+export interface GatysSettings {
+  size: number;
+  iters: number;
+  optimizer: 'lbfgs' | 'adam';
+  contentWeight: number;
+  styleWeight: number;
+  tvWeight: number;
+  preserveColors: boolean;
+  scales: number;
+  styleScale: number;
+  init: 'content' | 'random' | 'style';
+  seed: number;
+}
+
+export interface PhotoSettings {
+  size: number;
+  alpha: number;
+  smooth: string;
+}
+
+export interface Settings {
+  method: Method;
+  gatys: GatysSettings;
+  photo: PhotoSettings;
+  model?: string;
+}
+
+const g = GatysParams.parse({});
+const p = PhotoParams.parse({});
+
+export const DEFAULTS: Settings = {
+  method: 'gatys',
+  gatys: {
+    size: g.size, iters: g.iters, optimizer: g.optimizer, contentWeight: g.contentWeight, styleWeight: g.styleWeight, tvWeight: g.tvWeight,
+    preserveColors: g.preserveColors, scales: g.scales, styleScale: g.styleScale, init: g.init, seed: g.seed,
+  },
+  photo: { size: p.size, alpha: p.alpha, smooth: p.smooth as string },
+};
+
+export interface Preset<T> {
+  name: string;
+  tip: string;
+  values: Partial<T>;
+}
+
+export const GATYS_PRESETS: Preset<GatysSettings>[] = [
+  { name: 'Subtle', tip: 'A light touch of the painting; the photo stays recognisable and keeps its colours', values: { styleWeight: 20, contentWeight: 5, preserveColors: true, iters: 300 } },
+  { name: 'Balanced', tip: "neural-style's defaults: the painting's textures over the photo's structure", values: { styleWeight: g.styleWeight, contentWeight: g.contentWeight, preserveColors: false, iters: g.iters } },
+  { name: 'Strong', tip: "The painting's textures and colours dominate", values: { styleWeight: 1000, contentWeight: 5, preserveColors: false, iters: 800 } },
+];
+
+export const PHOTO_PRESETS: Preset<PhotoSettings>[] = [
+  { name: 'Subtle', tip: 'Half the reference photo\'s look blended with the original', values: { alpha: 0.5 } },
+  { name: 'Balanced', tip: 'Most of the reference look, some of the original', values: { alpha: 0.8 } },
+  { name: 'Strong', tip: 'The full look of the reference photo', values: { alpha: 1 } },
+];
+
+const KEY = 'style-studio.settings.v1';
+
+export function loadSettings(): Settings {
+  try {
+    const raw = localStorage.getItem(KEY);
+    if (!raw) return DEFAULTS;
+    const s = JSON.parse(raw) as Partial<Settings>;
+    return {
+      method: s.method === 'photo' ? 'photo' : 'gatys',
+      gatys: { ...DEFAULTS.gatys, ...s.gatys },
+      photo: { ...DEFAULTS.photo, ...s.photo },
+      model: s.model,
+    };
+  } catch {
+    return DEFAULTS;
+  }
+}
+
+export function saveSettings(s: Settings): void {
+  try {
+    localStorage.setItem(KEY, JSON.stringify(s));
+  } catch {
+    // storage full or disabled: settings then last for the session only
+  }
+}
