@@ -101,11 +101,11 @@ export class SmoothPool implements PoolShared {
   }
 
   /** Waits until workers 1..threads−1 have loaded; false if they did not in time. */
-  waitReady(threads: number): boolean {
+  waitReady(threads: number, timeoutMs = READY_MS): boolean {
     const t0 = performance.now();
     for (let tid = 1; tid < threads; tid++) {
       while (Atomics.load(this.ctrl, CTRL.READY + tid) === 0) {
-        const left = READY_MS - (performance.now() - t0);
+        const left = timeoutMs - (performance.now() - t0);
         if (left <= 0 || this.broken) return false;
         Atomics.wait(this.ctrl, CTRL.READY + tid, 0, Math.min(left, 100));
       }

@@ -137,12 +137,13 @@ export function smooth(content: RgbImage, stylized: RgbImage, opts: SmoothOption
   const precond = opts.preconditioner ?? 'multigrid';
   if (precond !== 'multigrid' && precond !== 'jacobi') throw new StudioError('BAD_ARGUMENT', `unknown preconditioner '${String(precond)}'`);
 
-  let tPrev = t0;
+  let tPrev = t0, cPrev = process.cpuUsage();
   const tick = (what: string) => {
     if (!process.env.STUDIO_SMOOTH_PROFILE) return;
-    const t = performance.now();
-    console.error(`${what} ${(t - tPrev).toFixed(0)} ms`);
+    const t = performance.now(), c = process.cpuUsage();
+    console.error(`${what} ${(t - tPrev).toFixed(0)} ms (cpu ${((c.user - cPrev.user + c.system - cPrev.system) / 1000).toFixed(0)})`);
     tPrev = t;
+    cPrev = c;
   };
   const pc = padReplicate(content, pad);
   const ps = padReplicate(stylized, pad);
@@ -164,7 +165,8 @@ export function smooth(content: RgbImage, stylized: RgbImage, opts: SmoothOption
       b[k] = (1 - alpha) * ps.data[k];
       x[k] = ps.data[k];
     }
-    levels = B0 ? buildHierarchy(sys, B0) : [sys];
+    const par = pool && pool.waitReady(threads, READY_FOR_SETUP_MS) ? { pool, T: threads } : undefined;
+    levels = B0 ? buildHierarchy(sys, B0, par) : [sys];
     tick('hierarchy');
   } finally {
     sharedAlloc = false;
@@ -870,136 +872,49 @@ function gather(t: Float64Array, o: number, f: number, u: Float64Array): void {
 // ---------------------------------------------------------------------------------------------
 // Hierarchy setup.
 
-function buildHierarchy(L0: SolverLevel, B0: Float64Array): SolverLevel[] {
+function buildHierarchy(L0: SolverLevel, B0: Float64Array, par?: { pool: SmoothPool; T: number }): SolverLevel[] {
   L0.B = B0;
   const levels = [L0];
   for (;;) {
     const L = levels[levels.length - 1];
     if (L.n * L.k <= COARSE_DOFS || (L.w <= 2 && L.h <= 2)) break;
-    const t = performance.now();
-    levels.push(coarsen(L, SPACING));
-    if (process.env.STUDIO_SMOOTH_PROFILE) console.error(`coarsen ${levels.length - 1}: ${(performance.now() - t).toFixed(0)} ms`);
+    const c0 = process.cpuUsage();
+    // The first coarsening (most of the set-up) runs on the threads when they are up.
+    levels.push(coarsen(L, SPACING, levels.length === 1 ? par : undefined));
+    const c = process.cpuUsage(c0);
+    if (process.env.STUDIO_SMOOTH_PROFILE) console.error(`coarsen ${levels.length - 1}: cpu ${((c.user + c.system) / 1000).toFixed(0)} ms`);
   }
   const last = levels[levels.length - 1];
   last.chol = denseCholesky(last);
   return levels;
 }
 
-/** Builds the next level: orthonormalised colour-affine coarse basis and the Galerkin operator. */
-function coarsen(L: SolverLevel, s: number): SolverLevel {
-  const { w, h, n, k, B } = L;
-  const wc = Math.ceil((w - 1) / s) + 1, hc = Math.ceil((h - 1) / s) + 1, nc = wc * hc;
-  const X = parents(w, s), Y = parents(h, s);
-
-  // Gram matrices G_L = Σ_K φ_L(K)² B_Kᵀ B_K, eigen-decomposed into C_L and the coarse basis.
-  const G = new Float64Array(16 * nc);
-  const g = new Float64Array(16);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const i = y * w + x;
-      g.fill(0);
-      for (let r = 0; r < k; r++) {
-        const o = (i * k + r) * 4;
-        for (let m = 0; m < 4; m++) for (let q = 0; q < 4; q++) g[4 * m + q] += B[o + m] * B[o + q];
-      }
-      const px = X.p[x], py = Y.p[y];
-      for (let b2 = 0; b2 < 2; b2++) {
-        const fy = b2 ? Y.w1[y] : Y.w0[y];
-        if (fy === 0) continue;
-        for (let b1 = 0; b1 < 2; b1++) {
-          const fx = b1 ? X.w1[x] : X.w0[x];
-          if (fx === 0) continue;
-          const f = (fx * fy) ** 2, o = 16 * ((py + b2) * wc + px + b1);
-          for (let q = 0; q < 16; q++) G[o + q] += f * g[q];
-        }
+/** Adds fine row y's terms φ_L(K)² B_Kᵀ B_K to the Gram matrices G (a function of its own so V8 optimises it). */
+function gramRow(L: SolverLevel, y: number, G: Float64Array, wc: number, X: { p: Int32Array; w0: Float64Array; w1: Float64Array }, Y: { p: Int32Array; w0: Float64Array; w1: Float64Array }, g: Float64Array): void {
+  const { w, k, B } = L;
+  for (let x = 0; x < w; x++) {
+    const i = y * w + x;
+    g.fill(0);
+    for (let r = 0; r < k; r++) {
+      const o = (i * k + r) * 4;
+      for (let m = 0; m < 4; m++) for (let q = 0; q < 4; q++) g[4 * m + q] += B[o + m] * B[o + q];
+    }
+    const px = X.p[x], py = Y.p[y];
+    for (let b2 = 0; b2 < 2; b2++) {
+      const fy = b2 ? Y.w1[y] : Y.w0[y];
+      if (fy === 0) continue;
+      for (let b1 = 0; b1 < 2; b1++) {
+        const fx = b1 ? X.w1[x] : X.w0[x];
+        if (fx === 0) continue;
+        const f = (fx * fy) ** 2, o = 16 * ((py + b2) * wc + px + b1);
+        for (let q = 0; q < 16; q++) G[o + q] += f * g[q];
       }
     }
   }
-  const C = f64(16 * nc), Bc = f64(16 * nc);
-  const kept = new Uint8Array(4 * nc);
-  const V = new Float64Array(16), lam = new Float64Array(4);
-  for (let l = 0; l < nc; l++) {
-    eig4(G, 16 * l, lam, V);
-    const lmax = Math.max(lam[0], lam[1], lam[2], lam[3]);
-    for (let j = 0; j < 4; j++) {
-      if (!(lmax > 0 && lam[j] > DROP_TOL * lmax)) continue;
-      kept[4 * l + j] = 1;
-      const sq = Math.sqrt(lam[j]);
-      for (let m = 0; m < 4; m++) {
-        C[16 * l + 4 * m + j] = V[4 * m + j] / sq;
-        Bc[16 * l + 4 * j + m] = V[4 * m + j] * sq;
-      }
-    }
-  }
+}
 
-  // Ĝ = Φᵀ Â Φ with Â_KK' = B_Kᵀ A_KK' B_K', separably: x first (one fine row at a time into an
-  // intermediate row of wc nodes), then y.
-  const Gh = new Float64Array(16 * SLOTS * nc);
-  const T = new Float64Array(16 * SLOTS * wc);
-  const ah = new Float64Array(16), at = new Float64Array(16), tmp = new Float64Array(16);
-  for (let y = 0; y < h; y++) {
-    T.fill(0);
-    if (k === 1) {
-      xPassRow1(L, y, T, wc, X);
-      yPass(T, Gh, y, wc, nc, Y);
-      continue;
-    }
-    for (let x = 0; x < w; x++) {
-      const i = y * w + x;
-      for (let s2 = 0; s2 < SLOTS; s2++) {
-        const dy = SLOT_DY[s2], dx = SLOT_DX[s2];
-        const x2 = x + dx, y2 = y + dy;
-        if (x2 < 0 || x2 >= w || y2 >= h) continue;
-        const j = y2 * w + x2;
-        const pa = X.p[x], pb = X.p[x2];
-        const fa0 = X.w0[x], fa1 = X.w1[x], fb0 = X.w0[x2], fb1 = X.w1[x2];
-        // ah = B_iᵀ M B_j
-        const mo = 16 * (s2 * n + i);
-        tmp.fill(0);
-        for (let r = 0; r < 4; r++) {
-          for (let t = 0; t < 4; t++) {
-            const mv = L.a[mo + 4 * r + t];
-            if (mv === 0) continue;
-            for (let q = 0; q < 4; q++) tmp[4 * r + q] += mv * B[16 * j + 4 * t + q];
-          }
-        }
-        ah.fill(0);
-        for (let r = 0; r < 4; r++) {
-          for (let m = 0; m < 4; m++) {
-            const bm = B[16 * i + 4 * r + m];
-            if (bm === 0) continue;
-            for (let q = 0; q < 4; q++) ah[4 * m + q] += bm * tmp[4 * r + q];
-          }
-        }
-        transpose4(ah, at);
-        for (let e1 = 0; e1 < 2; e1++) {
-          const f1 = e1 ? fa1 : fa0;
-          if (f1 === 0) continue;
-          const P = pa + e1;
-          for (let e2 = 0; e2 < 2; e2++) {
-            const f2 = e2 ? fb1 : fb0;
-            if (f2 === 0) continue;
-            const Q = pb + e2, f = f1 * f2, dX = Q - P;
-            if (s2 === 0) {
-              if (dX > 0) addTo(T, 16 * (slotOf(0, dX) * wc + P), f, ah);
-              else if (dX === 0) addTo(T, 16 * P, f, ah);
-            } else if (dy > 0 || dX > 0) {
-              addTo(T, 16 * (slotOf(dy, dX) * wc + P), f, ah);
-            } else if (dX === 0) {
-              addTo(T, 16 * P, f, ah);
-              addTo(T, 16 * P, f, at);
-            } else {
-              addTo(T, 16 * (slotOf(0, -dX) * wc + Q), f, at);
-            }
-          }
-        }
-      }
-    }
-    yPass(T, Gh, y, wc, nc, Y);
-  }
-
-  // A_c[L, M] = C_Lᵀ Ĝ[L, M] C_M; dropped unknowns get a unit diagonal (their rows are zero).
-  const ac = f64(16 * SLOTS * nc);
+/** A_c[L, M] = C_Lᵀ Ĝ[L, M] C_M for every stored block. */
+function galerkin(Gh: Float64Array, C: Float64Array, ac: Float64Array, wc: number, nc: number, tmp: Float64Array): void {
   for (let s2 = 0; s2 < SLOTS; s2++) {
     const o2 = SLOT_DY[s2] * wc + SLOT_DX[s2];
     for (let l = 0; l < nc; l++) {
@@ -1026,6 +941,53 @@ function coarsen(L: SolverLevel, s: number): SolverLevel {
       }
     }
   }
+}
+
+/** Builds the next level: orthonormalised colour-affine coarse basis and the Galerkin operator. */
+function coarsen(L: SolverLevel, s: number, par?: { pool: SmoothPool; T: number }): SolverLevel {
+  const { w, h, k } = L;
+  const wc = Math.ceil((w - 1) / s) + 1, hc = Math.ceil((h - 1) / s) + 1, nc = wc * hc;
+  const X = parents(w, s), Y = parents(h, s);
+
+  // Gram matrices G_L = Σ_K φ_L(K)² B_Kᵀ B_K (eigen-decomposed below into C_L and the coarse basis),
+  // and Ĝ = Φᵀ Â Φ with Â_KK' = B_Kᵀ A_KK' B_K', separably: x first (one fine row at a time into an
+  // intermediate row of wc nodes), then y.
+  const G = new Float64Array(16 * nc);
+  const Gh = new Float64Array(16 * SLOTS * nc);
+  const T = new Float64Array(16 * SLOTS * wc);
+  const ah = new Float64Array(16), at = new Float64Array(16), tmp = new Float64Array(16);
+  if (par && k === 1) {
+    coarsenThreaded(par.pool, par.T, L, { X, Y, wc, nc, G: [G], Gh: [Gh] });
+  } else {
+    const g = new Float64Array(16);
+    for (let y = 0; y < h; y++) gramRow(L, y, G, wc, X, Y, g);
+    for (let y = 0; y < h; y++) {
+      T.fill(0);
+      if (k === 1) xPassRow1(L, y, T, wc, X);
+      else xPassRow4(L, y, T, wc, X, ah, at, tmp);
+      yPass(T, Gh, y, wc, nc, Y);
+    }
+  }
+  const C = f64(16 * nc), Bc = f64(16 * nc);
+  const kept = new Uint8Array(4 * nc);
+  const V = new Float64Array(16), lam = new Float64Array(4);
+  for (let l = 0; l < nc; l++) {
+    eig4(G, 16 * l, lam, V);
+    const lmax = Math.max(lam[0], lam[1], lam[2], lam[3]);
+    for (let j = 0; j < 4; j++) {
+      if (!(lmax > 0 && lam[j] > DROP_TOL * lmax)) continue;
+      kept[4 * l + j] = 1;
+      const sq = Math.sqrt(lam[j]);
+      for (let m = 0; m < 4; m++) {
+        C[16 * l + 4 * m + j] = V[4 * m + j] / sq;
+        Bc[16 * l + 4 * j + m] = V[4 * m + j] * sq;
+      }
+    }
+  }
+
+  // A_c[L, M] = C_Lᵀ Ĝ[L, M] C_M; dropped unknowns get a unit diagonal (their rows are zero).
+  const ac = f64(16 * SLOTS * nc);
+  galerkin(Gh, C, ac, wc, nc, tmp);
   for (let l = 0; l < nc; l++) {
     for (let j = 0; j < 4; j++) {
       if (kept[4 * l + j]) continue;
@@ -1042,6 +1004,62 @@ function coarsen(L: SolverLevel, s: number): SolverLevel {
   }
   L.next = { s, wc, hc, px: X.p, wx0: X.w0, wx1: X.w1, py: Y.p, wy0: Y.w0, wy1: Y.w1, C, tmp: f64(12 * nc), row: f64(12 * wc) };
   return newLevel(wc, hc, 4, ac, Bc, true);
+}
+
+/** Level ≥ 1 x-pass of fine row y: T = Φ_xᵀ Â Φ_x with Â_KK' = B_Kᵀ A_KK' B_K' (own function: V8 optimises it far better than inside coarsen). */
+function xPassRow4(L: SolverLevel, y: number, T: Float64Array, wc: number, X: { p: Int32Array; w0: Float64Array; w1: Float64Array }, ah: Float64Array, at: Float64Array, tmp: Float64Array): void {
+  const { w, h, n, B } = L;
+  for (let x = 0; x < w; x++) {
+    const i = y * w + x;
+    for (let s2 = 0; s2 < SLOTS; s2++) {
+      const dy = SLOT_DY[s2], dx = SLOT_DX[s2];
+      const x2 = x + dx, y2 = y + dy;
+      if (x2 < 0 || x2 >= w || y2 >= h) continue;
+      const j = y2 * w + x2;
+      const pa = X.p[x], pb = X.p[x2];
+      const fa0 = X.w0[x], fa1 = X.w1[x], fb0 = X.w0[x2], fb1 = X.w1[x2];
+      // ah = B_iᵀ M B_j
+      const mo = 16 * (s2 * n + i);
+      tmp.fill(0);
+      for (let r = 0; r < 4; r++) {
+        for (let t = 0; t < 4; t++) {
+          const mv = L.a[mo + 4 * r + t];
+          if (mv === 0) continue;
+          for (let q = 0; q < 4; q++) tmp[4 * r + q] += mv * B[16 * j + 4 * t + q];
+        }
+      }
+      ah.fill(0);
+      for (let r = 0; r < 4; r++) {
+        for (let m = 0; m < 4; m++) {
+          const bm = B[16 * i + 4 * r + m];
+          if (bm === 0) continue;
+          for (let q = 0; q < 4; q++) ah[4 * m + q] += bm * tmp[4 * r + q];
+        }
+      }
+      transpose4(ah, at);
+      for (let e1 = 0; e1 < 2; e1++) {
+        const f1 = e1 ? fa1 : fa0;
+        if (f1 === 0) continue;
+        const P = pa + e1;
+        for (let e2 = 0; e2 < 2; e2++) {
+          const f2 = e2 ? fb1 : fb0;
+          if (f2 === 0) continue;
+          const Q = pb + e2, f = f1 * f2, dX = Q - P;
+          if (s2 === 0) {
+            if (dX > 0) addTo(T, 16 * (slotOf(0, dX) * wc + P), f, ah);
+            else if (dX === 0) addTo(T, 16 * P, f, ah);
+          } else if (dy > 0 || dX > 0) {
+            addTo(T, 16 * (slotOf(dy, dX) * wc + P), f, ah);
+          } else if (dX === 0) {
+            addTo(T, 16 * P, f, ah);
+            addTo(T, 16 * P, f, at);
+          } else {
+            addTo(T, 16 * (slotOf(0, -dX) * wc + Q), f, at);
+          }
+        }
+      }
+    }
+  }
 }
 
 /** Adds intermediate row y (wc nodes, 13 slots of 4×4 blocks) into the coarse stencil Ĝ along y. */
@@ -1438,8 +1456,45 @@ const MIN_BLOCK_ROWS = 2;
 /** Kernel ids (positive; smooth-pool's END is −1). */
 const K = {
   INIT: 1, SPMV_DOT: 2, UPDATE: 3, PUPDATE: 4,
-  GSF: 5, RES: 6, RESTRICT: 7, APPLY_C: 8, PROLONG: 9, CROSS: 10, GSB: 11,
+  GSF: 5, RES: 6, RESTRICT: 7, APPLY_C: 8, PROLONG: 9, CROSS: 10, GSB: 11, COARSEN: 12,
 } as const;
+
+/** The first coarsening's sums, split by fine rows: thread t adds into G[t], Gh[t] (the caller adds them up). */
+interface CoarsenAux {
+  X: { p: Int32Array; w0: Float64Array; w1: Float64Array };
+  Y: { p: Int32Array; w0: Float64Array; w1: Float64Array };
+  wc: number;
+  nc: number;
+  G: Float64Array[];
+  Gh: Float64Array[];
+}
+
+/** How long set-up waits for the threads before coarsening on its own (they are usually up by then). */
+const READY_FOR_SETUP_MS = 1000;
+
+function coarsenThreaded(pool: SmoothPool, T: number, L: SolverLevel, aux: CoarsenAux): void {
+  const sh = (n: number) => new Float64Array(new SharedArrayBuffer(8 * n));
+  for (let t = 1; t < T; t++) {
+    aux.G.push(sh(aux.G[0].length));
+    aux.Gh.push(sh(aux.Gh[0].length));
+  }
+  const parts = [split(L.h, T, true)];
+  const S: ParSession = { T, levels: [L], v: [], parts, partial: pool.partial, fargs: pool.fargs, aux };
+  // Thread 0's sums stay in this thread's (unshared) arrays.
+  const wireAux = { ...aux, G: [new Float64Array(0), ...aux.G.slice(1)], Gh: [new Float64Array(0), ...aux.Gh.slice(1)] };
+  pool.begin(T, { T, levels: [{ ...L, chol: undefined }], v: [], parts, aux: wireAux, scratch: 0 });
+  try {
+    pool.dispatch(K.COARSEN, 0, () => runPart(S, K.COARSEN, 0, 0, new Float64Array(0)));
+  } finally {
+    pool.end();
+  }
+  const [G, Gh] = [aux.G[0], aux.Gh[0]];
+  for (let t = 1; t < T; t++) {
+    const g = aux.G[t], gh = aux.Gh[t];
+    for (let q = 0; q < G.length; q++) G[q] += g[q];
+    for (let q = 0; q < Gh.length; q++) Gh[q] += gh[q];
+  }
+}
 
 export interface ParSession {
   T: number;
@@ -1450,6 +1505,7 @@ export interface ParSession {
   parts: Int32Array[];
   partial: Float64Array;
   fargs: Float64Array;
+  aux?: CoarsenAux;
 }
 
 function split(h: number, T: number, parallel: boolean): Int32Array {
@@ -1545,6 +1601,17 @@ export function runPart(S: ParSession, cmd: number, l: number, tid: number, scra
         let s0 = 0, s1 = 0, s2 = 0;
         for (let k = k0; k < k1; k += 3) { s0 += r[k] * z[k]; s1 += r[k + 1] * z[k + 1]; s2 += r[k + 2] * z[k + 2]; }
         P[po] = s0; P[po + 1] = s1; P[po + 2] = s2;
+      }
+      return;
+    }
+    case K.COARSEN: {
+      const A = S.aux!;
+      const g = new Float64Array(16), Tb = new Float64Array(16 * SLOTS * A.wc);
+      for (let y = r0; y < r1; y++) gramRow(L, y, A.G[tid], A.wc, A.X, A.Y, g);
+      for (let y = r0; y < r1; y++) {
+        Tb.fill(0);
+        xPassRow1(L, y, Tb, A.wc, A.X);
+        yPass(Tb, A.Gh[tid], y, A.wc, A.nc, A.Y);
       }
       return;
     }
@@ -1655,3 +1722,6 @@ function pcgThreaded(
   run(K.INIT, 0, 0);
   return { iterations: it, residual: relOf(3) };
 }
+
+/** Kernel access for micro-benchmarks (scratch scripts); not part of the API. */
+export const _internal = { nearNull, buildHierarchy, acc1, acc4, spmv1, gsFwdZero1, gsBwd1, gsFwdZero4, gsBwd4 };
