@@ -50,6 +50,11 @@ export interface Vgg19Weights {
   tensors: TensorMap;
   /** Where the weights came from (file name, URL, "tiny seed 1"), for `studio info`. */
   source: string;
+  /**
+   * The deepest feature (reluB_I) of a partial network, which has only the convs up to it (FastPhotoStyle's
+   * photo_wct.pth ends at relu4_1); absent for the whole VGG19.
+   */
+  depth?: string;
 }
 
 /** Tensor names of a conv in the project's layout: `conv1_1.kernel` (HWIO) and `conv1_1.bias`. */

@@ -391,6 +391,11 @@ async function readCheckpoint(path: string): Promise<Checkpoint> {
   throw new StudioError('BAD_FILE', `${path} is not a PyTorch checkpoint (expected a zip archive with data.pkl, or a legacy torch.save file)`);
 }
 
+/** Whether a PyTorch checkpoint has a state dict with a key ending in `marker`; reads the pickle, not the tensors. */
+export async function torchCheckpointHas(path: string, marker: string): Promise<boolean> {
+  return findStateDict((await readCheckpoint(path)).obj, marker) !== undefined;
+}
+
 /**
  * Every float tensor of the state dict that holds `marker` (prefix stripped from the names), as
  * contiguous float32 in the file's own layout. For importers of other networks than VGG19.

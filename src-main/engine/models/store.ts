@@ -17,7 +17,7 @@ import { StudioError } from '../../errors.ts';
 import { writeFileAtomic } from '../../io/write.ts';
 import { decodeSafetensors, encodeSafetensors } from '../tensors/safetensors.ts';
 import { biasKey, kernelKey, type Preprocessing, type StoredDtype, type TensorMap, type Vgg19Weights } from './format.ts';
-import { vgg19Convs } from './vgg19.ts';
+import { isFeatureName, vgg19ConvsTo } from './vgg19.ts';
 
 export const MODEL_FILE = 'model.safetensors';
 export const MANIFEST_FILE = 'manifest.json';
@@ -41,6 +41,8 @@ export interface Manifest {
   preprocessing: Preprocessing;
   source: string;
   dtype: StoredDtype;
+  /** A partial VGG19's deepest feature (reluB_I), e.g. relu4_1 for FastPhotoStyle's weights; absent: all 16 convs. */
+  depth?: string;
   files: ManifestFile[];
   /** ISO 8601 time of the save. */
   created: string;
@@ -96,13 +98,23 @@ const shapeStr = (s: readonly number[] | undefined): string => (s ? `[${s.join('
 const sameShape = (a: readonly number[] | undefined, b: readonly number[]): boolean =>
   !!a && a.length === b.length && a.every((d, i) => d === b[i]);
 
+/** A partial network's depth must name a relu of the table (reluB_I). */
+function checkDepth(depth: unknown, origin: string): string | undefined {
+  if (depth === undefined) return undefined;
+  if (typeof depth !== 'string' || !depth.startsWith('relu') || !isFeatureName(depth)) {
+    throw new StudioError('BAD_MODEL', `${origin}: bad depth ${JSON.stringify(depth)} (expected a layer such as relu4_1)`);
+  }
+  return depth;
+}
+
 /**
- * Every conv of the table for these widths is present with kernel [3,3,in,out] and bias [out], and
- * its data length matches. Throws BAD_MODEL naming the first layer at fault.
+ * Every conv of the table for these widths (up to `depth` for a partial network) is present with
+ * kernel [3,3,in,out] and bias [out], and its data length matches. Throws BAD_MODEL naming the first
+ * layer at fault.
  */
-export function checkVgg19Tensors(tensors: TensorMap, widths: readonly number[], origin: string): void {
+export function checkVgg19Tensors(tensors: TensorMap, widths: readonly number[], origin: string, depth?: string): void {
   checkWidths(widths, origin);
-  for (const c of vgg19Convs(widths)) {
+  for (const c of vgg19ConvsTo(checkDepth(depth, origin), widths)) {
     const k = tensors.get(kernelKey(c.name));
     const b = tensors.get(biasKey(c.name));
     const wantK = [3, 3, c.inChannels, c.outChannels];
@@ -135,11 +147,12 @@ function checkPreprocessing(p: unknown, origin: string): Preprocessing {
 export async function saveVgg19(dir: string, w: Vgg19Weights, opts: { dtype?: StoredDtype } = {}): Promise<Manifest> {
   const dtype = opts.dtype ?? 'F32';
   const widths = checkWidths(w.widths, w.source || dir);
-  checkVgg19Tensors(w.tensors, widths, w.source || dir);
+  const depth = checkDepth(w.depth, w.source || dir);
+  checkVgg19Tensors(w.tensors, widths, w.source || dir, depth);
   const preprocessing = checkPreprocessing(w.preprocessing, w.source || dir);
   // Only the conv tensors, in the project's names: nothing stray ends up in the file.
   const tensors: TensorMap = new Map();
-  for (const c of vgg19Convs(widths)) {
+  for (const c of vgg19ConvsTo(depth, widths)) {
     for (const key of [kernelKey(c.name), biasKey(c.name)]) tensors.set(key, w.tensors.get(key)!);
   }
   const metadata = {
@@ -149,6 +162,7 @@ export async function saveVgg19(dir: string, w: Vgg19Weights, opts: { dtype?: St
     widths: JSON.stringify(widths),
     preprocessing: JSON.stringify(preprocessing),
     source: w.source,
+    ...(depth ? { depth } : {}),
   };
   const bytes = encodeSafetensors(tensors, metadata, dtype);
   try {
@@ -165,6 +179,7 @@ export async function saveVgg19(dir: string, w: Vgg19Weights, opts: { dtype?: St
     preprocessing,
     source: w.source,
     dtype,
+    ...(depth ? { depth } : {}),
     files: [{ path: MODEL_FILE, bytes: bytes.length, sha256: sha256(bytes) }],
     created: new Date().toISOString(),
   };
@@ -199,6 +214,7 @@ export async function readManifest(dir: string): Promise<Manifest> {
   if (m.layout !== 'HWIO') throw new StudioError('BAD_MODEL', `${path}: unsupported layout ${JSON.stringify(m.layout)} (expected HWIO)`);
   checkWidths(m.widths, path);
   m.preprocessing = checkPreprocessing(m.preprocessing, path);
+  checkDepth(m.depth, path);
   if (
     !Array.isArray(m.files) ||
     !m.files.every((f) => typeof f?.path === 'string' && typeof f.sha256 === 'string' && Number.isInteger(f.bytes)) ||
@@ -244,8 +260,8 @@ export async function loadVgg19(dir: string): Promise<Vgg19Weights> {
   if (metadata.layout !== undefined && metadata.layout !== 'HWIO') {
     throw new StudioError('BAD_MODEL', `${modelPath}: layout ${metadata.layout}, expected HWIO`);
   }
-  checkVgg19Tensors(tensors, m.widths, modelPath);
-  return { architecture: 'vgg19', widths: [...m.widths], preprocessing: m.preprocessing, tensors, source: m.source };
+  checkVgg19Tensors(tensors, m.widths, modelPath, m.depth);
+  return { architecture: 'vgg19', widths: [...m.widths], preprocessing: m.preprocessing, tensors, source: m.source, ...(m.depth ? { depth: m.depth } : {}) };
 }
 
 /** The models under a root (default modelsDir()), by name; folders without a readable manifest are skipped. */

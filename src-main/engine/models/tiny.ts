@@ -332,8 +332,36 @@ interface StateDictStyle {
   python2: boolean;
 }
 
+/** One tensor of a state dict, in the file's own layout (OIHW kernels), C-contiguous. */
+export interface TorchTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+interface PickledStateDict {
+  stateDict: PyReduce;
+  storages: Array<[string, Uint8Array, number]>;
+}
+
 /** A torchvision-layout state dict (`features.N.weight` OIHW, `features.N.bias`) and its storages' bytes (little-endian). */
-function torchStateDict(w: Vgg19Weights, style: StateDictStyle): { stateDict: PyReduce; storages: Array<[string, Uint8Array, number]> } {
+function torchStateDict(w: Vgg19Weights, style: StateDictStyle): PickledStateDict {
+  const items: Array<[string, TorchTensor]> = [];
+  for (const c of vgg19Convs(w.widths)) {
+    const k = w.tensors.get(kernelKey(c.name))!;
+    const b = w.tensors.get(biasKey(c.name))!;
+    const [kh, kw, i, o] = k.shape;
+    const n = torchvisionIndex(c.name);
+    items.push([`features.${n}.weight`, { shape: [o, i, kh, kw], data: hwioToOihw(k.data, kh, kw, i, o) }]);
+    items.push([`features.${n}.bias`, { shape: [o], data: b.data }]);
+  }
+  return stateDictPickle(items, ['', 'features', ...Array.from({ length: 37 }, (_, i) => `features.${i}`)], style);
+}
+
+/**
+ * Any state dict of named tensors, pickled as `Module.state_dict()` gives it to torch.save, with one
+ * `_metadata` entry per module in `modules` ('' being the model itself).
+ */
+function stateDictPickle(named: Array<[string, TorchTensor]>, modules: string[], style: StateDictStyle): PickledStateDict {
   const orderedDict = new PyGlobal('collections', 'OrderedDict');
   const rebuild = new PyGlobal('torch._utils', style.python2 ? '_rebuild_tensor' : '_rebuild_tensor_v2');
   const storageType = new PyGlobal('torch', style.dtype === 'F16' ? 'HalfStorage' : 'FloatStorage');
@@ -350,20 +378,12 @@ function torchStateDict(w: Vgg19Weights, style: StateDictStyle): { stateDict: Py
       : new PyTuple([pid, 0, new PyTuple(size), stride, false, new PyReduce(orderedDict, new PyTuple([]))]);
     return new PyReduce(rebuild, args);
   };
-  for (const c of vgg19Convs(w.widths)) {
-    const k = w.tensors.get(kernelKey(c.name))!;
-    const b = w.tensors.get(biasKey(c.name))!;
-    const [kh, kw, i, o] = k.shape;
-    const n = torchvisionIndex(c.name);
-    items.push([`features.${n}.weight`, tensor(hwioToOihw(k.data, kh, kw, i, o), [o, i, kh, kw])]);
-    items.push([`features.${n}.bias`, tensor(b.data, [o])]);
-  }
+  for (const [name, t] of named) items.push([name, tensor(t.data, t.shape)]);
   if (style.python2) {
     // Python 2.7's OrderedDict.__reduce__: (OrderedDict, ([[key, value], ...],)).
     return { stateDict: new PyReduce(orderedDict, new PyTuple([new PyList(items.map(([k, v]) => new PyList([k, v])))])), storages };
   }
   // state_dict()._metadata: one {'version': 1} per module, '' being the model itself.
-  const modules = ['', 'features', ...Array.from({ length: 37 }, (_, i) => `features.${i}`)];
   const metadata = new PyReduce(orderedDict, new PyTuple([]), modules.map((m) => [m, new PyDict([['version', 1]])]));
   return { stateDict: new PyReduce(orderedDict, new PyTuple([]), items, new PyDict([['_metadata', metadata]])), storages };
 }
@@ -374,13 +394,18 @@ function torchStateDict(w: Vgg19Weights, style: StateDictStyle): { stateDict: Py
  * `dtype: 'F16'` stores HalfStorages (values rounded to nearest-even half).
  */
 export function encodeTorchPth(w: Vgg19Weights, opts: { dtype?: StoredDtype; archiveName?: string } = {}): Uint8Array {
-  const archive = opts.archiveName ?? 'archive';
-  const { stateDict, storages } = torchStateDict(w, {
-    dtype: opts.dtype ?? 'F32',
-    key: (i) => String(i),
-    pid: (type, key, numel) => new PyTuple(['storage', type, key, 'cpu', numel]),
-    python2: false,
-  });
+  return zipCheckpoint(torchStateDict(w, zipStyle(opts.dtype)), opts.archiveName);
+}
+
+const zipStyle = (dtype: StoredDtype = 'F32'): StateDictStyle => ({
+  dtype,
+  key: (i) => String(i),
+  pid: (type, key, numel) => new PyTuple(['storage', type, key, 'cpu', numel]),
+  python2: false,
+});
+
+function zipCheckpoint({ stateDict, storages }: PickledStateDict, archiveName?: string): Uint8Array {
+  const archive = archiveName ?? 'archive';
   const stored = { level: 0 as const, mtime: new Date(1980, 0, 1) };
   const files: Zippable = {};
   files[`${archive}/data.pkl`] = [PickleWriter.dumps(stateDict), stored];
@@ -403,13 +428,17 @@ export const TORCH_LEGACY_PROTOCOL = 1001;
  * py2 strings, `_rebuild_tensor`, Python 2's OrderedDict pickling; keys there were storage addresses.
  */
 export function encodeTorchPthLegacy(w: Vgg19Weights, opts: { dtype?: StoredDtype; python2?: boolean } = {}): Uint8Array {
-  const python2 = opts.python2 ?? false;
-  const { stateDict, storages } = torchStateDict(w, {
-    dtype: opts.dtype ?? 'F32',
-    key: python2 ? (i) => String(94_000_000 + 9000 * i) : (i) => String(i),
-    pid: (type, key, numel) => new PyTuple(['storage', type, key, 'cpu', numel, null]),
-    python2,
-  });
+  return legacyCheckpoint(torchStateDict(w, legacyStyle(opts.dtype, opts.python2)), opts.python2 ?? false);
+}
+
+const legacyStyle = (dtype: StoredDtype = 'F32', python2 = false): StateDictStyle => ({
+  dtype,
+  key: python2 ? (i) => String(94_000_000 + 9000 * i) : (i) => String(i),
+  pid: (type, key, numel) => new PyTuple(['storage', type, key, 'cpu', numel, null]),
+  python2,
+});
+
+function legacyCheckpoint({ stateDict, storages }: PickledStateDict, python2: boolean): Uint8Array {
   const dump = (v: PyValue) => PickleWriter.dumps(v, { python2 });
   // dict(protocol_version=…, little_endian=…, type_sizes=dict(short=2, int=4, long=8)); Python 2 pickles dicts in hash order.
   const typeSizes = new PyDict(python2 ? [['int', 4], ['short', 2], ['long', 8]] : [['short', 2], ['int', 4], ['long', 8]]);
@@ -435,6 +464,26 @@ export type TorchFormat = 'zip' | 'legacy';
 export async function writeTorchPth(path: string, w: Vgg19Weights, opts: { dtype?: StoredDtype; format?: TorchFormat } = {}): Promise<void> {
   await mkdir(dirname(resolve(path)), { recursive: true });
   await writeFile(path, opts.format === 'legacy' ? encodeTorchPthLegacy(w, opts) : encodeTorchPth(w, opts));
+}
+
+/**
+ * Any state dict of named tensors (in order, in the file's layout) as torch.save writes it: the zip of
+ * torch ≥ 1.6 or the legacy format (`python2`: as torch 0.1–0.3 on Python 2.7). For fixtures of other
+ * networks than VGG19, e.g. FastPhotoStyle's photo_wct.pth.
+ */
+export function encodeTorchStateDict(
+  named: Array<[string, TorchTensor]>,
+  opts: { dtype?: StoredDtype; format?: TorchFormat; python2?: boolean } = {},
+): Uint8Array {
+  // Every module on the way to a parameter gets its _metadata entry, as Module.state_dict() records them.
+  const modules = new Set<string>(['']);
+  for (const [name] of named) {
+    const parts = name.split('.').slice(0, -1);
+    for (let i = 1; i <= parts.length; i++) modules.add(parts.slice(0, i).join('.'));
+  }
+  return opts.format === 'legacy'
+    ? legacyCheckpoint(stateDictPickle(named, [...modules], legacyStyle(opts.dtype, opts.python2)), opts.python2 ?? false)
+    : zipCheckpoint(stateDictPickle(named, [...modules], zipStyle(opts.dtype)));
 }
 
 /**

@@ -7,8 +7,9 @@
  * weight file.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { StudioError } from '../../errors.ts';
 import type { Preprocessing, Vgg19Weights } from './format.ts';
-import { vgg19Layers, type LayerSpec } from './vgg19.ts';
+import { vgg19Layers, withinDepth, type LayerSpec } from './vgg19.ts';
 
 export type Padding = 'zero' | 'reflect';
 export type Pooling = 'max' | 'avg';
@@ -40,6 +41,9 @@ export class Vgg19 {
   readonly widths: number[];
   readonly preprocessing: Preprocessing;
   readonly layers: LayerSpec[];
+  /** A partial network's deepest feature (see Vgg19Weights.depth). */
+  readonly depth?: string;
+  private readonly source: string;
   private readonly kernels = new Map<string, tf.Tensor4D>();
   private readonly biases = new Map<string, tf.Tensor1D>();
 
@@ -47,8 +51,10 @@ export class Vgg19 {
     this.widths = weights.widths;
     this.preprocessing = weights.preprocessing;
     this.layers = vgg19Layers(weights.widths);
+    this.depth = weights.depth;
+    this.source = weights.source;
     for (const l of this.layers) {
-      if (l.kind !== 'conv') continue;
+      if (l.kind !== 'conv' || !withinDepth(l.conv.name, this.depth)) continue;
       const { name, inChannels, outChannels } = l.conv;
       const k = weights.tensors.get(`${name}.kernel`);
       const b = weights.tensors.get(`${name}.bias`);
@@ -63,6 +69,10 @@ export class Vgg19 {
     const i = this.layers.findIndex((l) =>
       l.kind === 'pool' ? l.name === name : l.conv.name === name || `relu${l.conv.name.slice(4)}` === name);
     if (i < 0) throw new Error(`unknown VGG19 feature "${name}"`);
+    if (!withinDepth(name, this.depth)) {
+      throw new StudioError('BAD_ARGUMENT', `${name} is deeper than this model, which has VGG19's layers only up to ${this.depth} (${this.source})`,
+        `ask only for layers up to ${this.depth} (for Gatys: --content-layers relu4_1 --style-layers relu1_1,relu2_1,relu3_1,relu4_1), or use a whole VGG19 (--model vgg19)`);
+    }
     return i;
   }
 

@@ -48,6 +48,24 @@ export function vgg19Convs(widths: readonly number[] = FULL_WIDTHS): ConvSpec[] 
   return vgg19Layers(widths).flatMap((l) => (l.kind === 'conv' ? [l.conv] : []));
 }
 
+/** Index in vgg19Layers() of a feature (reluB_I or convB_I: its conv; poolB: the pool), or -1. */
+function layerIndex(feature: string): number {
+  return vgg19Layers().findIndex((l) => (l.kind === 'pool' ? l.name === feature : l.conv.name === feature.replace(/^relu/, 'conv')));
+}
+
+/**
+ * Whether a feature (reluB_I, convB_I, poolB) lies within a partial VGG19 whose deepest layer is
+ * `depth` (a reluB_I); every feature does when there is no depth (the whole network).
+ */
+export function withinDepth(feature: string, depth: string | undefined): boolean {
+  return depth === undefined || layerIndex(feature) <= layerIndex(depth);
+}
+
+/** The convs a partial VGG19 ending at `depth` (reluB_I) has; all 16 without a depth. */
+export function vgg19ConvsTo(depth: string | undefined, widths?: readonly number[]): ConvSpec[] {
+  return vgg19Convs(widths).filter((c) => withinDepth(c.name, depth));
+}
+
 /** The 16 conv names in order. */
 export const CONV_NAMES: readonly string[] = vgg19Convs().map((c) => c.name);
 
