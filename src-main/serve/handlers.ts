@@ -196,7 +196,9 @@ export class StudioHandlers {
     let pending: Promise<void> = Promise.resolve();
     return (e: JobEvent) => {
       if (e.type === 'progress') {
-        this.host.emit({ ...e, type: 'progress', runId, phase });
+        // Stages that report no estimate of their own get a linear one, once there is enough to go on.
+        const etaMs = e.etaMs ?? (e.fraction > 0.05 && e.fraction < 1 ? (e.elapsedMs * (1 - e.fraction)) / e.fraction : undefined);
+        this.host.emit({ ...e, type: 'progress', runId, phase, etaMs });
       } else if (e.type === 'log') {
         this.host.emit({ type: 'log', runId, message: e.message });
       } else if (phase) {

@@ -19,7 +19,7 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 }
 const rendererDir = await buildRenderer(root, { force: values.rebuild, log: (s) => process.stderr.write(`${s}\n`) });
 const engine = new EngineClient({ backend: values.backend });
-const server = await startServer({ engine, rendererDir: path.resolve(rendererDir), port });
+const server = await startServer({ engine, rendererDir: path.resolve(rendererDir), port, onLog: (m) => process.stderr.write(`engine: ${m}\n`) });
 process.stdout.write(`Style Studio is running at ${server.url}\n(open it in a browser on this machine; Ctrl-C stops it)\n`);
 
 let stopping = false;

@@ -21,6 +21,8 @@ export interface ServeOptions {
   rendererDir: string;
   port?: number;
   token?: string;
+  /** The engine's log lines (notes on inputs, leak warnings), for the console. */
+  onLog?: (message: string) => void;
 }
 
 export interface StudioServer {
@@ -48,6 +50,7 @@ export async function startServer(opts: ServeOptions): Promise<StudioServer> {
   const handlers = new StudioHandlers(opts.engine, {
     kind: 'browser',
     emit: (event: ServerEvent) => {
+      if (event.type === 'log') opts.onLog?.(event.message);
       for (const ws of sockets) send(ws, { t: 'event', event });
     },
   });

@@ -231,7 +231,7 @@ export function App() {
     <div className="progress-card" data-testid="progress" role="status" aria-live="polite">
       <div className="row">
         <span className={`phase ${run.phase ?? 'preview'}`}>{run.phase === 'full' ? 'Full size' : 'Preview'}</span>
-        <span className="stage" data-testid="stage">{run.stage}</span>
+        <span className="stage-name" data-testid="stage">{run.stage}</span>
         <span className="spacer" />
         <span className="pct" data-testid="percent">{Math.round(run.fraction * 100)}%</span>
       </div>
@@ -360,6 +360,9 @@ export function App() {
         <span data-testid="backend">{info ? `${info.backend.name} · ${info.backend.device}` : 'starting the engine…'}</span>
         {info && <span className="dim">{info.backend.threads} thread{info.backend.threads === 1 ? '' : 's'}</span>}
         {model && <span className="dim">model: {model}</span>}
+        {model && info?.models.find((m) => m.name === model)?.source.startsWith('tiny') && (
+          <span className="warn-text" title="A tiny network with random weights for trying the pipeline; results look like coloured texture. Fetch or import VGG19 in Models.">test network: results are not real styles</span>
+        )}
         {info && info.models.length === 0 && <button type="button" className="link warn" onClick={() => setTab('models')}>no model installed — open Models</button>}
         <span className="spacer" />
         <span className="status-msg" data-testid="notice" title={log.join('\n')}>{notice ?? (run ? `${run.phase === 'full' ? 'Full size' : 'Preview'}: ${run.stage}` : '')}</span>
