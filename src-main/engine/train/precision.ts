@@ -266,15 +266,3 @@ export class LossScaler {
     return { ...this.s };
   }
 }
-
-/** What runs natively and what is emulated, for `studio info` and the README. */
-export function precisionSupport(backend: string, hasShaderF16 = false): { native: string[]; emulated: string[] } {
-  return {
-    native: ['fp32 training (every op in float32)', 'reductions in float32 (losses, sums, norms)', 'storing decoders as fp16 safetensors (F16) and loading them'],
-    emulated: [
-      `fp16 and bf16 tensors on ${backend}: TensorFlow.js has no half-precision tensor type, so mixed-fp16/mixed-bf16 compute in float32 and round every layer's weights, activations and gradients to the format exactly (tensor ops)`
-      + (hasShaderF16 ? '; the adapter has shader-f16, but TensorFlow.js does not use it' : ''),
-      'no speed or memory gain from mixed precision: the emulation costs time',
-    ],
-  };
-}

@@ -138,3 +138,23 @@ export function trainingPlots(history: ReportStep[], validation: ReportValidatio
     ], { title: `Weight-gradient values that are zero in ${precision === 'mixed-bf16' ? 'bf16' : 'fp16'} (${precision})`, xLabel: 'step', yLabel: '% of gradient values' }),
   };
 }
+
+/**
+ * What runs natively and what is emulated in mixed-precision training on a backend, for `studio info`
+ * and the report. TensorFlow.js has no float16/bfloat16 tensor type on any backend (WebGPU's shader-f16
+ * and libtensorflow's half kernels are not reachable through it), so every low-precision value is an
+ * exactly rounded float32.
+ */
+export function precisionSupport(backend: string, shaderF16 = false): { native: string[]; emulated: string[] } {
+  return {
+    native: [
+      `fp32 training and inference on ${backend}`,
+      'float32 reductions (losses, sums, gradient norms) and the FP32 master weights and their update',
+      'fp16 decoder files (safetensors F16): written and read by the studio itself',
+    ],
+    emulated: [
+      `fp16 and bf16 on ${backend}: weights, activations and gradients are float32 tensors rounded exactly to the format at every layer (no half-precision arithmetic, so no speed-up or memory saving)`
+      + (shaderF16 ? '; this adapter has shader-f16, but TensorFlow.js does not use it' : ''),
+    ],
+  };
+}
