@@ -83,6 +83,8 @@ export const StylizeGatysJob = z.object({
   /** Write a JSON report here. */
   report: z.string().optional(),
   maxPixels: z.number().positive().optional(),
+  /** Keep the style's Grams (and the weights) in the worker for the next job with the same style: batches. */
+  cacheStyle: z.boolean().optional(),
 });
 export type StylizeGatysJob = z.infer<typeof StylizeGatysJob>;
 
@@ -99,6 +101,8 @@ export const StylizePhotoJob = z.object({
   styleLabels: z.string().optional(),
   report: z.string().optional(),
   maxPixels: z.number().positive().optional(),
+  /** Keep the style's per-level statistics (and the weights) in the worker for the next job with the same style: batches. */
+  cacheStyle: z.boolean().optional(),
 });
 export type StylizePhotoJob = z.infer<typeof StylizePhotoJob>;
 

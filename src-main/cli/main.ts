@@ -7,7 +7,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { StudioError, isStudioError } from '../errors.ts';
+import { StudioError, isStudioError, type ErrorCode } from '../errors.ts';
 import { FeaturesJob, GatysParams, PhotoParams, SmoothJob, SmoothParams, StylizePhotoJob, TrainDecoderJob, type Job } from '../protocol.ts';
 import type { SmoothingReport } from '../engine/photo/smoothing.ts';
 import { EngineClient } from '../worker/client.ts';
@@ -24,6 +24,9 @@ Usage:
   studio stylize --method photo --content PHOTO --style PHOTO --out RESULT [--alpha 1
                  --smooth exact|fast|none --content-labels L --style-labels L2 --size 512
                  --decoders DIR --report R.json]   (PhotoWCT, then the smoothing step; options below)
+  studio batch --in DIR --out DIR --method photo|gatys --style S [stylize options] [--recursive
+                 --pattern '*.jpg' --name '{name}-{style}.{ext}' --format --size --jobs N
+                 --overwrite skip|replace]   a whole folder, resumable: run it again after any stop
   studio smooth --content PHOTO --stylized IMAGE --out RESULT [--mode exact|fast --alpha 0.9999
                  --tol 1e-7 --size PX --report R.json]   the smoothing step alone, guided by PHOTO
   studio info [--json] [--backend NAME]
@@ -75,7 +78,8 @@ train decoder options:
   --val-fraction 0.1   photos held out for validation; --val-every 100 --val-batches 2; best kept in OUT/best
   --save-dtype fp32    fp32 | fp16 (safetensors F16, half the size)
 
-Exit codes: 0 success, 2 bad input (message says which), 1 internal failure, 130 cancelled.`;
+Exit codes: 0 success, 2 bad input (message says which), 1 internal failure, 3 a batch finished with
+failed files (listed), 130 cancelled.`;
 
 type Values = Record<string, string | boolean | string[] | undefined>;
 
@@ -223,6 +227,62 @@ function smoothingLine(s: SmoothingReport): string {
   if (s.mode === 'fast') return `smoothing: guided filter r = ${s.radius}, ε = ${s.eps?.toExponential(2)}, ${formatDuration(s.ms)}`;
   const conv = s.converged ? '' : ' — NOT converged: raise --max-iter or --tol';
   return `smoothing: exact (${s.affinity}, α = ${s.alpha}, ${s.solver} solver), ${s.iterations} iterations, residual ${s.residual?.toExponential(2)}, ${formatDuration(s.ms)}${conv}`;
+}
+
+/** `studio batch`: a folder restyled, with a journal that makes any interruption resumable. */
+async function batch(argv: string[]): Promise<number> {
+  const { values: v } = parse(argv, {
+    ...STYLIZE_OPTIONS, in: { type: 'string' }, recursive: { type: 'boolean' }, pattern: { type: 'string' }, name: { type: 'string' },
+    jobs: { type: 'string' }, overwrite: { type: 'string' },
+  });
+  const inDir = str(v.in), outDir = str(v.out), styles = (v.style as string[] | undefined) ?? [];
+  if (!inDir) throw new StudioError('BAD_ARGUMENT', '--in is required (the folder of photos)');
+  if (!outDir) throw new StudioError('BAD_ARGUMENT', '--out is required (the folder for the results; created if missing)');
+  if (styles.length !== 1) throw new StudioError('BAD_ARGUMENT', 'give one --style (the painting or photo whose look to take)');
+  const method = oneOf('method', str(v.method) ?? 'photo', ['gatys', 'photo'] as const)!;
+  const { BatchRun } = await import('../batch/run.ts');
+  const out = outputFrom(v, 'unused');
+  const run = new BatchRun({
+    inDir, outDir, style: styles[0], method, model: str(v.model), decoders: str(v.decoders),
+    photo: method === 'photo' ? PhotoParams.parse(defined({
+      size: num('size', str(v.size), { int: true, min: 16, max: 16384 }), alpha: num('alpha', str(v.alpha), { min: 0, max: 1 }),
+      smooth: oneOf('smooth', str(v.smooth), ['exact', 'fast', 'none'] as const), smoothing: smoothingFrom(v, 'smooth-alpha'),
+    })) : undefined,
+    gatys: method === 'gatys' ? gatysParamsFrom(v) : undefined,
+    recursive: v.recursive === true, pattern: str(v.pattern), name: str(v.name), format: out.format, bitDepth: out.bitDepth, quality: out.quality,
+    jobs: num('jobs', str(v.jobs), { int: true, min: 1, max: 16 }), overwrite: oneOf('overwrite', str(v.overwrite), ['skip', 'replace'] as const),
+    maxPixels: num('max-pixels', str(v['max-pixels']), { min: 1 }), backend: str(v.backend),
+  }, {
+    onFile: (e) => {
+      if (v.quiet === true) return;
+      const what = e.outcome === 'done' ? `done     ${e.input} → ${e.output} (${formatDuration(e.ms ?? 0)})`
+        : e.outcome === 'skipped' ? `skipped  ${e.input} (${e.reason})` : `FAILED   ${e.input}: ${e.reason}`;
+      process.stderr.write(`${what}\n`);
+    },
+  });
+  const onSigint = () => {
+    process.stderr.write('\ncancelling… (run the same command again to resume)\n');
+    run.cancel();
+  };
+  process.on('SIGINT', onSigint);
+  let r;
+  try {
+    r = await run.run();
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+  const share = r.fileMs > 0 ? ` (${((100 * r.overheadMs) / r.fileMs).toFixed(1)}% of it outside the engine)` : '';
+  process.stdout.write(`${r.done} done, ${r.skipped} skipped, ${r.failed.length} failed of ${r.total} in ${formatDuration(r.ms)}${share}\njournal: ${r.journal}\n`);
+  for (const f of r.failed) process.stdout.write(`failed: ${f.input}: ${f.reason}\n`);
+  if (r.stopped) {
+    if (r.stopped.code === 'CANCELLED') {
+      process.stderr.write(`${r.stopped.message}\n`);
+      return 130;
+    }
+    throw new StudioError(r.stopped.code as ErrorCode, `batch stopped: ${r.stopped.message}`, r.stopped.hint ?? 'fix it and run the same command again: the batch resumes');
+  }
+  // 0: every file done (or already done); 3: some files failed (listed above, and in the journal).
+  return r.failed.length ? 3 : 0;
 }
 
 /** `studio smooth`: PhotoWCT's smoothing step on any stylised image, guided by its content photo. */
@@ -463,6 +523,7 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'stylize': return await stylize(rest);
       case 'smooth': return await smoothCommand(rest);
+      case 'batch': return await batch(rest);
       case 'info': return await info(rest);
       case 'models': return await models(rest);
       case 'demo': return await demo(rest);

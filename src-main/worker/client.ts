@@ -17,6 +17,8 @@ export interface EngineClientOptions {
   backend?: string;
   /** Worker entry; defaults to the TypeScript sources through tsx. */
   entry?: URL;
+  /** WebAssembly threads for this engine (default: STUDIO_WASM_THREADS or the core count). */
+  wasmThreads?: number;
 }
 
 export class EngineClient {
@@ -26,7 +28,7 @@ export class EngineClient {
   private exited: Error | undefined;
 
   constructor(opts: EngineClientOptions = {}) {
-    this.worker = new Worker(opts.entry ?? new URL('./boot.mjs', import.meta.url), { workerData: { backend: opts.backend } });
+    this.worker = new Worker(opts.entry ?? new URL('./boot.mjs', import.meta.url), { workerData: { backend: opts.backend, wasmThreads: opts.wasmThreads } });
     this.worker.on('message', (m: FromWorker) => this.onMessage(m));
     this.worker.on('error', (e) => this.failAll(new StudioError('INTERNAL', `engine worker crashed: ${e.message}`)));
     this.worker.on('exit', (code) => this.failAll(new StudioError('INTERNAL', `engine worker exited with code ${code}`)));

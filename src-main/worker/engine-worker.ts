@@ -17,7 +17,11 @@ const port = parentPort;
 if (!port) throw new Error('engine-worker must run in a worker thread');
 const send = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
-const backendChoice = (workerData as { backend?: string } | undefined)?.backend;
+const data = workerData as { backend?: string; wasmThreads?: number } | undefined;
+const backendChoice = data?.backend;
+// Several engines side by side (a batch's --jobs) share the cores: each gets its own thread count.
+// A worker's process.env is its own copy, so this touches no other engine.
+if (data?.wasmThreads) process.env.STUDIO_WASM_THREADS = String(data.wasmThreads);
 // Started once; a backend that cannot start fails each job with its reason.
 const backendReady = initBackend(backendChoice);
 backendReady.catch(() => {});

@@ -7,9 +7,10 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend, type BackendInfo } from '../engine/backend.ts';
 import { Vgg19 } from '../engine/models/vgg19-net.ts';
-import { loadVgg19, resolveModel, listModels, modelsDir } from '../engine/models/store.ts';
+import { loadVgg19, resolveModel, listModels, modelsDir, MODEL_FILE } from '../engine/models/store.ts';
 import { stylizeGatys } from '../engine/gatys/stylize.ts';
 import { ACCEPTED_FORMATS, readImage } from '../io/images.ts';
+import { cacheKey, cached } from './style-cache.ts';
 import { writeImage, checkOutputPath } from '../io/write.ts';
 import type { FeaturesJob, JobEvent, StylizeGatysJob } from '../protocol.ts';
 import { writeNpy } from '../engine/tensors/npy.ts';
@@ -33,6 +34,8 @@ export interface StylizeResult {
   backend: string;
   report?: string;
   notes: string[];
+  /** Time spent reading and decoding the inputs, and encoding and writing the result (the batch's overhead). */
+  ioMs?: number;
 }
 
 export async function info(): Promise<{ backend: BackendInfo; imageIo: Record<string, string>; modelsDir: string; models: unknown[] }> {
@@ -51,18 +54,29 @@ export async function runStylizeGatys(job: StylizeGatysJob, ctx: JobContext): Pr
   const backend = await initBackend();
 
   ctx.emit({ type: 'progress', stage: 'load', fraction: 0, elapsedMs: elapsed() });
-  const weights = await loadVgg19(resolveModel(job.model));
+  const modelDir = resolveModel(job.model);
+  const weights = job.cacheStyle
+    ? (await cached('vgg19', await cacheKey([path.join(modelDir, MODEL_FILE)], modelDir), () => loadVgg19(modelDir))).value
+    : await loadVgg19(modelDir);
+  const tRead = elapsed();
   const content = await readImage(job.content, { maxSide: p.size, maxPixels: job.maxPixels });
   const styles = await Promise.all(job.styles.map((s) =>
     readImage(s, { maxSide: Math.round(p.size * p.styleScale), maxPixels: job.maxPixels })));
   const notes = [content, ...styles].flatMap((im) => im.source.notes.map((n) => `${path.basename(im.source.path)}: ${n}`));
   for (const n of notes) ctx.emit({ type: 'log', message: n });
   const loadMs = elapsed();
+  const readMs = loadMs - tRead;
 
   const net = new Vgg19(weights);
   let result;
   try {
+    const styleGrams = job.cacheStyle
+      ? (await cached('gatys-grams', await cacheKey([path.join(modelDir, MODEL_FILE), ...job.styles], {
+        size: p.size, styleScale: p.styleScale, scales: p.scales, styleLayers: p.styleLayers, pooling: p.pooling, styleWeights: p.styleWeights, maxPixels: job.maxPixels,
+      }), () => new Map())).value
+      : undefined;
     result = await stylizeGatys(net, content, styles, p, {
+      styleGrams,
       checkCancelled: () => ctx.checkCancelled(),
       onProgress: (e) => ctx.emit({ type: 'progress', ...e, elapsedMs: elapsed() }),
       onPreview: (e) => ctx.emit({ type: 'preview', iteration: e.iteration, width: e.width, height: e.height, rgb: e.rgb }),
@@ -103,7 +117,7 @@ export async function runStylizeGatys(job: StylizeGatysJob, ctx: JobContext): Pr
   }
   return {
     out: job.output.out, width: result.image.width, height: result.image.height, iterations: result.history.length,
-    finalLoss: last?.total, totalMs, backend: backend.name, report: job.report, notes,
+    finalLoss: last?.total, totalMs, backend: backend.name, report: job.report, notes, ioMs: readMs + writeMs,
   };
 }
 

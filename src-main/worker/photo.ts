@@ -5,8 +5,10 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { backendInfo, initBackend } from '../engine/backend.ts';
-import { loadVgg19, resolveModel } from '../engine/models/store.ts';
-import { encoderHash, loadDecoder } from '../engine/models/decoders.ts';
+import { loadVgg19, resolveModel, MODEL_FILE } from '../engine/models/store.ts';
+import { cacheKey, cached } from './style-cache.ts';
+import { existsSync } from 'node:fs';
+import { decoderPath, encoderHash, loadDecoder } from '../engine/models/decoders.ts';
 import { LEVELS, type DecoderWeights, type Level } from '../engine/photo/autoencoder.ts';
 import { photoWct } from '../engine/photo/stylize.ts';
 import { runSmoothing, type SmoothingMode, type SmoothingReport } from '../engine/photo/smoothing.ts';
@@ -57,6 +59,8 @@ export interface PhotoResult {
   backend: string;
   smoothing: SmoothingReport;
   report?: string;
+  /** Reading and decoding the inputs, encoding and writing the result. */
+  ioMs: number;
 }
 
 export async function runStylizePhoto(job: StylizePhotoJob, ctx: JobContext): Promise<PhotoResult> {
@@ -70,22 +74,35 @@ export async function runStylizePhoto(job: StylizePhotoJob, ctx: JobContext): Pr
   const backend = await initBackend();
   ctx.emit({ type: 'progress', stage: 'load', fraction: 0, elapsedMs: elapsed() });
   const modelDir = resolveModel(job.model);
-  const weights = await loadVgg19(modelDir);
-  const hash = await encoderHash(modelDir);
   const decodersDir = job.decoders ?? path.join(modelDir, 'decoders');
-  const decoders = new Map<Level, DecoderWeights>();
-  for (const level of LEVELS) decoders.set(level, (await loadDecoder(decodersDir, level, hash)).weights);
+  const loadModel = async () => {
+    const weights = await loadVgg19(modelDir);
+    const hash = await encoderHash(modelDir);
+    const decoders = new Map<Level, DecoderWeights>();
+    for (const level of LEVELS) decoders.set(level, (await loadDecoder(decodersDir, level, hash)).weights);
+    return { weights, decoders };
+  };
+  const modelFiles = [path.join(modelDir, MODEL_FILE), ...LEVELS.map((l) => decoderPath(decodersDir, l))];
+  const { weights, decoders } = job.cacheStyle
+    ? (await cached('photowct-model', await cacheKey(modelFiles.filter((f) => existsSync(f)), { modelDir, decodersDir }), loadModel)).value
+    : await loadModel();
 
+  const tRead = elapsed();
   const content = await readImage(job.content, { maxSide: p.size, maxPixels: job.maxPixels });
   const style = await readImage(job.style, { maxSide: p.size, maxPixels: job.maxPixels });
   const labels = job.contentLabels && job.styleLabels
     ? { content: await readLabels(job.contentLabels, content, 'content'), style: await readLabels(job.styleLabels, style, 'style') }
     : undefined;
   const loadMs = elapsed();
+  const readMs = loadMs - tRead;
 
   // Share of the progress bar for the cascade; the exact smoothing takes the rest.
   const wctShare = p.smooth === 'exact' ? 0.4 : 0.95;
-  const stylized = await photoWct(weights, decoders, content, style, { alpha: p.alpha }, {
+  // Label maps make the statistics per region: nothing to reuse across files then.
+  const styleCache = job.cacheStyle && !labels
+    ? (await cached('photowct-style', await cacheKey([...modelFiles.filter((f) => existsSync(f)), job.style], { size: p.size, maxPixels: job.maxPixels }), () => new Map())).value
+    : undefined;
+  const stylized = await photoWct(weights, decoders, content, style, { alpha: p.alpha, styleCache }, {
     checkCancelled: () => ctx.checkCancelled(),
     onLevel: (done, total, level) => ctx.emit({ type: 'progress', stage: `PhotoWCT relu${level}_1`, fraction: wctShare * done / total, iteration: done, iterations: total, elapsedMs: elapsed() }),
   }, labels);
@@ -93,19 +110,21 @@ export async function runStylizePhoto(job: StylizePhotoJob, ctx: JobContext): Pr
   const smoothed = await smoothStage(content, stylized.image, p.smooth, p.smoothing, ctx, elapsed, wctShare);
 
   ctx.emit({ type: 'progress', stage: 'write', fraction: 1, elapsedMs: elapsed() });
+  const tw = elapsed();
   await writeImage(job.output.out, smoothed.image, {
     format: job.output.format, bitDepth: job.output.bitDepth, quality: job.output.quality, metadataFrom: content.source, inputs: [job.content, job.style],
   });
+  const writeMs = elapsed() - tw;
   const totalMs = elapsed();
   if (job.report) {
     await writeFile(job.report, JSON.stringify({
       method: 'photo', params: p, backend: { name: backend.name, device: backend.device },
       model: { source: weights.source, widths: weights.widths, decoders: decodersDir },
       inputs: { content: job.content, style: job.style, contentLabels: job.contentLabels ?? null, styleLabels: job.styleLabels ?? null, width: content.width, height: content.height },
-      levels: stylized.levels, smoothing: smoothed.report, stages: { loadMs, wctMs, smoothMs: smoothed.report.ms }, totalMs,
+      levels: stylized.levels, smoothing: smoothed.report, stages: { loadMs, wctMs, smoothMs: smoothed.report.ms, writeMs }, totalMs,
     }, null, 2));
   }
-  return { out: job.output.out, width: content.width, height: content.height, totalMs, backend: backend.name, smoothing: smoothed.report, report: job.report };
+  return { out: job.output.out, width: content.width, height: content.height, totalMs, backend: backend.name, smoothing: smoothed.report, report: job.report, ioMs: readMs + writeMs };
 }
 
 /**

@@ -77,6 +77,14 @@ test('stylize --method photo runs the PhotoWCT cascade (with label maps) and rep
   const bad = await studio(['stylize', '--method', 'photo', '--content', content, '--style', photoStyle, '--out', path.join(dir, 'p2.png'), '--model', model, '--size', '64', '--content-labels', square, '--style-labels', styleLabels]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /content label map .*square\.png is 50×50, which does not have the shape of its photo/);
+  const textMap = path.join(dir, 'labels.txt');
+  await writeFile(textMap, 'sky: 0, sea: 255');
+  const notImage = await studio(['stylize', '--method', 'photo', '--content', content, '--style', photoStyle, '--out', path.join(dir, 'p4.png'), '--model', model, '--size', '64', '--content-labels', textMap, '--style-labels', styleLabels]);
+  assert.equal(notImage.code, 2);
+  assert.match(notImage.stderr, /labels\.txt/);
+  const oneMap = await studio(['stylize', '--method', 'photo', '--content', content, '--style', photoStyle, '--out', path.join(dir, 'p5.png'), '--model', model, '--size', '64', '--content-labels', labels]);
+  assert.equal(oneMap.code, 2);
+  assert.match(oneMap.stderr, /label maps come in pairs/);
   const noDec = await studio(['stylize', '--method', 'photo', '--content', content, '--style', photoStyle, '--out', path.join(dir, 'p3.png'), '--model', model, '--size', '64', '--decoders', path.join(dir, 'nothing')]);
   assert.equal(noDec.code, 2);
   assert.match(noDec.stderr, /no decoder for level \d/);

@@ -28,6 +28,11 @@ export interface GatysHooks {
   checkCancelled(): void;
   onProgress?(p: { stage: string; fraction: number; iteration: number; iterations: number; losses?: LossValues; etaMs?: number }): void;
   onPreview?(p: { iteration: number; width: number; height: number; rgb: Uint8Array }): void;
+  /**
+   * The blended style Grams per scale size and layer, kept across runs with the same styles and
+   * settings (a batch): filled on the first run; later runs skip the styles' forward passes.
+   */
+  styleGrams?: Map<number, Map<string, { data: Float32Array; channels: number }>>;
 }
 
 export interface GatysResult {
@@ -163,7 +168,20 @@ export async function stylizeGatys(net: Vgg19, content: RgbImage, styles: RgbIma
         return resizeTo(s, f.height, f.width);
       });
       disposeTargets();
-      targets = gatysTargets(net, c, scaledStyles, styleWeights, p);
+      const cachedGrams = hooks.styleGrams?.get(sizes[si]);
+      if (cachedGrams) {
+        targets = {
+          content: net.features(c, p.contentLayers, { pooling: p.pooling, fused: true }),
+          style: new Map([...cachedGrams].map(([l, g]) => [l, tf.tensor2d(g.data, [g.channels, g.channels])] as const)),
+        };
+      } else {
+        targets = gatysTargets(net, c, scaledStyles, styleWeights, p);
+        if (hooks.styleGrams) {
+          const grams = new Map<string, { data: Float32Array; channels: number }>();
+          for (const [l, g] of targets.style) grams.set(l, { data: (await g.data()) as Float32Array, channels: g.shape[0] });
+          hooks.styleGrams.set(sizes[si], grams);
+        }
+      }
       stageMs[`targets ${sizes[si]} px`] = performance.now() - tScale;
 
       const next = x ? resizeTo(x, height, width) : initialImage(p.init, c, scaledStyles[0], p.seed);

@@ -9,7 +9,7 @@ import { imageToTensor, tensorToImage, type RgbImage } from '../image.ts';
 import type { Vgg19Weights } from '../models/format.ts';
 import { preprocess } from '../models/vgg19-net.ts';
 import { PhotoAutoencoder, disposeSwitches, type DecoderWeights, type Level } from './autoencoder.ts';
-import { wct } from './wct.ts';
+import { wct, type StyleStats } from './wct.ts';
 import { contentStyleLabelIds, wctWithLabels, type LabelImage } from './labels.ts';
 
 export interface PhotoWctParams {
@@ -17,6 +17,11 @@ export interface PhotoWctParams {
   alpha: number;
   /** Levels to run, deepest first (default 4, 3, 2, 1). */
   levels?: Level[];
+  /**
+   * The style's statistics per level, kept across calls with the same style (a batch): filled on
+   * the first call, and then the style is not encoded again. Not used with label maps.
+   */
+  styleCache?: Map<Level, { stats?: StyleStats }>;
 }
 
 export interface LevelReport {
@@ -51,21 +56,22 @@ export async function photoWct(
       const ae = new PhotoAutoencoder(level, enc, decoders.get(level)!);
       try {
         const c = ae.encode(x);
-        const st = ae.encode(s);
-        disposeSwitches(st.switches);
+        const cache = labels ? undefined : p.styleCache && (p.styleCache.get(level) ?? p.styleCache.set(level, {}).get(level));
+        const st = cache?.stats ? undefined : ae.encode(s);
+        if (st) disposeSwitches(st.switches);
         try {
           let out: tf.Tensor4D;
           let covError: number;
           let regions: LevelReport['regions'];
           if (labels) {
             const [, hc, wc] = c.features.shape;
-            const [, hs, ws] = st.features.shape;
+            const [, hs, ws] = st!.features.shape;
             const ids = contentStyleLabelIds(labels.content, labels.style, { height: hc, width: wc }, { height: hs, width: ws });
-            const r = await wctWithLabels(c.features, st.features, ids.content, ids.style, { alpha: p.alpha });
+            const r = await wctWithLabels(c.features, st!.features, ids.content, ids.style, { alpha: p.alpha });
             ({ out, covError } = r);
             regions = r.regions.map((g) => ({ label: g.label, used: g.used, reason: g.reason }));
           } else {
-            const r = await wct(c.features, st.features, { alpha: p.alpha });
+            const r = await wct(c.features, st?.features ?? null, { alpha: p.alpha }, cache);
             ({ out, covError } = r);
           }
           const decoded = tf.tidy(() => tf.clipByValue(ae.decode(out, c.switches), 0, 255) as tf.Tensor4D);
@@ -74,7 +80,7 @@ export async function photoWct(
           x = decoded;
           report.push({ level, ms: performance.now() - t0, covError, regions });
         } finally {
-          tf.dispose([c.features, st.features]);
+          tf.dispose(st ? [c.features, st.features] : [c.features]);
           disposeSwitches(c.switches);
         }
       } finally {

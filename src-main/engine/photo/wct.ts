@@ -136,12 +136,33 @@ export interface Wct2dResult extends Omit<WctResult, 'out'> {
 }
 
 /**
- * WCT on [D,C] matrices (positions × channels), given the reference unit u². The building block of
- * `wct` and of the per-label transform.
+ * What WCT needs of the style, and all it needs: its mean, covariance and (per cut-off) the
+ * covariance's square root, as plain arrays. A batch computes these once per style and level and
+ * hands them to every file (REFERENCE §3's style side does not depend on the content, except the
+ * cut-off through the regulariser's unit, hence one square root per cut-off seen).
  */
-export async function wct2d(xc: tf.Tensor2D, xs: tf.Tensor2D, u2: number, alpha: number, method: 'auto' | SqrtMethod): Promise<Wct2dResult> {
+export interface StyleStats {
+  /** Style positions (pixels at this level). */
+  ds: number;
+  channels: number;
+  mean: Float32Array;
+  cov: Float32Array;
+  color: Map<number, { sqrt: Float32Array; info: SqrtInfo }>;
+}
+
+/**
+ * WCT on [D,C] matrices (positions × channels), given the reference unit u². The building block of
+ * `wct` and of the per-label transform. The style is its features, or their cached statistics
+ * (`style.stats`), which are filled in when given empty so that the next call can skip the style.
+ */
+export async function wct2d(
+  xc: tf.Tensor2D, xs: tf.Tensor2D | null, u2: number, alpha: number, method: 'auto' | SqrtMethod, cache?: { stats?: StyleStats },
+): Promise<Wct2dResult> {
   const [dc, c] = xc.shape;
-  const [ds] = xs.shape;
+  const cached = cache?.stats;
+  if (!xs && !cached) throw new StudioError('INTERNAL', 'WCT needs the style features or their statistics');
+  if (cached && cached.channels !== c) throw new StudioError('BAD_ARGUMENT', `WCT: the cached style statistics have ${cached.channels} channels, the content ${c}`);
+  const ds = cached ? cached.ds : xs!.shape[0];
   const regularizer = u2;
   const cutoff = REFERENCE_CUTOFF * u2;
   const pick = (rankDeficient: boolean): 'auto' | SqrtMethod =>
@@ -149,23 +170,45 @@ export async function wct2d(xc: tf.Tensor2D, xs: tf.Tensor2D, u2: number, alpha:
 
   const keep: tf.Tensor[] = [];
   try {
-    const [xcc, meanS, covRawC, covC, covS] = tf.tidy(() => {
+    const [xcc, covRawC, covC] = tf.tidy(() => {
       const xcc = tf.sub(xc, tf.mean(xc, 0, true)) as tf.Tensor2D;
-      const meanS = tf.mean(xs, 0, true) as tf.Tensor2D;
       const covRawC = tf.div(gramT(xcc), dc - 1) as tf.Tensor2D;
       const covC = tf.add(covRawC, tf.mul(tf.eye(c), regularizer)) as tf.Tensor2D;
-      const covS = tf.div(gramT(tf.sub(xs, meanS) as tf.Tensor2D), ds - 1) as tf.Tensor2D;
-      return [xcc, meanS, covRawC, covC, covS];
+      return [xcc, covRawC, covC];
     });
-    keep.push(xcc, meanS, covRawC, covC, covS);
+    keep.push(xcc, covRawC, covC);
+    const [meanS, covS] = cached
+      ? [tf.tensor2d(cached.mean, [1, c]), tf.tensor2d(cached.cov, [c, c])]
+      : tf.tidy(() => {
+        const meanS = tf.mean(xs!, 0, true) as tf.Tensor2D;
+        return [meanS, tf.div(gramT(tf.sub(xs!, meanS) as tf.Tensor2D), ds - 1) as tf.Tensor2D];
+      });
+    keep.push(meanS, covS);
 
     const white = await sqrtAndInvSqrt(covC, { method: pick(false), cutoff });
     keep.push(white.sqrt, white.invSqrt);
-    const color = await sqrtAndInvSqrt(covS, { method: pick(ds - 1 < c), cutoff });
-    keep.push(color.sqrt, color.invSqrt);
+    let colorSqrt: tf.Tensor2D;
+    let colorInfo: SqrtInfo;
+    const hit = cached?.color.get(cutoff);
+    if (hit) {
+      colorSqrt = tf.tensor2d(hit.sqrt, [c, c]);
+      colorInfo = hit.info;
+      keep.push(colorSqrt);
+    } else {
+      const color = await sqrtAndInvSqrt(covS, { method: pick(ds - 1 < c), cutoff });
+      keep.push(color.sqrt, color.invSqrt);
+      colorSqrt = color.sqrt;
+      colorInfo = info(color);
+      if (cache) {
+        const stats = cache.stats ?? (cache.stats = {
+          ds, channels: c, mean: (await meanS.data()) as Float32Array, cov: (await covS.data()) as Float32Array, color: new Map(),
+        });
+        stats.color.set(cutoff, { sqrt: (await color.sqrt.data()) as Float32Array, info: colorInfo });
+      }
+    }
 
     const [out, errors] = tf.tidy(() => {
-      const m = tf.matMul(white.invSqrt, color.sqrt);
+      const m = tf.matMul(white.invSqrt, colorSqrt);
       const centred = tf.matMul(xcc, m) as tf.Tensor2D;
       const fcs = tf.add(centred, meanS) as tf.Tensor2D;
       const covOut = tf.div(gramT(centred), dc - 1);
@@ -178,7 +221,7 @@ export async function wct2d(xc: tf.Tensor2D, xs: tf.Tensor2D, u2: number, alpha:
     });
     const [covError, meanError] = await errors.data();
     errors.dispose();
-    return { out, covError, meanError, regularizer, cutoff, whitening: info(white), coloring: info(color) };
+    return { out, covError, meanError, regularizer, cutoff, whitening: info(white), coloring: colorInfo };
   } finally {
     tf.dispose(keep);
   }
@@ -186,22 +229,26 @@ export async function wct2d(xc: tf.Tensor2D, xs: tf.Tensor2D, u2: number, alpha:
 
 /**
  * WCT of content features `fc` [1,H,W,C] towards style features `fs` [1,H',W',C] (any size):
- * REFERENCE §3 with the scale-aware regulariser of the header. The caller owns `out`.
+ * REFERENCE §3 with the scale-aware regulariser of the header. The caller owns `out`. With `cache`,
+ * the style's statistics are taken from it (fs may then be null) or stored in it.
  */
-export async function wct(fc: tf.Tensor4D, fs: tf.Tensor4D, opts: WctOptions = {}): Promise<WctResult> {
+export async function wct(fc: tf.Tensor4D, fs: tf.Tensor4D | null, opts: WctOptions = {}, cache?: { stats?: StyleStats }): Promise<WctResult> {
   const [hc, wc, c] = checkFeatures(fc, 'content');
-  const [hs, ws, cs] = checkFeatures(fs, 'style');
-  if (cs !== c) throw new StudioError('BAD_ARGUMENT', `WCT: content and style features have different channel counts (${c} and ${cs})`);
+  let xs: tf.Tensor2D | null = null;
+  if (fs) {
+    const [hs, ws, cs] = checkFeatures(fs, 'style');
+    if (cs !== c) throw new StudioError('BAD_ARGUMENT', `WCT: content and style features have different channel counts (${c} and ${cs})`);
+    xs = tf.reshape(fs, [hs * ws, c]) as tf.Tensor2D;
+  }
   const o = checkOptions(opts);
   const xc = tf.reshape(fc, [hc * wc, c]) as tf.Tensor2D;
-  const xs = tf.reshape(fs, [hs * ws, c]) as tf.Tensor2D;
   try {
     const u2 = await referenceUnit(xc, o.featureScale);
-    const r = await wct2d(xc, xs, u2, o.alpha, o.method);
+    const r = await wct2d(xc, xs, u2, o.alpha, o.method, cache);
     const out = tf.reshape(r.out, [1, hc, wc, c]) as tf.Tensor4D;
     r.out.dispose();
     return { ...r, out };
   } finally {
-    tf.dispose([xc, xs]);
+    tf.dispose(xs ? [xc, xs] : [xc]);
   }
 }

@@ -1,0 +1,313 @@
+/**
+ * A batch: every image of a folder restyled with one style, safely and resumably.
+ *
+ *  - Files stream from the walk (plan.ts) to `jobs` engine workers; each worker keeps the style's
+ *    features between its files (`cacheStyle`), so the style is encoded once per worker, not per file.
+ *  - The journal (journal.ts) records each file as queued, done (with the output's sha256) or failed.
+ *    Run the same command again after any interruption: done files whose output still has its hash
+ *    are skipped, the rest is redone; results are written atomically, so a half-written one is
+ *    never mistaken for a result (its temporary file is removed).
+ *  - A file that cannot be read (corrupt, unsupported, too large) is recorded and the batch goes on;
+ *    an output that cannot be written (full disk, read-only folder) or a missing model stops it
+ *    cleanly: nothing half-done, and the next run resumes.
+ *  - Inputs are only read. Outputs mirror the input tree, and a name two inputs would share gets a
+ *    suffix, which the journal keeps for later runs.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { StudioError, isStudioError, type ErrorCode } from '../errors.ts';
+import type { GatysParams, PhotoParams, Job } from '../protocol.ts';
+import { EngineClient, type RunningJob } from '../worker/client.ts';
+import { JOURNAL_NAME, JournalWriter, readJournal, type FileRecord } from './journal.ts';
+import { DEFAULT_NAME, globMatcher, outputExt, outputName, walkImages } from './plan.ts';
+
+export interface BatchOptions {
+  inDir: string;
+  outDir: string;
+  style: string;
+  method: 'photo' | 'gatys';
+  photo?: PhotoParams;
+  gatys?: GatysParams;
+  model?: string;
+  decoders?: string;
+  recursive?: boolean;
+  /** Glob on file names (or relative paths, with '/'); default: every image extension. */
+  pattern?: string;
+  /** Output name template; default '{name}-{style}.{ext}'. */
+  name?: string;
+  format?: 'png' | 'jpeg' | 'tiff';
+  bitDepth?: 8 | 16;
+  quality?: number;
+  /** Engines side by side (default 1). */
+  jobs?: number;
+  /** What to do with an output already there that this batch's journal does not know: keep it (skip) or redo it. */
+  overwrite?: 'skip' | 'replace';
+  maxPixels?: number;
+  backend?: string;
+  /** Engine factory (the Electron app passes its bundled worker); default: the CLI's. */
+  engine?: (wasmThreads: number) => EngineClient;
+}
+
+export type FileOutcome = 'done' | 'skipped' | 'failed';
+
+export interface FileEvent {
+  input: string;
+  output?: string;
+  outcome: FileOutcome;
+  code?: string;
+  reason?: string;
+  ms?: number;
+}
+
+export interface BatchProgress {
+  /** Files known so far (the count pass runs ahead of the work). */
+  total: number;
+  done: number;
+  skipped: number;
+  failed: number;
+  running: string[];
+  etaMs?: number;
+  paused: boolean;
+}
+
+export interface BatchSummary {
+  inDir: string;
+  outDir: string;
+  journal: string;
+  total: number;
+  done: number;
+  skipped: number;
+  failed: { input: string; code: string; reason: string }[];
+  /** Set when the batch stopped early: cancelled, or an error that every file would hit. */
+  stopped?: { code: string; message: string; hint?: string };
+  ms: number;
+  /** Wall time of the files processed, and the part of it spent outside the engine's compute (decode, encode, journal, hashing). */
+  fileMs: number;
+  overheadMs: number;
+}
+
+/** Errors of one file: recorded, and the batch goes on. Any other error stops the batch. */
+const PER_FILE: readonly ErrorCode[] = ['NOT_AN_IMAGE', 'CORRUPT_IMAGE', 'EMPTY_IMAGE', 'IMAGE_TOO_LARGE', 'UNSUPPORTED_FORMAT', 'BAD_FILE', 'FILE_NOT_FOUND', 'INTERNAL'];
+
+async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    return (await stat(file)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Temporary files an interrupted atomic write left beside `out` (".name.<random>.tmp"). */
+async function removeStaleTemps(out: string): Promise<void> {
+  const dir = path.dirname(out);
+  const prefix = `.${path.basename(out)}.`;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) if (n.startsWith(prefix) && n.endsWith('.tmp')) await unlink(path.join(dir, n)).catch(() => undefined);
+}
+
+export class BatchRun {
+  private paused = false;
+  private resumeWaiters: (() => void)[] = [];
+  private cancelled = false;
+  private readonly running = new Map<string, RunningJob<unknown>>();
+  private stopError: StudioError | undefined;
+
+  constructor(private readonly o: BatchOptions, private readonly events: { onFile?(e: FileEvent): void; onProgress?(p: BatchProgress): void } = {}) {}
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    for (const w of this.resumeWaiters.splice(0)) w();
+  }
+
+  /** Stops dispatching and cancels the files in flight (they stay queued in the journal: the next run redoes them). */
+  cancel(): void {
+    this.cancelled = true;
+    this.resume();
+    for (const r of this.running.values()) r.cancel();
+  }
+
+  /** The settings that make results differ: a journal written under other settings is not trusted for skipping. */
+  private fingerprint(): { fingerprint: string; settings: unknown } {
+    const o = this.o;
+    const settings = {
+      method: o.method, style: path.resolve(o.style), params: o.method === 'photo' ? o.photo : o.gatys, model: o.model ?? null, decoders: o.decoders ?? null,
+      name: o.name ?? DEFAULT_NAME, format: o.format ?? null, bitDepth: o.bitDepth ?? null, quality: o.quality ?? null,
+    };
+    return { fingerprint: createHash('sha256').update(JSON.stringify(settings)).digest('hex').slice(0, 16), settings };
+  }
+
+  async run(): Promise<BatchSummary> {
+    const t0 = performance.now();
+    const o = this.o;
+    const inDir = path.resolve(o.inDir), outDir = path.resolve(o.outDir);
+    const style = path.resolve(o.style);
+    if (!(await stat(inDir).then((s) => s.isDirectory(), () => false))) throw new StudioError('FILE_NOT_FOUND', `the input folder ${o.inDir} does not exist or is not a folder`);
+    if (outDir === inDir) throw new StudioError('BAD_ARGUMENT', 'the output folder must not be the input folder', 'choose another --out; it may lie inside the input folder');
+    if (!(await exists(style))) throw new StudioError('FILE_NOT_FOUND', `style image not found: ${o.style}`);
+    const jobs = Math.max(1, Math.min(16, o.jobs ?? 1));
+    const match = o.pattern ? globMatcher(o.pattern) : undefined;
+    const walk = () => walkImages(inDir, { recursive: o.recursive ?? false, match, exclude: outDir });
+    const styleName = path.basename(style, path.extname(style));
+
+    try {
+      await mkdir(outDir, { recursive: true });
+    } catch (e) {
+      throw new StudioError('UNWRITABLE_OUTPUT', `cannot create the output folder ${o.outDir}: ${(e as Error).message}`, 'choose an output folder you can write to');
+    }
+    const { fingerprint, settings } = this.fingerprint();
+    const known = await readJournal(path.join(outDir, JOURNAL_NAME), fingerprint);
+    const journal = await JournalWriter.open(outDir);
+    const summary: BatchSummary = { inDir, outDir, journal: journal.file, total: 0, done: 0, skipped: 0, failed: [], ms: 0, fileMs: 0, overheadMs: 0 };
+    const claimed = new Map<string, string>(); // output → input
+    for (const [input, output] of known.outputs) claimed.set(output, input);
+    const engines: EngineClient[] = [];
+    const progress = () => {
+      const finished = summary.done + summary.failed.length;
+      const perFile = finished > 0 ? summary.fileMs / finished / jobs : undefined;
+      const left = summary.total - summary.done - summary.skipped - summary.failed.length;
+      this.events.onProgress?.({
+        total: summary.total, done: summary.done, skipped: summary.skipped, failed: summary.failed.length,
+        running: [...this.running.keys()], etaMs: perFile !== undefined ? perFile * left : undefined, paused: this.paused,
+      });
+    };
+
+    try {
+      await journal.append({ type: 'batch', fingerprint, settings, at: new Date().toISOString() });
+      // Count ahead (streamed, counts only) so that progress has a total and an ETA.
+      const counting = (async () => {
+        for await (const _ of walk()) {
+          summary.total++;
+          if (summary.total % 256 === 0) progress();
+        }
+        progress();
+      })();
+
+      const threads = Math.max(1, Math.floor(os.availableParallelism() / jobs));
+      const make = o.engine ?? ((t: number) => new EngineClient({ backend: o.backend, wasmThreads: t }));
+      for (let k = 0; k < jobs; k++) engines.push(make(threads));
+
+      const files = walk();
+      let nextFile: Promise<IteratorResult<string>> | undefined;
+      const take = async (): Promise<string | undefined> => {
+        // One walk shared by every engine: each takes the next file in turn.
+        const p = (nextFile = (nextFile ?? Promise.resolve({ done: false, value: '' } as IteratorResult<string>)).then(() => files.next()));
+        const r = await p;
+        return r.done ? undefined : r.value;
+      };
+
+      const worker = async (engine: EngineClient): Promise<void> => {
+        for (;;) {
+          if (this.paused) await new Promise<void>((r) => this.resumeWaiters.push(r));
+          if (this.cancelled || this.stopError) return;
+          const input = await take();
+          if (input === undefined) return;
+          await this.one(engine, input, { inDir, outDir, style, styleName, known: known.files, claimed, journal, summary });
+          progress();
+        }
+      };
+      await Promise.all(engines.map(worker));
+      await counting;
+    } finally {
+      await Promise.all(engines.map((e) => e.close()));
+      await journal.close();
+    }
+    if (this.cancelled) summary.stopped = { code: 'CANCELLED', message: 'cancelled; run the same command again to resume' };
+    else if (this.stopError) summary.stopped = { code: this.stopError.code, message: this.stopError.message, hint: this.stopError.hint };
+    summary.ms = performance.now() - t0;
+    progress();
+    return summary;
+  }
+
+  private async one(
+    engine: EngineClient, input: string,
+    c: { inDir: string; outDir: string; style: string; styleName: string; known: Map<string, FileRecord>; claimed: Map<string, string>; journal: JournalWriter; summary: BatchSummary },
+  ): Promise<void> {
+    const o = this.o;
+    const tFile = performance.now();
+    const prev = c.known.get(input);
+    // The output name: kept from the journal, else the template, with a suffix if another input has it.
+    let output = prev?.output;
+    if (!output) {
+      const ext = outputExt(input, o.format);
+      const base = outputName(o.name ?? DEFAULT_NAME, input, { style: c.styleName, method: o.method, ext });
+      output = base;
+      for (let k = 2; c.claimed.has(output) && c.claimed.get(output) !== input; k++) {
+        const e = path.extname(base);
+        output = `${base.slice(0, base.length - e.length)}-${k}${e}`;
+      }
+    }
+    c.claimed.set(output, input);
+    const outAbs = path.join(c.outDir, output);
+    const inAbs = path.join(c.inDir, input);
+
+    // Already done: skip when the result is still the one recorded (or, unknown to the journal, kept by --overwrite skip).
+    if (await exists(outAbs)) {
+      if (prev?.state === 'done' && prev.sha256 && (await sha256File(outAbs)) === prev.sha256) {
+        c.summary.skipped++;
+        this.events.onFile?.({ input, output, outcome: 'skipped', reason: 'done in an earlier run' });
+        return;
+      }
+      if (!prev && (o.overwrite ?? 'skip') === 'skip') {
+        const sha256 = await sha256File(outAbs);
+        await c.journal.append({ type: 'file', input, output, state: 'done', sha256 });
+        c.summary.skipped++;
+        this.events.onFile?.({ input, output, outcome: 'skipped', reason: 'the output already exists (--overwrite replace redoes it)' });
+        return;
+      }
+    }
+
+    await removeStaleTemps(outAbs);
+    await mkdir(path.dirname(outAbs), { recursive: true }).catch(() => undefined);
+    await c.journal.append({ type: 'file', input, output, state: 'queued' });
+    const output_ = { out: outAbs, format: o.format, bitDepth: o.bitDepth, quality: o.quality };
+    const job: Job = o.method === 'photo'
+      ? { kind: 'stylize-photo', content: inAbs, style: c.style, output: output_, params: o.photo!, model: o.model, decoders: o.decoders, maxPixels: o.maxPixels, cacheStyle: true }
+      : { kind: 'stylize-gatys', content: inAbs, styles: [c.style], output: output_, params: { ...o.gatys!, previewEvery: 0 }, model: o.model, maxPixels: o.maxPixels, cacheStyle: true };
+    const running = engine.run<{ ioMs?: number; totalMs?: number }>(job);
+    this.running.set(input, running);
+    try {
+      const r = await running.result;
+      const sha256 = await sha256File(outAbs);
+      const ms = performance.now() - tFile;
+      await c.journal.append({ type: 'file', input, output, state: 'done', sha256, ms: Math.round(ms) });
+      c.summary.done++;
+      c.summary.fileMs += ms;
+      // Outside the engine: the worker's decode and encode, plus everything around the job here
+      // (journal, hashing, dispatch): the file's wall time less the job's own.
+      c.summary.overheadMs += (r.ioMs ?? 0) + Math.max(0, ms - (r.totalMs ?? ms));
+      this.events.onFile?.({ input, output, outcome: 'done', ms });
+    } catch (e) {
+      const err = isStudioError(e) ? e : new StudioError('INTERNAL', (e as Error).message);
+      if (err.code === 'CANCELLED') return; // stays queued: the next run redoes it
+      if (!PER_FILE.includes(err.code)) {
+        this.stopError ??= err;
+        for (const r of this.running.values()) r.cancel();
+        return;
+      }
+      await c.journal.append({ type: 'file', input, output, state: 'failed', code: err.code, reason: err.message });
+      c.summary.failed.push({ input, code: err.code, reason: err.message });
+      c.summary.fileMs += performance.now() - tFile;
+      this.events.onFile?.({ input, output, outcome: 'failed', code: err.code, reason: err.message });
+    } finally {
+      this.running.delete(input);
+    }
+  }
+}
