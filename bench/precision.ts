@@ -3,10 +3,11 @@
  *   - the share of weight-gradient values that underflow to zero in fp16: measured on fp32 training (what an
  *     fp16 cast would flush), and in mixed-fp16 without loss scaling, with a static and a dynamic scale;
  *   - the final validation loss of fp32, mixed-fp16 and mixed-bf16 after the same steps (same seed, data order);
- *   - step time of each policy on the current backend (the fp16/bf16 casts are emulated: they cost time);
+ *   - step time of each policy on the current backend (the fp16/bf16 casts are emulated: they cost time),
+ *     on the tiny network and on the full-width one (random weights) at level 2;
  *   - decoder file sizes, fp32 against fp16, for the tiny and the full-width VGG19.
  *
- *   node --import tsx bench/precision.ts [--backend wasm] [--steps 150] [--level 2] [--crop 32] [--batch 4]
+ *   node --import tsx bench/precision.ts [--backend wasm] [--steps 150] [--level 2] [--crop 32] [--batch 4] [--full-steps 6]
  *   npm run bench -- precision [--backend wasm --steps 150]   (bench/all.ts runs it with every section)
  * Step times go into bench/results.json (one entry per policy); the whole experiment is printed as JSON.
  */
@@ -16,7 +17,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { initBackend, type BackendInfo } from '../src-main/engine/backend.ts';
-import { writeTinyFixtures } from '../src-main/engine/models/tiny.ts';
+import { randomVgg19, writeTinyFixtures } from '../src-main/engine/models/tiny.ts';
+import { saveVgg19 } from '../src-main/engine/models/store.ts';
 import { saveDecoder } from '../src-main/engine/models/decoders.ts';
 import { initDecoder, LEVELS } from '../src-main/engine/photo/autoencoder.ts';
 import { FULL_WIDTHS } from '../src-main/engine/models/vgg19.ts';
@@ -45,11 +47,13 @@ export interface PrecisionBench {
   setting: string;
   rows: PrecisionRow[];
   fileSizes: { network: string; level: number; fp32Bytes: number; fp16Bytes: number }[];
+  /** Step time of each policy on the full-width network (random VGG19 weights: same shapes, same ops). */
+  fullWidth?: { setting: string; medianStepMs: Record<string, number> };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
-export async function precisionBench(info: BackendInfo, o: { steps?: number; level?: 1 | 2 | 3 | 4; crop?: number; batch?: number; log?: (s: string) => void } = {}): Promise<PrecisionBench> {
+export async function precisionBench(info: BackendInfo, o: { steps?: number; level?: 1 | 2 | 3 | 4; crop?: number; batch?: number; fullSteps?: number; log?: (s: string) => void } = {}): Promise<PrecisionBench> {
   const steps = o.steps ?? 150;
   const level = o.level ?? 2;
   const crop = o.crop ?? 32;
@@ -97,18 +101,34 @@ export async function precisionBench(info: BackendInfo, o: { steps?: number; lev
       }
     }
     for (const s of fileSizes) log(`  decoder file ${s.network} level ${s.level}: fp32 ${s.fp32Bytes} B, fp16 ${s.fp16Bytes} B (${(s.fp16Bytes / s.fp32Bytes).toFixed(3)}×)`);
-    return { backend: info.name, device: info.device, setting, rows, fileSizes };
+    let fullWidth: PrecisionBench['fullWidth'];
+    const fullSteps = o.fullSteps ?? 6;
+    if (fullSteps > 2) {
+      const full = path.join(dir, 'vgg19-random');
+      await saveVgg19(full, randomVgg19(FULL_WIDTHS, 1));
+      const fullSetting = `full-width VGG19 (random weights), level 2, batch 2 of 64² crops, median of steps 3–${fullSteps}`;
+      const medianStepMs: Record<string, number> = {};
+      for (const p of ['fp32', 'mixed-fp16', 'mixed-bf16'] as const) {
+        const job = TrainDecoderJob.parse({ kind: 'train-decoder', level: 2, images: photos, model: full, crop: 64, batch: 2, steps: fullSteps, valFraction: 0, precision: p, out: path.join(dir, `full-${p}`) });
+        const r = await runTrainDecoder(job, { emit: () => {}, checkCancelled: () => {} });
+        medianStepMs[p] = median((JSON.parse(await readFile(r.report, 'utf8')) as { history: ReportStep[] }).history.slice(2).map((x) => x.ms));
+      }
+      fullWidth = { setting: fullSetting, medianStepMs };
+      log(`  ${fullSetting}: ${Object.entries(medianStepMs).map(([k, v]) => `${k} ${v.toFixed(0)} ms`).join(', ')}`);
+    }
+    return { backend: info.name, device: info.device, setting, rows, fileSizes, fullWidth };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
-  const { values } = parseArgs({ options: { backend: { type: 'string' }, steps: { type: 'string' }, level: { type: 'string' }, crop: { type: 'string' }, batch: { type: 'string' } } });
+  const { values } = parseArgs({ options: { backend: { type: 'string' }, steps: { type: 'string' }, level: { type: 'string' }, crop: { type: 'string' }, batch: { type: 'string' }, 'full-steps': { type: 'string' } } });
   const info = await initBackend(values.backend);
   const r = await precisionBench(info, {
     steps: values.steps ? Number(values.steps) : undefined, level: values.level ? (Number(values.level) as 1 | 2 | 3 | 4) : undefined,
     crop: values.crop ? Number(values.crop) : undefined, batch: values.batch ? Number(values.batch) : undefined,
+    fullSteps: values['full-steps'] ? Number(values['full-steps']) : undefined,
   });
   const size = `tiny L${values.level ?? 2} ${values.batch ?? 4}×${values.crop ?? 32}²`;
   recordEntries(r.rows.map((row): BenchEntry => ({
@@ -117,5 +137,12 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
     peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
     note: `val loss ${row.finalValLoss.toExponential(3)}, zero grads ${row.zeroPct.toFixed(2)}%, underflow ${row.underflowPct.toFixed(3)}%, ${row.skipped} skipped; median over the run's steps`,
   })));
+  if (r.fullWidth) {
+    recordEntries(Object.entries(r.fullWidth.medianStepMs).map(([p, ms]): BenchEntry => ({
+      name: `decoder train step, ${p}`, backend: info.name, device: info.device, threads: info.threads, size: 'VGG19 L2 2×64²',
+      medianMs: Math.round(ms * 10) / 10, runs: Number(values['full-steps'] ?? 6) - 2, peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+      note: 'random full-width weights',
+    })));
+  }
   console.log(JSON.stringify(r, null, 2));
 }
