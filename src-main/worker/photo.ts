@@ -102,7 +102,11 @@ export async function runStylizePhoto(job: StylizePhotoJob, ctx: JobContext): Pr
   const styleCache = job.cacheStyle && !labels
     ? (await cached('photowct-style', await cacheKey([...modelFiles.filter((f) => existsSync(f)), job.style], { size: p.size, maxPixels: job.maxPixels }), () => new Map())).value
     : undefined;
-  const stylized = await photoWct(weights, decoders, content, style, { alpha: p.alpha, styleCache }, {
+  const stylized = await photoWct(weights, decoders, content, style, {
+    alpha: p.alpha, styleCache,
+    // FastPhotoStyle's own encoder: its exact +I regulariser (on its scale), as the paper's code.
+    featureScale: weights.source.startsWith('FastPhotoStyle photo_wct') ? 1 : undefined,
+  }, {
     checkCancelled: () => ctx.checkCancelled(),
     onLevel: (done, total, level) => ctx.emit({ type: 'progress', stage: `PhotoWCT relu${level}_1`, fraction: wctShare * done / total, iteration: done, iterations: total, elapsedMs: elapsed() }),
   }, labels);

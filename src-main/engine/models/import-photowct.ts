@@ -153,7 +153,7 @@ export async function importPhotoWct(path: string): Promise<PhotoWctImport> {
   }
 
   return {
-    encoder: { architecture: 'vgg19', widths, preprocessing, tensors, source: origin, depth: PHOTOWCT_DEPTH },
+    encoder: { architecture: 'vgg19', widths, preprocessing, tensors, source: `FastPhotoStyle photo_wct (${origin})`, depth: PHOTOWCT_DEPTH },
     decoders,
   };
 }

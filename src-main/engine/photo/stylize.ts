@@ -22,6 +22,8 @@ export interface PhotoWctParams {
    * the first call, and then the style is not encoded again. Not used with label maps.
    */
   styleCache?: Map<Level, { stats?: StyleStats }>;
+  /** The features' scale relative to the reference's (wct.ts); default: its automatic rule. */
+  featureScale?: number;
 }
 
 export interface LevelReport {
@@ -43,8 +45,8 @@ export async function photoWct(
   p: PhotoWctParams, hooks: PhotoWctHooks, labels?: { content: LabelImage; style: LabelImage },
 ): Promise<{ image: RgbImage; levels: LevelReport[] }> {
   const levels = p.levels ?? [4, 3, 2, 1];
-  // The regulariser's scale is left to wct's automatic rule: the reference's +I on Caffe-scale
-  // features, shrinking with the features on other preprocessing (see wct.ts).
+  // The regulariser's scale: wct's automatic rule (the reference's +I on Caffe-scale features,
+  // shrinking with the features on other preprocessing; see wct.ts) unless the caller knows it.
   const enc = { widths: encoder.widths, tensors: encoder.tensors, preprocess: (t: tf.Tensor4D) => preprocess(t, encoder.preprocessing) };
   const report: LevelReport[] = [];
   let x = imageToTensor(content);
@@ -67,11 +69,11 @@ export async function photoWct(
             const [, hc, wc] = c.features.shape;
             const [, hs, ws] = st!.features.shape;
             const ids = contentStyleLabelIds(labels.content, labels.style, { height: hc, width: wc }, { height: hs, width: ws });
-            const r = await wctWithLabels(c.features, st!.features, ids.content, ids.style, { alpha: p.alpha });
+            const r = await wctWithLabels(c.features, st!.features, ids.content, ids.style, { alpha: p.alpha, featureScale: p.featureScale });
             ({ out, covError } = r);
             regions = r.regions.map((g) => ({ label: g.label, used: g.used, reason: g.reason }));
           } else {
-            const r = await wct(c.features, st?.features ?? null, { alpha: p.alpha }, cache);
+            const r = await wct(c.features, st?.features ?? null, { alpha: p.alpha, featureScale: p.featureScale }, cache);
             ({ out, covError } = r);
           }
           const decoded = tf.tidy(() => tf.clipByValue(ae.decode(out, c.switches), 0, 255) as tf.Tensor4D);

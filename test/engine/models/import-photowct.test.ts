@@ -232,7 +232,7 @@ for (const backend of await testBackends()) describe(backend, () => {
 test('the model folder: manifest depth relu4_1, decoders recording the encoder\'s hash', async () => {
   const m = await readManifest(modelDir);
   assert.equal(m.depth, PHOTOWCT_DEPTH);
-  assert.equal(m.source, 'photo_wct.pth');
+  assert.equal(m.source, 'FastPhotoStyle photo_wct (photo_wct.pth)');
   const hash = await encoderHash(modelDir);
   assert.equal(hash, m.files.find((f) => f.path === MODEL_FILE)!.sha256);
   const imported = await importPhotoWct(zipPath);
