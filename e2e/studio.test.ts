@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -243,6 +243,8 @@ test('photorealistic: PhotoWCT with the tiny decoders, preview then full size', 
   await page.getByTestId('stage').filter({ hasText: /PhotoWCT|load|write|smooth/ }).first().waitFor();
   await shot('09-running-photo');
   await page.getByTestId('progress').waitFor({ state: 'detached', timeout: 120_000 });
+  const failed = await page.getByTestId('error').count() ? await page.getByTestId('error').innerText() : '';
+  assert.equal(failed, '', 'the run failed');
   assert.match(await page.getByTestId('viewer-caption').innerText(), /Full size · 160×106 px/);
   await shot('10-result-photo');
 });
@@ -282,6 +284,26 @@ test('the Models panel lists the installed network and its decoders', async () =
   assert.match(row, /VGG19 8\/16\/32\/64\/64/);
   assert.equal(await table.locator('.pill.ok').count(), 4, 'four decoder levels installed');
   await shot('12-models');
+  await page.getByRole('tab', { name: 'Studio' }).click();
+});
+
+test('Models: train a photo decoder from dropped photos, with progress and a loss plot', async () => {
+  const decoder = path.join(tmp, 'models', 'tiny-vgg19', 'decoders', 'level1.safetensors');
+  const before = (await stat(decoder)).mtimeMs;
+  await page.getByTestId('tab-models').click();
+  await page.getByTestId('train-photos-input').setInputFiles([path.join(SAMPLES, 'photo-Dune.jpg'), path.join(SAMPLES, 'photo-Storm.jpg'), photoPath]);
+  await page.getByTestId('train-count').filter({ hasText: '3 photos' }).waitFor();
+  await setNumber('train-steps', 150);
+  await setNumber('train-crop', 32);
+  await setNumber('train-batch', 2);
+  await page.getByTestId('train-start').click();
+  const job = page.getByTestId('models-job');
+  await job.waitFor();
+  await job.locator('.loss-plot').waitFor({ timeout: 60_000 });
+  assert.match(await job.innerText(), /train decoder level 1\b.* · \d+%/);
+  await shot('13-training');
+  await page.getByTestId('models-message').filter({ hasText: /Decoder level 1 trained: 150 steps, loss [\d.e+-]+ → [\d.e+-]+/ }).waitFor({ timeout: 120_000 });
+  assert.ok((await stat(decoder)).mtimeMs > before, 'the level-1 decoder was rewritten');
   await page.getByRole('tab', { name: 'Studio' }).click();
 });
 

@@ -3,7 +3,7 @@
  * below. Runs go preview (small, seconds) → full size; progress, intermediate images and results
  * stream in as events. A failed run keeps the images and settings; Cancel returns control at once.
  */
-import { useCallback, useEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useRef, useState, type DragEvent } from 'react';
 import type { ImageRef, ImageRole, RunResult, ServerEvent, StudioInfo, StylizeRequest } from '../../src-main/api-contract.ts';
 import { api, asApiError, type ApiError } from './api.ts';
 import { blobUrl, ERROR_TITLES, formatBytes, formatDuration, newRunId, nextStep } from './format.ts';
@@ -61,6 +61,8 @@ export function App() {
   const [zoom, setZoom] = useState<'fit' | '100'>('fit');
   const [exporting, setExporting] = useState<'open' | 'busy'>();
   const [log, setLog] = useState<string[]>([]);
+  /** Blend weights of several paintings, by image id (equal when unset). */
+  const [blend, setBlend] = useState<Record<string, number>>({});
 
   useEffect(() => saveSettings(settings), [settings]);
   useEffect(() => {
@@ -143,6 +145,18 @@ export function App() {
   const styleCountOk = method === 'gatys' ? images.styles.length >= 1 : images.styles.length === 1;
   const ready = Boolean(images.content && styleCountOk && !run);
 
+  const blendWeights = (): number[] | undefined => {
+    const w = images.styles.map((st) => blend[st.id] ?? 1);
+    return w.length > 1 && w.some((x) => x > 0) ? w : undefined;
+  };
+
+  // A file dropped anywhere on the picture area: the photo first, then paintings / the reference.
+  const dropOnViewer = (e: DragEvent) => {
+    e.preventDefault();
+    const files = Array.from(e.dataTransfer.files);
+    if (files.length) void upload(images.content ? 'styles' : 'content', files.slice(0, 1));
+  };
+
   const start = async (phases: 'preview' | 'both') => {
     if (!images.content || !ready) return;
     const runId = newRunId();
@@ -156,7 +170,9 @@ export function App() {
     try {
       const r = await api.call('stylize', {
         runId, method, content: images.content.id, styles: images.styles.map((s) => s.id), model, phases, ...labels,
-        gatys: method === 'gatys' ? { ...settings.gatys } : undefined,
+        gatys: method === 'gatys'
+          ? { ...settings.gatys, styleWeights: blendWeights() }
+          : undefined,
         photo: method === 'photo' ? { ...settings.photo, smooth: settings.photo.smooth as NonNullable<StylizeRequest['photo']>['smooth'] } : undefined,
       });
       if (runRef.current?.runId === runId) setNotice(`${r.phase === 'preview' ? 'Preview' : 'Full size'} ready: ${r.width}×${r.height} in ${formatDuration(r.totalMs)} on ${r.backend}`);
@@ -221,7 +237,7 @@ export function App() {
   const view: ViewImages | undefined = run?.live
     ? { before: result?.beforeUrl, after: run.live, width: result?.width ?? images.content?.width ?? 1, height: result?.height ?? images.content?.height ?? 1, label: 'Working…' }
     : result
-      ? { before: result.beforeUrl, after: result.afterUrl, width: result.width, height: result.height, label: `${result.phase === 'preview' ? 'Preview' : 'Full size'} · ${result.width}×${result.height} px` }
+      ? { before: result.beforeUrl, after: result.afterUrl, width: result.width, height: result.height, label: `${run ? 'Previous result · ' : ''}${result.phase === 'preview' ? 'Preview' : 'Full size'} · ${result.width}×${result.height} px` }
       : images.content
         ? { after: images.content.thumbUrl, width: images.content.width, height: images.content.height, label: `${images.content.name} · ${images.content.width}×${images.content.height} px` }
         : undefined;
@@ -301,6 +317,21 @@ export function App() {
                   onClear={() => setImages((im) => ({ ...im, styles: im.styles.filter((x) => x.id !== s.id) }))}
                   onFiles={(f) => void upload('styles', f)} onNativeOpen={api.native ? () => void openNative('styles') : undefined} />
               ))}
+              {method === 'gatys' && images.styles.length > 1 && (
+                <div className="blend" role="group" aria-label="Blend of the paintings">
+                  {images.styles.map((st, i) => {
+                    const total = images.styles.reduce((a, x) => a + (blend[x.id] ?? 1), 0) || 1;
+                    return (
+                      <label key={st.id} className="blend-row" title={`How much of ${st.name} goes into the blend`}>
+                        <span>Painting {i + 1}</span>
+                        <input type="range" min={0} max={1} step={0.05} value={blend[st.id] ?? 1} aria-label={`Weight of painting ${i + 1}`}
+                          onChange={(e) => setBlend((b) => ({ ...b, [st.id]: Number(e.target.value) }))} />
+                        <span className="field-value">{Math.round(((blend[st.id] ?? 1) / total) * 100)}%</span>
+                      </label>
+                    );
+                  })}
+                </div>
+              )}
               {(images.styles.length === 0 || (method === 'gatys' && images.styles.length < 4)) && (
                 <ImagePicker label={method === 'gatys' ? (images.styles.length ? 'Blend another painting' : 'Painting') : 'Reference photo'}
                   hint={method === 'gatys' ? 'The painting whose style to take; add more to blend them' : 'The photo whose colours and light to take'}
@@ -344,6 +375,7 @@ export function App() {
               )}
             </div>
           </aside>
+          <div className="viewer-drop" onDragOver={(e) => e.preventDefault()} onDrop={dropOnViewer}>
           <Viewer view={view} zoom={zoom} overlay={overlay} empty={(
             <div className="empty-state">
               <div className="empty-art" aria-hidden="true" />
@@ -352,6 +384,7 @@ export function App() {
               <p className="dim">Artistic takes a painting's brushwork; Photorealistic takes another photo's colour and light.</p>
             </div>
           )} />
+          </div>
         </main>
       )}
 

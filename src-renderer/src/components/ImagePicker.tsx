@@ -29,6 +29,7 @@ export function ImagePicker({ label, hint, testId, image, busy, compact, onFiles
   const choose = () => (onNativeOpen ? onNativeOpen() : input.current?.click());
   const drop = (e: DragEvent) => {
     e.preventDefault();
+    e.stopPropagation();
     setOver(false);
     const files = Array.from(e.dataTransfer.files);
     if (files.length) onFiles(files.slice(0, 1));

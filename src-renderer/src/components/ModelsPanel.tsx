@@ -151,7 +151,7 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
           </Field>
           <Field label="Steps" tip="Adam steps; checkpoints every 200 so a cancelled run can resume."><NumberInput value={steps} min={1} onChange={setSteps} testId="train-steps" /></Field>
           <Field label="Crop / batch" tip="Random crop size (px) and crops per step.">
-            <div className="row"><NumberInput value={crop} min={16} max={2048} onChange={setCrop} /><NumberInput value={batch} min={1} max={64} onChange={setBatch} /></div>
+            <div className="row"><NumberInput value={crop} min={16} max={2048} onChange={setCrop} testId="train-crop" /><NumberInput value={batch} min={1} max={64} onChange={setBatch} testId="train-batch" /></div>
           </Field>
         </div>
         <div className="row gap">
@@ -167,7 +167,7 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
               const r = await api.call('trainDecoder', { runId, level, images: photos.map((p) => p.id), model, steps, crop, batch });
               return `Decoder level ${level} trained: ${r.steps} steps, loss ${r.firstLoss.toExponential(2)} → ${r.finalLoss.toExponential(2)}`;
             })}>Train</button>
-          <input ref={photosInput} type="file" accept="image/*" multiple hidden onChange={(e) => { const f = Array.from(e.target.files ?? []); e.target.value = ''; if (f.length) void addPhotos(f); }} />
+          <input ref={photosInput} type="file" accept="image/*" multiple hidden data-testid="train-photos-input" onChange={(e) => { const f = Array.from(e.target.files ?? []); e.target.value = ''; if (f.length) void addPhotos(f); }} />
         </div>
       </section>
 
