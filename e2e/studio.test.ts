@@ -299,10 +299,13 @@ test('Models: train a photo decoder from dropped photos, with progress and a los
   await page.getByTestId('train-start').click();
   const job = page.getByTestId('models-job');
   await job.waitFor();
-  await job.locator('.loss-plot').waitFor({ timeout: 60_000 });
+  await job.getByTestId('loss-plot').waitFor({ timeout: 60_000 });
   assert.match(await job.innerText(), /train decoder level 1\b.* · \d+%/);
-  await shot('13-training');
-  await page.getByTestId('models-message').filter({ hasText: /Decoder level 1 trained: 150 steps, loss [\d.e+-]+ → [\d.e+-]+/ }).waitFor({ timeout: 120_000 });
+  const done = page.getByTestId('models-message');
+  await done.filter({ hasText: /Decoder level 1 trained: 150 steps, loss [\d.e+-]+ → [\d.e+-]+/ }).waitFor({ timeout: 120_000 });
+  // The loss curve of the finished run stays, one point a step.
+  assert.match(await done.getByTestId('loss-plot').innerText(), /step 150:/);
+  await shot('13-trained');
   assert.ok((await stat(decoder)).mtimeMs > before, 'the level-1 decoder was rewritten');
   await page.getByRole('tab', { name: 'Studio' }).click();
 });

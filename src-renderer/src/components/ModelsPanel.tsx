@@ -23,18 +23,25 @@ interface Job {
 
 function LossPlot({ losses }: { losses: number[] }) {
   if (losses.length < 2) return null;
-  const w = 320;
-  const h = 90;
+  const w = 600;
+  const h = 100;
+  // Log scale: training losses fall by orders of magnitude.
   const logs = losses.map((l) => Math.log10(Math.max(l, 1e-12)));
   const lo = Math.min(...logs);
   const hi = Math.max(...logs);
-  const pts = logs.map((v, i) => `${(i / (logs.length - 1)) * w},${h - ((v - lo) / (hi - lo || 1)) * (h - 8) - 4}`).join(' ');
+  const xy = (v: number, i: number) => `${((i / (logs.length - 1)) * w).toFixed(1)},${(h - ((v - lo) / (hi - lo || 1)) * (h - 8) - 4).toFixed(1)}`;
+  const pts = logs.map(xy).join(' ');
+  // Random crops make each step's loss noisy: a moving average shows the trend.
+  let ema = logs[0];
+  const trend = logs.map((v, i) => xy((ema = i === 0 ? v : 0.9 * ema + 0.1 * v), i)).join(' ');
   return (
-    <svg className="loss-plot" viewBox={`0 0 ${w} ${h}`} role="img" aria-label="Training loss">
-      <polyline points={pts} fill="none" stroke="currentColor" strokeWidth="1.5" />
-      <text x="4" y="12">{losses[0].toExponential(2)}</text>
-      <text x={w - 4} y={h - 4} textAnchor="end">{losses.at(-1)!.toExponential(2)}</text>
-    </svg>
+    <div className="loss" data-testid="loss-plot">
+      <svg className="loss-plot" viewBox={`0 0 ${w} ${h}`} preserveAspectRatio="none" role="img" aria-label="Training loss">
+        <polyline points={pts} fill="none" stroke="currentColor" strokeOpacity="0.45" strokeWidth="1" vectorEffect="non-scaling-stroke" />
+        <polyline points={trend} fill="none" stroke="currentColor" strokeWidth="2" vectorEffect="non-scaling-stroke" />
+      </svg>
+      <div className="row dim small"><span>loss {losses[0].toExponential(2)}</span><span className="spacer" /><span>step {losses.length}: {losses.at(-1)!.toExponential(2)}</span></div>
+    </div>
   );
 }
 
@@ -43,6 +50,8 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
   const jobRef = useRef<Job>(undefined);
   jobRef.current = job;
   const [message, setMessage] = useState<string>();
+  /** The last finished run's loss curve stays in view beside its message. */
+  const [lastLosses, setLastLosses] = useState<number[]>([]);
   const [level, setLevel] = useState<1 | 2 | 3 | 4>(1);
   const [steps, setSteps] = useState(2000);
   const [crop, setCrop] = useState(256);
@@ -57,7 +66,9 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
     if (!j || !('runId' in e) || e.runId !== j.runId) return;
     const ev = e as RunEvent;
     if (ev.type === 'progress') {
-      setJob({ ...j, fraction: ev.fraction, stage: ev.stage, etaMs: ev.etaMs, losses: ev.losses ? [...j.losses, ev.losses.total] : j.losses });
+      const next = { ...j, fraction: ev.fraction, stage: ev.stage, etaMs: ev.etaMs, losses: ev.losses ? [...j.losses, ev.losses.total] : j.losses };
+      jobRef.current = next; // before the next render: the reply may come first
+      setJob(next);
     }
   }), []);
   useEffect(() => {
@@ -79,7 +90,8 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
   const run = async (label: string, start: (runId: string) => Promise<string>) => {
     const runId = newRunId();
     setMessage(undefined);
-    setJob({ runId, label, fraction: 0, stage: 'starting', losses: [] });
+    jobRef.current = { runId, label, fraction: 0, stage: 'starting', losses: [] };
+    setJob(jobRef.current);
     try {
       setMessage(await start(runId));
       await refresh();
@@ -88,6 +100,7 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
       if (err.code === 'CANCELLED') setMessage(`${label}: cancelled`);
       else onError(err);
     } finally {
+      setLastLosses(jobRef.current?.losses ?? []);
       setJob(undefined);
     }
   };
@@ -183,7 +196,12 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
           <LossPlot losses={job.losses} />
         </section>
       )}
-      {message && <p className="note" data-testid="models-message">{message}</p>}
+      {message && !job && (
+        <section className="card" data-testid="models-message">
+          <p className="note">{message}</p>
+          <LossPlot losses={lastLosses} />
+        </section>
+      )}
     </div>
   );
 }
