@@ -69,7 +69,8 @@ photo and smoothing options:
 
 train decoder options:
   --precision fp32     fp32 | mixed-fp16 | mixed-bf16 (FP32 master weights; fp16/bf16 emulated exactly)
-  --loss-scale dynamic dynamic | N (static)   --loss-scale-init 65536  --loss-scale-growth 2
+  --loss-scale dynamic dynamic | N (static; fp32 is unscaled unless given N)
+  --loss-scale-init 65536  --loss-scale-growth 2
   --loss-scale-interval 2000  --loss-scale-backoff 0.5
   --optimizer adam     adam | sgd   --momentum 0.9 (sgd)   --weight-decay 0 (L2)
   --warmup 0           linear warm-up steps; then --decay none | step | cosine
