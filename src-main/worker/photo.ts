@@ -89,19 +89,22 @@ export async function runStylizePhoto(job: StylizePhotoJob, ctx: JobContext): Pr
 
   const tRead = elapsed();
   const content = await readImage(job.content, { maxSide: p.size, maxPixels: job.maxPixels });
-  const style = await readImage(job.style, { maxSide: p.size, maxPixels: job.maxPixels });
-  const labels = job.contentLabels && job.styleLabels
-    ? { content: await readLabels(job.contentLabels, content, 'content'), style: await readLabels(job.styleLabels, style, 'style') }
+  const withLabels = Boolean(job.contentLabels && job.styleLabels);
+  // Label maps make the statistics per region: nothing to reuse across files then.
+  const styleCache = job.cacheStyle && !withLabels
+    ? (await cached('photowct-style', await cacheKey([...modelFiles.filter((f) => existsSync(f)), job.style], { size: p.size, maxPixels: job.maxPixels }), () => new Map())).value
+    : undefined;
+  // With every level's statistics cached (the rest of a batch), the style image is not needed at all.
+  const styleDone = styleCache !== undefined && LEVELS.every((l) => styleCache.get(l)?.stats);
+  const style = styleDone ? null : await readImage(job.style, { maxSide: p.size, maxPixels: job.maxPixels });
+  const labels = withLabels && style
+    ? { content: await readLabels(job.contentLabels!, content, 'content'), style: await readLabels(job.styleLabels!, style, 'style') }
     : undefined;
   const loadMs = elapsed();
   const readMs = loadMs - tRead;
 
   // Share of the progress bar for the cascade; the exact smoothing takes the rest.
   const wctShare = p.smooth === 'exact' ? 0.4 : 0.95;
-  // Label maps make the statistics per region: nothing to reuse across files then.
-  const styleCache = job.cacheStyle && !labels
-    ? (await cached('photowct-style', await cacheKey([...modelFiles.filter((f) => existsSync(f)), job.style], { size: p.size, maxPixels: job.maxPixels }), () => new Map())).value
-    : undefined;
   const stylized = await photoWct(weights, decoders, content, style, {
     alpha: p.alpha, styleCache,
     // FastPhotoStyle's own encoder: its exact +I regulariser (on its scale), as the paper's code.

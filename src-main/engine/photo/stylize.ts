@@ -5,6 +5,7 @@
  * unpools with the content's switches, which keeps edges where the photo has them.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { StudioError } from '../../errors.ts';
 import { imageToTensor, tensorToImage, type RgbImage } from '../image.ts';
 import type { Vgg19Weights } from '../models/format.ts';
 import { preprocess } from '../models/vgg19-net.ts';
@@ -41,7 +42,7 @@ export interface PhotoWctHooks {
 }
 
 export async function photoWct(
-  encoder: Vgg19Weights, decoders: Map<Level, DecoderWeights>, content: RgbImage, style: RgbImage,
+  encoder: Vgg19Weights, decoders: Map<Level, DecoderWeights>, content: RgbImage, style: RgbImage | null,
   p: PhotoWctParams, hooks: PhotoWctHooks, labels?: { content: LabelImage; style: LabelImage },
 ): Promise<{ image: RgbImage; levels: LevelReport[] }> {
   const levels = p.levels ?? [4, 3, 2, 1];
@@ -50,7 +51,8 @@ export async function photoWct(
   const enc = { widths: encoder.widths, tensors: encoder.tensors, preprocess: (t: tf.Tensor4D) => preprocess(t, encoder.preprocessing) };
   const report: LevelReport[] = [];
   let x = imageToTensor(content);
-  const s = imageToTensor(style);
+  // style may be null only when p.styleCache holds every level's statistics.
+  const s = style ? imageToTensor(style) : null;
   try {
     for (const [i, level] of levels.entries()) {
       hooks.checkCancelled();
@@ -59,7 +61,8 @@ export async function photoWct(
       try {
         const c = ae.encode(x);
         const cache = labels ? undefined : p.styleCache && (p.styleCache.get(level) ?? p.styleCache.set(level, {}).get(level));
-        const st = cache?.stats ? undefined : ae.encode(s);
+        if (!cache?.stats && !s) throw new StudioError('INTERNAL', `PhotoWCT: no style image and no cached statistics for level ${level}`);
+        const st = cache?.stats ? undefined : ae.encode(s!);
         if (st) disposeSwitches(st.switches);
         try {
           let out: tf.Tensor4D;
@@ -93,6 +96,6 @@ export async function photoWct(
     return { image: await tensorToImage(x), levels: report };
   } finally {
     x.dispose();
-    s.dispose();
+    s?.dispose();
   }
 }
