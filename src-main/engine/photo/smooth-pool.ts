@@ -4,11 +4,17 @@
  *
  * Why not postMessage per kernel: a V-cycle is ~20 kernels of 0.1–20 ms each, and a message round
  * trip costs ~50–100 µs plus an event-loop turn on both sides. Instead a solve is one "session": the
- * caller posts the (SharedArrayBuffer-backed) levels once, and then drives every kernel through a
- * shared control word — it writes the command, bumps SEQ and notifies; each worker runs its part,
- * bumps DONE and notifies; the caller does its own part (thread 0) and waits for DONE. Waiting spins
- * briefly, then sleeps in Atomics.wait. The caller blocks, so smooth() stays synchronous (Node lets
- * the main thread Atomics.wait; the engine calls it from its worker thread anyway).
+ * caller posts the (SharedArrayBuffer-backed) levels once, and then drives every kernel through
+ * shared control words — it writes the command and its number of blocks (row blocks, fixed by the
+ * solver), bumps SEQ and notifies; every thread, the caller included, then claims blocks one at a
+ * time (compare-exchange on CLAIM, tagged with the command's sequence number so that a late worker
+ * cannot claim a block of a finished command) and counts them in DONE; the caller returns once all
+ * are done. Which thread runs a block does not change its result, so results depend only on the
+ * blocks. Claiming rather than a fixed block per thread matters on a loaded machine: when a worker
+ * is not scheduled, the caller does its blocks instead of waiting for it (with a fixed split the
+ * 2-thread solve ran 2× slower than 1 thread at a load average of 6–8 on this 2-core machine).
+ * Waiting spins briefly, then sleeps in Atomics.wait. The caller blocks, so smooth() stays
+ * synchronous (Node lets the main thread Atomics.wait; the engine calls it from its worker thread).
  *
  * Threads: STUDIO_SMOOTH_THREADS if set, else min(os.availableParallelism(), 8); 1 = no pool. The
  * workers are unref'd (they never keep a process alive) and started lazily, on the first threaded
@@ -25,9 +31,16 @@ import { StudioError } from '../../errors.ts';
 /** Indices into the control Int32Array. */
 export const CTRL = {
   SEQ: 0,
+  /** Blocks finished of the current command. */
   DONE: 1,
   CMD: 2,
   LEVEL: 3,
+  /** (sequence tag << 8) | next block to claim. */
+  CLAIM: 6,
+  /** Blocks of the current command. */
+  NBLK: 7,
+  /** Workers that have left the session (END). */
+  ACK: 8,
   /** Set by a worker whose kernel threw; the message is in the error bytes. */
   ERR: 4,
   ERR_LEN: 5,
@@ -37,6 +50,29 @@ export const CTRL = {
 /** The command that ends a session (kernel ids are positive). */
 export const END = -1;
 export const MAX_THREADS = 8;
+/** At most this many blocks per command (the claim word keeps 8 bits for the block). */
+export const MAX_BLOCKS = 64;
+const TAG_MASK = 0x7fffff;
+
+/**
+ * Claims and runs blocks of the current command (tag = its SEQ) until none are left; shared by the
+ * caller and the workers. `run` throws → the caller of claimBlocks decides.
+ */
+export function claimBlocks(ctrl: Int32Array, tag: number, nb: number, run: (blk: number) => void): void {
+  for (;;) {
+    const v = Atomics.load(ctrl, CTRL.CLAIM);
+    if (v >>> 8 !== (tag & TAG_MASK)) return;
+    const b = v & 255;
+    if (b >= nb) return;
+    if (Atomics.compareExchange(ctrl, CTRL.CLAIM, v, v + 1) !== v) continue;
+    try {
+      run(b);
+    } finally {
+      Atomics.add(ctrl, CTRL.DONE, 1);
+      Atomics.notify(ctrl, CTRL.DONE);
+    }
+  }
+}
 
 export interface PoolShared {
   ctrl: Int32Array;
@@ -78,12 +114,17 @@ const STALL_MS = 120000;
 export class SmoothPool implements PoolShared {
   readonly ctrl = new Int32Array(new SharedArrayBuffer(4 * 32));
   readonly fargs = new Float64Array(new SharedArrayBuffer(8 * 8));
-  readonly partial = new Float64Array(new SharedArrayBuffer(8 * 8 * MAX_THREADS));
+  readonly partial = new Float64Array(new SharedArrayBuffer(8 * 8 * MAX_BLOCKS));
   readonly errBytes = new Uint8Array(new SharedArrayBuffer(2048));
   private readonly workers: Worker[] = [];
   /** Threads in the current session (0: none). */
   private active = 0;
   broken = false;
+
+  /** In a session (a solve is running on the pool). */
+  get busy(): boolean {
+    return this.active > 0;
+  }
 
   /** Starts workers until there are threads − 1 of them (returns at once; they load in the background). */
   grow(threads: number): void {
@@ -115,51 +156,86 @@ export class SmoothPool implements PoolShared {
 
   /** Hands the session's shared data to workers 1..threads−1; they then follow the control word. */
   begin(threads: number, session: object): void {
+    assertShared(session, 'session');
     Atomics.store(this.ctrl, CTRL.ERR, 0);
     const seq0 = Atomics.load(this.ctrl, CTRL.SEQ);
     for (let tid = 1; tid < threads; tid++) this.workers[tid - 1].postMessage({ seq0, session });
     this.active = threads;
   }
 
-  /** Runs command `cmd` on every thread: the workers' parts, and `own` (thread 0's) here. */
-  dispatch(cmd: number, level: number, own: () => void): void {
+  /** Runs blocks 0..nb−1 of command `cmd` on the session's threads, this one included (`run(blk)`). */
+  dispatch(cmd: number, level: number, nb: number, run: (blk: number) => void): void {
     const c = this.ctrl;
+    const tag = (Atomics.load(c, CTRL.SEQ) + 1) & TAG_MASK;
     Atomics.store(c, CTRL.DONE, 0);
     Atomics.store(c, CTRL.CMD, cmd);
     Atomics.store(c, CTRL.LEVEL, level);
-    Atomics.add(c, CTRL.SEQ, 1);
+    Atomics.store(c, CTRL.NBLK, nb);
+    Atomics.store(c, CTRL.CLAIM, tag << 8);
+    Atomics.store(c, CTRL.SEQ, tag);
     Atomics.notify(c, CTRL.SEQ);
+    let ok = false;
     try {
-      own();
+      claimBlocks(c, tag, nb, run);
+      ok = true;
     } finally {
-      this.join();
+      let want = nb;
+      if (!ok) {
+        // This thread's block threw: close the command to new claims, wait for the claimed ones.
+        for (;;) {
+          const v = Atomics.load(c, CTRL.CLAIM);
+          if (Atomics.compareExchange(c, CTRL.CLAIM, v, (tag << 8) | 255) === v) {
+            want = Math.min(v & 255, nb);
+            break;
+          }
+        }
+      }
+      this.join(CTRL.DONE, want);
     }
+    this.checkError();
+  }
+
+  private checkError(): void {
+    const c = this.ctrl;
     if (Atomics.load(c, CTRL.ERR) !== 0) {
       const msg = new TextDecoder().decode(this.errBytes.slice(0, Atomics.load(c, CTRL.ERR_LEN)));
       throw new StudioError('INTERNAL', `a smoothing thread failed: ${msg}`);
     }
   }
 
-  private join(): void {
-    const c = this.ctrl, want = this.active - 1;
-    for (let k = 0; k < SPIN; k++) if (Atomics.load(c, CTRL.DONE) === want) return;
+  /** Waits until ctrl[index] reaches `want` (blocks done, or workers gone). */
+  private join(index: number, want: number): void {
+    const c = this.ctrl;
+    for (let k = 0; k < SPIN; k++) if (Atomics.load(c, index) === want) return;
     const t0 = performance.now();
     for (;;) {
-      const v = Atomics.load(c, CTRL.DONE);
+      const v = Atomics.load(c, index);
       if (v === want) return;
       if (performance.now() - t0 > STALL_MS) {
         this.broken = true;
         throw new StudioError('INTERNAL', 'a smoothing thread stopped answering');
       }
-      Atomics.wait(c, CTRL.DONE, v, 1000);
+      Atomics.wait(c, index, v, 1000);
     }
   }
 
-  /** Ends the session: the workers return to their event loops (also after a failure or a cancel). */
+  /**
+   * Ends the session (also after a failure or a cancel): every worker acknowledges and goes back to
+   * its event loop, so none can mistake the next session's commands for this one's.
+   */
   end(): void {
     if (this.active === 0) return;
     try {
-      if (!this.broken) this.dispatch(END, 0, () => {});
+      if (!this.broken) {
+        const c = this.ctrl;
+        Atomics.store(c, CTRL.ACK, 0);
+        Atomics.store(c, CTRL.CMD, END);
+        const tag = (Atomics.load(c, CTRL.SEQ) + 1) & TAG_MASK;
+        Atomics.store(c, CTRL.CLAIM, (tag << 8) | 255);
+        Atomics.store(c, CTRL.SEQ, tag);
+        Atomics.notify(c, CTRL.SEQ);
+        this.join(CTRL.ACK, this.active - 1);
+      }
     } catch {
       // The session is over either way; a broken pool is replaced next time.
     } finally {
@@ -171,6 +247,17 @@ export class SmoothPool implements PoolShared {
     this.broken = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
     this.workers.length = 0;
+  }
+}
+
+/** Every non-empty typed array handed to the workers must be shared: a copy would drop their writes. */
+function assertShared(v: unknown, path: string): void {
+  if (ArrayBuffer.isView(v)) {
+    if (v.byteLength > 0 && !(v.buffer instanceof SharedArrayBuffer)) throw new StudioError('INTERNAL', `smoothing: ${path} is not in shared memory`);
+  } else if (Array.isArray(v)) {
+    v.forEach((e, i) => assertShared(e, `${path}[${i}]`));
+  } else if (v && typeof v === 'object') {
+    for (const [k, e] of Object.entries(v)) assertShared(e, `${path}.${k}`);
   }
 }
 

@@ -1,10 +1,10 @@
 /**
  * A thread of the smoothing pool (smooth-pool.ts). Between solves it waits in its event loop; a
- * session message hands it the solve's shared levels, and it then follows the control word — run
- * its part of each command, report DONE — until END, all without returning to the event loop.
+ * session message hands it the solve's shared levels, and it then follows the control words —
+ * claim and run blocks of each command — until END, all without returning to the event loop.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { CTRL, END, type PoolShared } from './smooth-pool.ts';
+import { CTRL, END, claimBlocks, type PoolShared } from './smooth-pool.ts';
 import { runPart, type ParSession } from './smooth.ts';
 
 const port = parentPort;
@@ -38,20 +38,20 @@ port.on('message', (m: { seq0: number; session: Omit<ParSession, 'partial' | 'fa
   let seen = m.seq0, failed = false;
   for (;;) {
     seen = waitSeq(seen);
-    const cmd = Atomics.load(ctrl, CTRL.CMD);
-    if (cmd !== END && !failed) {
-      try {
-        runPart(S, cmd, Atomics.load(ctrl, CTRL.LEVEL), tid, scratch);
-      } catch (e) {
-        // Keep answering the barriers (with nothing done) until the caller ends the session.
-        failed = true;
-        fail(e);
-      }
+    // Read after SEQ; a successful claim (tagged with `seen`) proves they are that command's.
+    const cmd = Atomics.load(ctrl, CTRL.CMD), level = Atomics.load(ctrl, CTRL.LEVEL), nb = Atomics.load(ctrl, CTRL.NBLK);
+    if (cmd === END) break;
+    // After a failure this thread claims nothing more; the caller runs the blocks and then throws.
+    if (failed) continue;
+    try {
+      claimBlocks(ctrl, seen, nb, (blk) => runPart(S, cmd, level, blk, scratch));
+    } catch (e) {
+      failed = true;
+      fail(e);
     }
-    Atomics.add(ctrl, CTRL.DONE, 1);
-    Atomics.notify(ctrl, CTRL.DONE);
-    if (cmd === END) return;
   }
+  Atomics.add(ctrl, CTRL.ACK, 1);
+  Atomics.notify(ctrl, CTRL.ACK);
 });
 
 Atomics.store(ctrl, CTRL.READY + tid, 1);

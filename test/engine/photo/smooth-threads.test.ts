@@ -90,6 +90,17 @@ describe('threaded smoothing', () => {
     assert.equal(r.iterations, ref.iterations);
   });
 
+  test('a solve started from a progress callback of a threaded one runs on one thread', () => {
+    const c = scene(40, 30, 11), s = noisy(c, 12);
+    const ref = smooth(c, s, { threads: 1 });
+    let inner: ReturnType<typeof smooth> | undefined;
+    const outer = smooth(content, stylized, { threads: 2, onProgress: (p) => { if (p.iteration === 2) inner = smooth(c, s, { threads: 2 }); } });
+    assert.equal(outer.threads, 2);
+    assert.ok(outer.converged);
+    assert.equal(inner?.threads, 1);
+    assert.deepEqual(inner?.image.data, ref.image.data);
+  });
+
   test('images too small to split run on one thread', () => {
     const tiny = scene(3, 2, 9);
     const r = smooth(tiny, noisy(tiny, 10), { threads: 2 });
