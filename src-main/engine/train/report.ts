@@ -34,6 +34,22 @@ function niceTicks(lo: number, hi: number, count = 5): number[] {
   return out;
 }
 
+/** Ticks of a log axis, as log10 values: decades, with 2× and 5× between them when the range is narrow. */
+function logTicks(lo: number, hi: number): number[] {
+  const decades: number[] = [];
+  for (let k = Math.ceil(lo); k <= Math.floor(hi); k++) decades.push(k);
+  const step = Math.max(1, Math.ceil(decades.length / 6));
+  if (decades.length >= 3) return decades.filter((k) => k % step === 0);
+  const out: number[] = [];
+  for (let k = Math.floor(lo); k <= Math.ceil(hi); k++) {
+    for (const m of [1, 2, 5]) {
+      const t = k + Math.log10(m);
+      if (t >= lo && t <= hi) out.push(t);
+    }
+  }
+  return out;
+}
+
 function fmt(v: number): string {
   if (v === 0) return '0';
   const a = Math.abs(v);
@@ -74,11 +90,11 @@ export function linePlotSvg(series: Series[], o: PlotOptions): string {
     parts.push(`<line x1="${px(t).toFixed(1)}" y1="${H - m.b}" x2="${px(t).toFixed(1)}" y2="${H - m.b + 4}" stroke="#999"/>`,
       `<text x="${px(t).toFixed(1)}" y="${H - m.b + 16}" text-anchor="middle">${fmt(t)}</text>`);
   }
-  const yTicks = o.logY ? niceTicks(Math.floor(y0), Math.ceil(y1), 6).filter((t) => Number.isInteger(t) && t >= y0 && t <= y1) : niceTicks(y0, y1);
+  const yTicks = o.logY ? logTicks(y0, y1) : niceTicks(y0, y1);
   for (const t of yTicks) {
     const y = pyRaw(t).toFixed(1);
     parts.push(`<line x1="${m.l}" y1="${y}" x2="${W - m.r}" y2="${y}" stroke="#eee"/>`,
-      `<text x="${m.l - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${o.logY ? fmt(10 ** t) : fmt(t)}</text>`);
+      `<text x="${m.l - 6}" y="${y}" text-anchor="end" dominant-baseline="middle">${o.logY ? fmt(Number((10 ** t).toPrecision(3))) : fmt(t)}</text>`);
   }
   parts.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">${esc(o.xLabel)}</text>`,
     `<text transform="translate(16 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}${o.logY ? ' (log scale)' : ''}</text>`);
@@ -89,10 +105,13 @@ export function linePlotSvg(series: Series[], o: PlotOptions): string {
       const d = s.points.map(([x, y], k) => `${k ? 'L' : 'M'}${px(x).toFixed(1)} ${py(y).toFixed(1)}`).join('');
       parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.5"/>`);
     }
+    // Legend at the top left of the plot, on a translucent background so lines behind stay visible.
     const ly = m.t + 14 + 16 * i;
     const dropped = series[i].points.length - s.points.length;
-    parts.push(`<rect x="${W - m.r - 170}" y="${ly - 9}" width="12" height="3" fill="${s.color}"/>`,
-      `<text x="${W - m.r - 152}" y="${ly - 4}">${esc(s.name)}${dropped ? ` (${dropped} not shown)` : ''}</text>`);
+    const label = `${s.name}${dropped ? ` (${dropped} not shown)` : ''}`;
+    parts.push(`<rect x="${m.l + 4}" y="${ly - 12}" width="${24 + 7 * label.length}" height="16" fill="white" fill-opacity="0.8"/>`,
+      `<rect x="${m.l + 8}" y="${ly - 6}" width="12" height="3" fill="${s.color}"/>`,
+      `<text x="${m.l + 26}" y="${ly}">${esc(label)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('\n');
