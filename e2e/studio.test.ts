@@ -29,6 +29,36 @@ let page: Page;
 let photoPath: string;
 const serverLog: string[] = [];
 
+/** `npm run serve`'s entry with a models folder; resolves with the URL it prints. */
+async function startServe(modelsDir: string): Promise<{ proc: ChildProcess; url: string }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src-main/serve/main.ts'], {
+    env: { ...process.env, STUDIO_MODELS_DIR: modelsDir, STUDIO_BACKEND: 'wasm' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const out: string[] = [];
+  proc.stderr!.on('data', (d: Buffer) => serverLog.push(d.toString()));
+  const found = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve printed no URL in 120 s:\n${out.join('')}`)), 120_000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      out.push(d.toString());
+      const m = /running at (http:\/\/127\.0\.0\.1:\d+\/[\w-]+\/)/.exec(out.join(''));
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    proc.on('exit', (code) => reject(new Error(`serve exited (${code}):\n${out.join('')}`)));
+  });
+  return { proc, url: found };
+}
+
+async function stopServe(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  await exited;
+}
+
 const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
 
 before(async () => {
@@ -43,23 +73,7 @@ before(async () => {
     .jpeg({ quality: 95 }).toFile(photoPath);
   await writeFile(path.join(tmp, 'broken.jpg'), 'this is not a JPEG at all');
 
-  server = spawn(process.execPath, ['--import', 'tsx', 'src-main/serve/main.ts'], {
-    env: { ...process.env, STUDIO_MODELS_DIR: path.join(tmp, 'models'), STUDIO_BACKEND: 'wasm' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve printed no URL in 120 s:\n${serverLog.join('')}`)), 120_000);
-    server.stdout!.on('data', (d: Buffer) => {
-      serverLog.push(d.toString());
-      const m = /running at (http:\/\/127\.0\.0\.1:\d+\/[\w-]+\/)/.exec(serverLog.join(''));
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    server.stderr!.on('data', (d: Buffer) => serverLog.push(d.toString()));
-    server.on('exit', (code) => reject(new Error(`serve exited (${code}):\n${serverLog.join('')}`)));
-  });
+  ({ proc: server, url } = await startServe(path.join(tmp, 'models')));
   // A fresh profile each run; the flags keep Chromium off the (closed) network.
   browser = await chromium.launchPersistentContext(path.join(tmp, 'chromium-profile'), {
     executablePath: CHROMIUM,
@@ -75,11 +89,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => server.once('exit', r));
-    server.kill('SIGTERM');
-    await exited;
-  }
+  if (server) await stopServe(server);
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
@@ -124,7 +134,7 @@ test('an unreadable image shows its error and what to do next', async () => {
 
 test('open a photo and a painting: thumbnails and sizes', async () => {
   await page.getByTestId('pick-content-input').setInputFiles(photoPath);
-  await page.getByTestId('pick-content').getByText('451×300').waitFor();
+  await page.getByTestId('pick-content').getByText('451 × 300').waitFor();
   // The painting is dropped on its zone, as from a file manager.
   const bytes = [...await readFile(path.join(SAMPLES, 'art-starry_night.jpg'))];
   const dataTransfer = await page.evaluateHandle(({ b, name }) => {
@@ -308,6 +318,33 @@ test('Models: train a photo decoder from dropped photos, with progress and a los
   await shot('13-trained');
   assert.ok((await stat(decoder)).mtimeMs > before, 'the level-1 decoder was rewritten');
   await page.getByRole('tab', { name: 'Studio' }).click();
+});
+
+test('without weights the window says so and what to do, and keeps the images', async () => {
+  const empty = await startServe(path.join(tmp, 'no-models'));
+  const p2 = await browser.newPage();
+  p2.on('pageerror', (e) => serverLog.push(`page error: ${e.message}\n`));
+  try {
+    await p2.goto(empty.url);
+    await p2.getByTestId('statusbar').getByText('no model installed').waitFor({ timeout: 60_000 });
+    await p2.getByTestId('pick-content-input').setInputFiles(photoPath);
+    await p2.getByTestId('pick-style-input').setInputFiles(path.join(SAMPLES, 'art-shipwreck.jpg'));
+    await p2.getByTestId('pick-style-0').waitFor();
+    await p2.getByTestId('run').click();
+    const err = p2.getByTestId('error');
+    await err.waitFor({ timeout: 60_000 });
+    const text = await err.innerText();
+    assert.match(text, /No model installed/);
+    assert.match(text, /Open the Models panel to fetch VGG19 or import a weights file/);
+    // Nothing lost: both images are still there and the run can be tried again.
+    assert.match(await p2.getByTestId('pick-content').innerText(), /cat-photo\.jpg/);
+    assert.match(await p2.getByTestId('pick-style-0').innerText(), /art-shipwreck\.jpg/);
+    assert.ok(await p2.getByTestId('run').isEnabled());
+    await p2.screenshot({ path: path.join(SHOTS, '14-no-model.png') });
+  } finally {
+    await p2.close();
+    await stopServe(empty.proc);
+  }
 });
 
 test('no page errors, and the engine freed every tensor after every job', () => {

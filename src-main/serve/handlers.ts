@@ -73,6 +73,14 @@ async function jpegOf(data: Float32Array, width: number, height: number, quality
   return new Uint8Array(await sharp(px, { raw: { width, height, channels: 3 } }).jpeg({ quality }).toBuffer());
 }
 
+/** Allocation failures (wasm memory, typed arrays, GPU buffers) as the user-facing error they are. */
+function outOfMemory(e: unknown): StudioError | undefined {
+  const msg = e instanceof Error ? e.message : '';
+  const internal = !(e instanceof StudioError) || e.code === 'INTERNAL';
+  if (!internal || !/out of memory|allocation failed|Array buffer allocation|OOM|failed to allocate/i.test(msg)) return undefined;
+  return new StudioError('IMAGE_TOO_LARGE', `not enough memory for this size (${msg})`, 'lower the size, or close other programs and try again');
+}
+
 export class StudioHandlers {
   private readonly images = new Map<string, OpenedImage>();
   private readonly results = new Map<string, StoredResult>();
@@ -101,7 +109,7 @@ export class StudioHandlers {
       if (!parsed.success) throw new StudioError('BAD_ARGUMENT', `invalid ${m} request: ${z.prettifyError(parsed.error)}`);
       return { ok: true, value: await this.dispatch(m, parsed.data) };
     } catch (e) {
-      return { ok: false, error: serializeError(e) };
+      return { ok: false, error: serializeError(outOfMemory(e) ?? e) };
     }
   }
 

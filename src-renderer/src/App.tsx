@@ -42,6 +42,13 @@ interface ShownResult extends RunResult {
   afterUrl: string;
 }
 
+/** The window's own advice where it has a better action than the engine's (command-line) hint. */
+function whatNext(e: ApiError): string {
+  const own = nextStep(e.code);
+  if (own && (e.code === 'MODEL_MISSING' || e.code === 'BAD_MODEL' || !e.hint)) return own;
+  return `${e.hint![0].toUpperCase()}${e.hint!.slice(1)}.`;
+}
+
 function picked(ref: ImageRef): PickedImage {
   return { id: ref.id, name: ref.name, width: ref.width, height: ref.height, bitDepth: ref.bitDepth, thumbUrl: blobUrl(ref.thumbnail) };
 }
@@ -287,7 +294,7 @@ export function App() {
           <div>
             <strong>{ERROR_TITLES[error.code] ?? 'Error'}</strong>
             <span className="error-msg">{error.message}</span>
-            {(error.hint || nextStep(error.code)) && <div className="error-next">{error.hint ? `${error.hint[0].toUpperCase()}${error.hint.slice(1)}.` : nextStep(error.code)}</div>}
+            {(error.hint || nextStep(error.code)) && <div className="error-next">{whatNext(error)}</div>}
           </div>
           <button type="button" className="icon-btn" aria-label="Dismiss" onClick={() => setError(undefined)}>×</button>
         </div>

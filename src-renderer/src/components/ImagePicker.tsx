@@ -48,10 +48,10 @@ export function ImagePicker({ label, hint, testId, image, busy, compact, onFiles
       <div className="picker-meta">
         <div className="picker-label">{label}</div>
         {image ? (
-          <div className="picker-name" title={image.name}>
-            {image.name}
-            <span className="dim"> · {image.width}×{image.height}{image.bitDepth === 16 ? ' · 16-bit' : ''}</span>
-          </div>
+          <>
+            <div className="picker-name" title={image.name}>{image.name}</div>
+            <div className="picker-dims dim">{image.width} × {image.height}{image.bitDepth === 16 ? ' · 16-bit' : ''}</div>
+          </>
         ) : (
           <div className="picker-name dim">{busy ? 'Reading…' : 'Drop an image or click'}</div>
         )}
