@@ -897,8 +897,8 @@ function buildHierarchy(L0: SolverLevel, B0: Float64Array, par?: { pool: SmoothP
     const L = levels[levels.length - 1];
     if (L.n * L.k <= COARSE_DOFS || (L.w <= 2 && L.h <= 2)) break;
     const c0 = process.cpuUsage();
-    // The first coarsening (most of the set-up) runs on the threads when they are up.
-    levels.push(coarsen(L, SPACING, levels.length === 1 ? par : undefined));
+    // Coarsening (most of the set-up) runs on the threads when they are up and the level is big enough.
+    levels.push(coarsen(L, SPACING, par && 3 * L.n * L.k >= PARALLEL.minDofs && L.h >= par.T * MIN_BLOCK_ROWS ? par : undefined));
     const c = process.cpuUsage(c0);
     if (process.env.STUDIO_SMOOTH_PROFILE) console.error(`coarsen ${levels.length - 1}: cpu ${((c.user + c.system) / 1000).toFixed(0)} ms`);
   }
@@ -971,11 +971,11 @@ function coarsen(L: SolverLevel, s: number, par?: { pool: SmoothPool; T: number 
   // and Ĝ = Φᵀ Â Φ with Â_KK' = B_Kᵀ A_KK' B_K', separably: x first (one fine row at a time into an
   // intermediate row of wc nodes), then y.
   // Shared when threads add into them (any thread may run block 0).
-  const G = par && k === 1 ? shf64(16 * nc) : new Float64Array(16 * nc);
-  const Gh = par && k === 1 ? shf64(16 * SLOTS * nc) : new Float64Array(16 * SLOTS * nc);
+  const G = par ? shf64(16 * nc) : new Float64Array(16 * nc);
+  const Gh = par ? shf64(16 * SLOTS * nc) : new Float64Array(16 * SLOTS * nc);
   const T = new Float64Array(16 * SLOTS * wc);
   const ah = new Float64Array(16), at = new Float64Array(16), tmp = new Float64Array(16);
-  if (par && k === 1) {
+  if (par) {
     coarsenThreaded(par.pool, par.T, L, { X, Y, wc, nc, G: [G], Gh: [Gh] });
   } else {
     const g = new Float64Array(16);
@@ -1478,7 +1478,7 @@ const K = {
   GSF: 5, RES: 6, RESTRICT: 7, APPLY_C: 8, PROLONG: 9, CROSS: 10, GSB: 11, COARSEN: 12,
 } as const;
 
-/** The first coarsening's sums, split into T blocks of fine rows: block t adds into G[t], Gh[t] (the caller adds them up). */
+/** A coarsening's sums, split into T blocks of fine rows: block t adds into G[t], Gh[t] (the caller adds them up). */
 interface CoarsenAux {
   X: { p: Int32Array; w0: Float64Array; w1: Float64Array };
   Y: { p: Int32Array; w0: Float64Array; w1: Float64Array };
@@ -1627,10 +1627,12 @@ export function runPart(S: ParSession, cmd: number, l: number, tid: number, scra
     case K.COARSEN: {
       const A = S.aux!;
       const g = new Float64Array(16), Tb = new Float64Array(16 * SLOTS * A.wc);
+      const ah = new Float64Array(16), at = new Float64Array(16), tmp = new Float64Array(16);
       for (let y = r0; y < r1; y++) gramRow(L, y, A.G[tid], A.wc, A.X, A.Y, g);
       for (let y = r0; y < r1; y++) {
         Tb.fill(0);
-        xPassRow1(L, y, Tb, A.wc, A.X);
+        if (L.k === 1) xPassRow1(L, y, Tb, A.wc, A.X);
+        else xPassRow4(L, y, Tb, A.wc, A.X, ah, at, tmp);
         yPass(Tb, A.Gh[tid], y, A.wc, A.nc, A.Y);
       }
       return;
