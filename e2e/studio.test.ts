@@ -257,6 +257,26 @@ test('photorealistic: PhotoWCT with the tiny decoders, preview then full size', 
   assert.equal(failed, '', 'the run failed');
   assert.match(await page.getByTestId('viewer-caption').innerText(), /Full size · 160×106 px/);
   await shot('10-result-photo');
+
+  // With label maps (two regions in each picture), a preview only.
+  const halves = async (file: string, w: number, h: number) => {
+    const left = await sharp({ create: { width: Math.ceil(w / 2), height: h, channels: 3, background: '#ff0000' } }).png().toBuffer();
+    await sharp({ create: { width: w, height: h, channels: 3, background: '#0000ff' } }).composite([{ input: left, left: 0, top: 0 }]).png().toFile(file);
+  };
+  const styleMeta = await sharp(path.join(SAMPLES, 'photo-Dune.jpg')).metadata();
+  await halves(path.join(tmp, 'cat-labels.png'), 451, 300);
+  await halves(path.join(tmp, 'dune-labels.png'), styleMeta.width!, styleMeta.height!);
+  await page.getByText('Label maps (optional)').click();
+  await page.getByTestId('pick-content-labels-input').setInputFiles(path.join(tmp, 'cat-labels.png'));
+  await page.getByTestId('pick-style-labels-input').setInputFiles(path.join(tmp, 'dune-labels.png'));
+  await page.getByTestId('pick-style-labels').getByText('dune-labels.png').waitFor();
+  await page.getByTestId('preview').click();
+  await page.getByTestId('progress').waitFor();
+  await page.getByTestId('progress').waitFor({ state: 'detached', timeout: 120_000 });
+  assert.equal(await page.getByTestId('error').count(), 0, 'the labelled run succeeded');
+  assert.match(await page.getByTestId('viewer-caption').innerText(), /Preview · 160×106 px/);
+  await page.getByTestId('pick-content-labels').getByRole('button', { name: /Remove/ }).click();
+  await page.getByTestId('pick-style-labels').getByRole('button', { name: /Remove/ }).click();
 });
 
 test('cancel returns the controls at once and stops the engine', async () => {

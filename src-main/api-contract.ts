@@ -106,6 +106,8 @@ export interface ImageRef {
   bitDepth: 8 | 16;
   /** JPEG, longest side 320 px. */
   thumbnail: Uint8Array;
+  /** JPEG, longest side 1280 px: the picture shown before there is a result. */
+  preview: Uint8Array;
   /** Orientation applied, profile converted, alpha removed… */
   notes: string[];
 }

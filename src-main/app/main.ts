@@ -128,8 +128,10 @@ void app.whenReady().then(() => {
     },
   });
   ipcMain.handle('studio:call', (event, method: unknown, payload: unknown) => {
-    // Only our own page may call: not a frame or window something else managed to open.
-    if (!win || event.sender !== win.webContents || event.senderFrame !== win.webContents.mainFrame) {
+    // Only our own page may call: its top frame, showing our renderer (not a frame or page something else loaded).
+    const frame = event.senderFrame;
+    const ours = frame && !frame.parent && (frame.url.startsWith('file://') || (process.env.ELECTRON_RENDERER_URL && frame.url.startsWith(process.env.ELECTRON_RENDERER_URL)));
+    if (!win || event.sender !== win.webContents || !ours) {
       return { ok: false, error: { code: 'BAD_ARGUMENT', message: 'request from an unknown frame' } };
     }
     return handlers!.handle(typeof method === 'string' ? method : '', payload);

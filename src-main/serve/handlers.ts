@@ -35,7 +35,7 @@ export interface StudioHost {
 }
 
 interface OpenedImage {
-  ref: Omit<ImageRef, 'thumbnail'>;
+  ref: Omit<ImageRef, 'thumbnail' | 'preview'>;
   path: string;
   source: SourceInfo;
 }
@@ -50,6 +50,7 @@ interface StoredResult {
 }
 
 const THUMB_SIDE = 320;
+const PREVIEW_SIDE = 1280;
 /** Results kept for export; older ones are deleted (each is a 16-bit PNG in the temporary folder). */
 const KEEP_RESULTS = 6;
 /** At most this many preview frames a second reach the window; the last one always does. */
@@ -154,14 +155,16 @@ export class StudioHandlers {
 
   private async register(file: string, role: ImageRole, name: string): Promise<ImageRef> {
     // A full decode (not only the header) so that a truncated or damaged file fails now, with its name.
-    const small = await readImage(file, { maxSide: THUMB_SIDE });
-    const src = small.source;
-    const ref: Omit<ImageRef, 'thumbnail'> = {
+    const shown = await readImage(file, { maxSide: PREVIEW_SIDE });
+    const src = shown.source;
+    const ref: Omit<ImageRef, 'thumbnail' | 'preview'> = {
       id: newId(), role, name, width: src.width, height: src.height, format: src.format, bitDepth: src.bitDepth,
       notes: src.notes.filter((n) => !n.startsWith('resized from')),
     };
     this.images.set(ref.id, { ref, path: file, source: src });
-    return { ...ref, thumbnail: await jpegOf(small.data, small.width, small.height, 85) };
+    const preview = await jpegOf(shown.data, shown.width, shown.height, 88);
+    const thumbnail = new Uint8Array(await sharp(preview).resize(THUMB_SIDE, THUMB_SIDE, { fit: 'inside', withoutEnlargement: true }).jpeg({ quality: 85 }).toBuffer());
+    return { ...ref, thumbnail, preview };
   }
 
   async openImages(p: { role: ImageRole }): Promise<ImageRef[] | null> {

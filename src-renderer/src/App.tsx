@@ -50,7 +50,7 @@ function whatNext(e: ApiError): string {
 }
 
 function picked(ref: ImageRef): PickedImage {
-  return { id: ref.id, name: ref.name, width: ref.width, height: ref.height, bitDepth: ref.bitDepth, thumbUrl: blobUrl(ref.thumbnail) };
+  return { id: ref.id, name: ref.name, width: ref.width, height: ref.height, bitDepth: ref.bitDepth, thumbUrl: blobUrl(ref.thumbnail), previewUrl: blobUrl(ref.preview) };
 }
 
 export function App() {
@@ -246,7 +246,7 @@ export function App() {
     : result
       ? { before: result.beforeUrl, after: result.afterUrl, width: result.width, height: result.height, label: `${run ? 'Previous result · ' : ''}${result.phase === 'preview' ? 'Preview' : 'Full size'} · ${result.width}×${result.height} px` }
       : images.content
-        ? { after: images.content.thumbUrl, width: images.content.width, height: images.content.height, label: `${images.content.name} · ${images.content.width}×${images.content.height} px` }
+        ? { after: images.content.previewUrl, width: images.content.width, height: images.content.height, label: `${images.content.name} · ${images.content.width}×${images.content.height} px` }
         : undefined;
 
   const elapsed = run ? Date.now() - run.startedAt : 0;

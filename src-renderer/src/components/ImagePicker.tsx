@@ -8,6 +8,8 @@ export interface PickedImage {
   height: number;
   bitDepth: number;
   thumbUrl: string;
+  /** Larger, for the picture area. */
+  previewUrl: string;
 }
 
 interface Props {
