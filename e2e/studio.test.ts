@@ -8,6 +8,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -28,11 +30,13 @@ let browser: BrowserContext;
 let page: Page;
 let photoPath: string;
 const serverLog: string[] = [];
+let weightsServer: Server;
+let weightsRequests = 0;
 
 /** `npm run serve`'s entry with a models folder; resolves with the URL it prints. */
-async function startServe(modelsDir: string): Promise<{ proc: ChildProcess; url: string }> {
+async function startServe(modelsDir: string, env: Record<string, string> = {}): Promise<{ proc: ChildProcess; url: string }> {
   const proc = spawn(process.execPath, ['--import', 'tsx', 'src-main/serve/main.ts'], {
-    env: { ...process.env, STUDIO_MODELS_DIR: modelsDir, STUDIO_BACKEND: 'wasm' },
+    env: { ...process.env, STUDIO_MODELS_DIR: modelsDir, STUDIO_BACKEND: 'wasm', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const out: string[] = [];
@@ -73,7 +77,25 @@ before(async () => {
     .jpeg({ quality: 95 }).toFile(photoPath);
   await writeFile(path.join(tmp, 'broken.jpg'), 'this is not a JPEG at all');
 
-  ({ proc: server, url } = await startServe(path.join(tmp, 'models')));
+  // "VGG19" for the Models panel's download: the tiny network's Keras file, served slowly enough to
+  // show progress (the real URL is unreachable from CI).
+  const h5 = await readFile(path.join(tmp, 'models', 'tiny_vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5'));
+  weightsServer = createServer((req, res) => {
+    weightsRequests++;
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': h5.length });
+    const chunk = Math.ceil(h5.length / 8);
+    let at = 0;
+    const next = () => {
+      if (at >= h5.length) return void res.end();
+      res.write(h5.subarray(at, at + chunk));
+      at += chunk;
+      setTimeout(next, 150);
+    };
+    next();
+  });
+  await new Promise<void>((r) => weightsServer.listen(0, '127.0.0.1', () => r()));
+  const weightsUrl = `http://127.0.0.1:${(weightsServer.address() as AddressInfo).port}/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`;
+  ({ proc: server, url } = await startServe(path.join(tmp, 'models'), { STUDIO_VGG19_URL: weightsUrl, STUDIO_VGG19_MD5: '' }));
   // A fresh profile each run; the flags keep Chromium off the (closed) network.
   browser = await chromium.launchPersistentContext(path.join(tmp, 'chromium-profile'), {
     executablePath: CHROMIUM,
@@ -90,6 +112,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   if (server) await stopServe(server);
+  weightsServer?.close();
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
@@ -340,6 +363,25 @@ test('Models: train a photo decoder from dropped photos, with progress and a los
   await page.getByRole('tab', { name: 'Studio' }).click();
 });
 
+test('Models: import a weights file, and fetch VGG19 with a progress bar', async () => {
+  await page.getByTestId('tab-models').click();
+  await page.getByTestId('import-name').fill('torch-tiny');
+  await page.getByTestId('import-input').setInputFiles(path.join(tmp, 'models', 'tiny_vgg19.pth'));
+  await page.getByTestId('models-message').filter({ hasText: 'Imported torch-tiny' }).waitFor({ timeout: 60_000 });
+  const names = () => page.getByTestId('models-table').locator('tbody tr td:first-child').allInnerTexts();
+  assert.deepEqual(await names(), ['tiny-vgg19', 'torch-tiny']);
+
+  await page.getByTestId('fetch-vgg19').click();
+  const job = page.getByTestId('models-job');
+  await job.getByText(/download [\d.]+ MB · [1-9]\d?%/).waitFor({ timeout: 30_000 });
+  await shot('14-fetching');
+  await page.getByTestId('models-message').filter({ hasText: 'Installed vgg19' }).waitFor({ timeout: 60_000 });
+  assert.deepEqual(await names(), ['tiny-vgg19', 'torch-tiny', 'vgg19']);
+  assert.equal(weightsRequests, 1);
+  await page.getByRole('tab', { name: 'Studio' }).click();
+  assert.match(await page.getByTestId('statusbar').innerText(), /model: vgg19/, 'the studio now uses the installed vgg19');
+});
+
 test('without weights the window says so and what to do, and keeps the images', async () => {
   const empty = await startServe(path.join(tmp, 'no-models'));
   const p2 = await browser.newPage();
@@ -360,7 +402,7 @@ test('without weights the window says so and what to do, and keeps the images', 
     assert.match(await p2.getByTestId('pick-content').innerText(), /cat-photo\.jpg/);
     assert.match(await p2.getByTestId('pick-style-0').innerText(), /art-shipwreck\.jpg/);
     assert.ok(await p2.getByTestId('run').isEnabled());
-    await p2.screenshot({ path: path.join(SHOTS, '14-no-model.png') });
+    await p2.screenshot({ path: path.join(SHOTS, '15-no-model.png') });
   } finally {
     await p2.close();
     await stopServe(empty.proc);

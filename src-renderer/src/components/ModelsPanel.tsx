@@ -52,6 +52,8 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
   const [message, setMessage] = useState<string>();
   /** The last finished run's loss curve stays in view beside its message. */
   const [lastLosses, setLastLosses] = useState<number[]>([]);
+  const [importName, setImportName] = useState('vgg19');
+  const [importing, setImporting] = useState(false);
   const [level, setLevel] = useState<1 | 2 | 3 | 4>(1);
   const [steps, setSteps] = useState(2000);
   const [crop, setCrop] = useState(256);
@@ -78,12 +80,17 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
   const refresh = async () => onChanged(await api.call('listModels', {}));
 
   const importWeights = async (file?: File) => {
+    setMessage(undefined);
+    setImporting(true);
     try {
-      const m = await api.call('importModel', file ? { file: { name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) } } : {});
+      const name = importName.trim() || 'vgg19';
+      const m = await api.call('importModel', file ? { name, file: { name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) } } : { name });
       if (m) setMessage(`Imported ${m.name} (${m.source})`);
       await refresh();
     } catch (e) {
       onError(asApiError(e));
+    } finally {
+      setImporting(false);
     }
   };
 
@@ -140,13 +147,15 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
           </table>
         )}
         <div className="row gap">
-          <button type="button" className="btn" disabled={Boolean(job)} onClick={() => (api.native ? void importWeights() : weightsInput.current?.click())}
-            title="Keras VGG19 notop .h5, or torchvision's vgg19 .pth">Import weights file…</button>
+          <input className="name-input" value={importName} onChange={(e) => setImportName(e.target.value.replace(/[^\w.-]/g, ''))} aria-label="Name for the imported model"
+            title="The imported model's name (vgg19 is the default model)" data-testid="import-name" />
+          <button type="button" className="btn" disabled={Boolean(job) || importing} onClick={() => (api.native ? void importWeights() : weightsInput.current?.click())}
+            title="Keras VGG19 notop .h5, or torchvision's vgg19 .pth">{importing ? 'Importing…' : 'Import weights file…'}</button>
           <button type="button" className="btn" disabled={Boolean(job)} data-testid="fetch-vgg19"
             onClick={() => void run('Fetch VGG19', async (runId) => { const m = await api.call('fetchModel', { runId }); return `Installed ${m.name}`; })}>
             Fetch VGG19 (80 MB)
           </button>
-          <input ref={weightsInput} type="file" accept=".h5,.hdf5,.pth,.pt" hidden onChange={(e) => { const f = e.target.files?.[0]; e.target.value = ''; if (f) void importWeights(f); }} />
+          <input ref={weightsInput} type="file" accept=".h5,.hdf5,.pth,.pt" hidden data-testid="import-input" onChange={(e) => { const f = e.target.files?.[0]; e.target.value = ''; if (f) void importWeights(f); }} />
         </div>
       </section>
 
