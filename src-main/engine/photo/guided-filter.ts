@@ -20,6 +20,7 @@
  */
 import type { RgbImage } from '../image.ts';
 import { StudioError } from '../../errors.ts';
+import { GUIDED_KERNEL, acquirePool, smoothThreads } from './smooth-pool.ts';
 
 /** FastPhotoStyle's `--fast` settings, ε moved to the [0, 1] colour scale. */
 export const GUIDED_FILTER_DEFAULTS = { radius: 35, eps: 1e-3 / (255 * 255) } as const;
@@ -29,7 +30,16 @@ export interface GuidedFilterOptions {
   radius: number;
   /** Regulariser ε on the [0, 1] colour scale (variance units). */
   eps: number;
+  /**
+   * Threads (default as the smoothing solver's: STUDIO_SMOOTH_THREADS, else the core count). Each
+   * takes a band of output rows and restarts the running sums 2r rows above it, so the extra work is
+   * 2r rows per band: worth it from a few hundred rows.
+   */
+  threads?: number;
 }
+
+/** Below this many output rows per thread the bands' 2r-row restarts cost more than they save. */
+const MIN_ROWS_PER_THREAD = 128;
 
 /**
  * Filters each channel of `src` guided by the colour image `guide` (same size). The output is
@@ -54,35 +64,75 @@ export function guidedFilter(guide: RgbImage, src: RgbImage, opts: GuidedFilterO
     // One-pixel windows: cov(I, p) = 0, so a = 0, b = p and q = p.
     return { width: w, height: h, data: Float32Array.from(src.data, (v) => Math.min(1, Math.max(0, v))) };
   }
-  // Streaming, row by row: each box filter keeps running column sums of its input rows (stage 1
-  // recomputes the products of a row leaving the window from the inputs; stage 2 keeps its rows in
-  // a ring of 2r + 2), and takes horizontal window sums of the column sums for each output row.
+  let threads = Math.min(smoothThreads(opts.threads), Math.floor(h / Math.max(MIN_ROWS_PER_THREAD, 4 * r)));
+  const pool = threads > 1 ? acquirePool(threads) : undefined;
+  if (!pool || pool.busy || !pool.waitReady(threads, 0)) threads = 1;
+  if (threads === 1 || !pool) {
+    const q = new Float32Array(w * h * 3);
+    guidedRows({ I: guide.data, p: src.data, q, w, h, r, eps }, 0, h);
+    return { width: w, height: h, data: q };
+  }
+  // Bands of output rows on the smoothing pool, the images in shared memory.
+  const shared = (a: Float32Array) => {
+    const b = new Float32Array(new SharedArrayBuffer(4 * a.length));
+    b.set(a);
+    return b;
+  };
+  const job: GuidedJob = { I: shared(guide.data), p: shared(src.data), q: new Float32Array(new SharedArrayBuffer(4 * w * h * 3)), w, h, r, eps };
+  const parts = new Int32Array(new SharedArrayBuffer(4 * (threads + 1)));
+  for (let t = 1; t <= threads; t++) parts[t] = Math.round((t * h) / threads);
+  pool.begin(threads, { T: threads, levels: [], v: [], parts: [parts], guided: job, scratch: 0 });
+  try {
+    pool.dispatch(GUIDED_KERNEL, 0, threads, (blk) => guidedRows(job, parts[blk], parts[blk + 1]));
+  } finally {
+    pool.end();
+  }
+  // A plain array for the caller (a shared one cannot be transferred to another thread).
+  return { width: w, height: h, data: job.q.slice() };
+}
+
+/** One guided filtering: guide I, source p, output q (interleaved RGB). */
+export interface GuidedJob {
+  I: Float32Array; p: Float32Array; q: Float32Array;
+  w: number; h: number; r: number; eps: number;
+}
+
+/**
+ * Output rows y0 ≤ y < y1 of the guided filter (r > 0). Streaming, row by row: each box filter keeps
+ * running column sums of its input rows (stage 1 recomputes the products of a row leaving the window
+ * from the inputs; stage 2 keeps its rows in a ring of 2r + 2), and takes horizontal window sums of
+ * the column sums for each output row. A band starts its sums r rows above it in stage 2 and 2r in
+ * stage 1; the whole image (0, h) is the single-thread path.
+ */
+export function guidedRows(job: GuidedJob, y0: number, y1: number): void {
+  const { I, p, q, w, h, r, eps } = job;
   const W1 = w * C1, W2 = w * C2;
   const R = Math.min(h, 2 * r + 2);
   const invx = new Float64Array(w);
   for (let x = 0; x < w; x++) invx[x] = 1 / (Math.min(w - 1, x + r) - Math.max(0, x - r) + 1);
   const st: State = {
-    I: guide.data, p: src.data, q: new Float32Array(w * h * 3), w, h, r, eps, R,
+    I, p, q, w, h, r, eps, R,
     col1: new Float64Array(W1), hs1: new Float64Array(W1),
     ring2: new Float64Array(R * W2), col2: new Float64Array(W2), hs2: new Float64Array(W2),
     P: new Float64Array(W1 + C1), invx,
   };
-  let next = 0;
-  for (let y = 0; y < h; y++) {
+  // Stage-1 rows the band needs, and the first input row summed.
+  const s1lo = Math.max(0, y0 - r), s1hi = Math.min(h, y1 + r), in0 = Math.max(0, s1lo - r);
+  let next = in0;
+  for (let y = s1lo; y < s1hi; y++) {
     while (next <= Math.min(h - 1, y + r)) products(st, next++, 1);
-    if (y - r - 1 >= 0) products(st, y - r - 1, -1);
+    if (y - r - 1 >= in0) products(st, y - r - 1, -1);
     emit1(st, y);
     const y2 = y - r;
-    if (y2 >= 0) {
-      if (y2 - r - 1 >= 0) sub(st.ring2, st.col2, W2, ((y2 - r - 1) % R) * W2);
+    if (y2 >= y0 && y2 < y1) {
+      if (y2 - r - 1 >= s1lo) sub(st.ring2, st.col2, W2, ((y2 - r - 1) % R) * W2);
       emit2(st, y2);
     }
   }
-  for (let y2 = Math.max(0, h - r); y2 < h; y2++) {
-    if (y2 - r - 1 >= 0) sub(st.ring2, st.col2, W2, ((y2 - r - 1) % R) * W2);
+  for (let y2 = Math.max(y0, s1hi - r); y2 < y1; y2++) {
+    if (y2 - r - 1 >= s1lo) sub(st.ring2, st.col2, W2, ((y2 - r - 1) % R) * W2);
     emit2(st, y2);
   }
-  return { width: w, height: h, data: st.q };
 }
 
 /** Channels of stage 1 (I, I Iᵀ, p, I p) and stage 2 (a per channel of p, b). */

@@ -49,6 +49,8 @@ export const CTRL = {
 } as const;
 /** The command that ends a session (kernel ids are positive). */
 export const END = -1;
+/** The guided filter's band kernel (guided-filter.ts), run by the same workers (smooth.ts ids are 1–99). */
+export const GUIDED_KERNEL = 100;
 export const MAX_THREADS = 8;
 /** At most this many blocks per command (the claim word keeps 8 bits for the block). */
 export const MAX_BLOCKS = 64;

@@ -55,7 +55,8 @@
 import type { RgbImage } from '../image.ts';
 import { CancelledError, StudioError } from '../../errors.ts';
 import { SLOTS, SLOT_DX, SLOT_DY, gaussianAffinity, mattingAffinity, padReplicate, type Affinity } from './affinity.ts';
-import { MAX_BLOCKS, acquirePool, smoothThreads, type SmoothPool } from './smooth-pool.ts';
+import { GUIDED_KERNEL, MAX_BLOCKS, acquirePool, smoothThreads, type SmoothPool } from './smooth-pool.ts';
+import { guidedRows, type GuidedJob } from './guided-filter.ts';
 
 export interface SmoothProgress {
   stage: 'smoothing';
@@ -1525,6 +1526,8 @@ export interface ParSession {
   partial: Float64Array;
   fargs: Float64Array;
   aux?: CoarsenAux;
+  /** A guided filtering (guided-filter.ts): blocks are bands of output rows, parts[0]. */
+  guided?: GuidedJob;
 }
 
 function split(h: number, nb: number, parallel: boolean): Int32Array {
@@ -1540,6 +1543,10 @@ function isParallel(S: ParSession, l: number): boolean {
 
 /** Block `tid` of command `cmd` on level l (whichever thread claimed it). */
 export function runPart(S: ParSession, cmd: number, l: number, tid: number, scratch: Float64Array): void {
+  if (cmd === GUIDED_KERNEL) {
+    guidedRows(S.guided!, S.parts[0][tid], S.parts[0][tid + 1]);
+    return;
+  }
   const L = S.levels[l];
   const pt = S.parts[l];
   const r0 = pt[tid], r1 = pt[tid + 1];

@@ -7,6 +7,7 @@ import { mulberry32 } from '../../../src-main/engine/random.ts';
 import { CancelledError } from '../../../src-main/errors.ts';
 import { PARALLEL, smooth } from '../../../src-main/engine/photo/smooth.ts';
 import { closeSmoothPool } from '../../../src-main/engine/photo/smooth-pool.ts';
+import { guidedFilter, guidedRows } from '../../../src-main/engine/photo/guided-filter.ts';
 
 /** Smooth regions with edges and noise (the solver's hard modes need colour structure). */
 function scene(w: number, h: number, seed: number): RgbImage {
@@ -99,6 +100,21 @@ describe('threaded smoothing', () => {
     assert.ok(outer.converged);
     assert.equal(inner?.threads, 1);
     assert.deepEqual(inner?.image.data, ref.image.data);
+  });
+
+  test('guided filter: bands of rows (as the threads run them) give the whole-image result', () => {
+    const c = scene(90, 300, 13), s = noisy(c, 14);
+    for (const r of [3, 8, 40]) {
+      const job = { I: c.data, p: s.data, q: new Float32Array(c.data.length), w: 90, h: 300, r, eps: 1e-4 };
+      guidedRows(job, 0, 300);
+      const whole = job.q.slice();
+      job.q.fill(-1);
+      for (const [y0, y1] of [[0, 7], [7, 150], [150, 151], [151, 300]]) guidedRows(job, y0, y1);
+      assert.ok(maxDiff(job.q, whole) < 1e-6, `r = ${r}: max |Δ| ${maxDiff(job.q, whole)}`);
+      const two = guidedFilter(c, s, { radius: r, eps: 1e-4, threads: 2 });
+      assert.ok(maxDiff(two.data, whole) < 1e-6);
+      assert.ok(!(two.data.buffer instanceof SharedArrayBuffer));
+    }
   });
 
   test('images too small to split run on one thread', () => {
