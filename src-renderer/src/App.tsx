@@ -300,13 +300,12 @@ export function App() {
         </div>
       )}
 
-      {tab === 'models' ? (
-        <main className="models-main">
-          <ModelsPanel models={info?.models ?? []} modelsDir={info?.modelsDir ?? ''} onError={setError}
-            onChanged={(models) => setInfo((i) => (i ? { ...i, models } : i))} />
-        </main>
-      ) : (
-        <main className="workspace">
+      {/* Both panels stay mounted: a training run or a half-set form survives a switch of tab. */}
+      <main className="models-main" hidden={tab !== 'models'}>
+        <ModelsPanel models={info?.models ?? []} modelsDir={info?.modelsDir ?? ''} onError={setError}
+          onChanged={(models) => setInfo((i) => (i ? { ...i, models } : i))} />
+      </main>
+      <main className="workspace" hidden={tab !== 'studio'}>
           <aside className="sidebar">
             <section>
               <h3>Method</h3>
@@ -392,8 +391,7 @@ export function App() {
             </div>
           )} />
           </div>
-        </main>
-      )}
+      </main>
 
       <footer className="statusbar" data-testid="statusbar">
         <span className={`dot${info ? ' ok' : ''}`} />

@@ -147,6 +147,7 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
           </table>
         )}
         <div className="row gap">
+          <span className="dim">Save as</span>
           <input className="name-input" value={importName} onChange={(e) => setImportName(e.target.value.replace(/[^\w.-]/g, ''))} aria-label="Name for the imported model"
             title="The imported model's name (vgg19 is the default model)" data-testid="import-name" />
           <button type="button" className="btn" disabled={Boolean(job) || importing} onClick={() => (api.native ? void importWeights() : weightsInput.current?.click())}
