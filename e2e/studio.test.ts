@@ -349,6 +349,7 @@ test('Models: train a photo decoder from dropped photos, with progress and a los
   await setNumber('train-steps', 150);
   await setNumber('train-crop', 32);
   await setNumber('train-batch', 2);
+  await page.getByText('Fine-tune the installed decoder').click();
   await page.getByTestId('train-start').click();
   const job = page.getByTestId('models-job');
   await job.waitFor();
@@ -360,6 +361,9 @@ test('Models: train a photo decoder from dropped photos, with progress and a los
   assert.match(await done.getByTestId('loss-plot').innerText(), /step 150:/);
   await shot('13-trained');
   assert.ok((await stat(decoder)).mtimeMs > before, 'the level-1 decoder was rewritten');
+  // Fine-tuned from the installed decoder, with one of the three photos held out for validation.
+  assert.match(serverLog.join(''), /fine-tuning the decoder from .*tiny-vgg19.decoders/);
+  assert.match(await done.innerText(), /validation [\d.e+-]+ \(best [\d.e+-]+ at step \d+\)/);
   await page.getByRole('tab', { name: 'Studio' }).click();
 });
 

@@ -74,7 +74,11 @@ export const TrainDecoderRequest = z.object({
   batch: z.number().int().min(1).max(64).default(4),
   crop: z.number().int().min(16).max(2048).default(256),
   lr: z.number().positive().max(1).default(1e-4),
+  /** Continue an interrupted run of this level from its last checkpoint. */
   resume: z.boolean().default(false),
+  /** Start from the model's installed decoder of this level instead of a fresh one. */
+  fineTune: z.boolean().default(false),
+  precision: z.enum(['fp32', 'mixed-fp16', 'mixed-bf16']).default('fp32'),
 });
 export type TrainDecoderRequest = z.input<typeof TrainDecoderRequest>;
 
@@ -163,6 +167,11 @@ export interface TrainReply {
   steps: number;
   firstLoss: number;
   finalLoss: number;
+  /** NaN without a validation split (a single photo). */
+  finalValLoss: number;
+  bestValLoss: number;
+  bestStep: number;
+  resumedFrom: number;
 }
 
 export interface ApiReplies {

@@ -19,7 +19,7 @@ import {
   type Reply, type RunEvent, type RunResult, type ServerEvent, type StudioInfo,
 } from '../api-contract.ts';
 import { serializeError, StudioError } from '../errors.ts';
-import { GatysParams, PhotoParams, type Job, type JobEvent } from '../protocol.ts';
+import { GatysParams, PhotoParams, TrainDecoderJob, type Job, type JobEvent } from '../protocol.ts';
 import { readImage, probeImage, type SourceInfo } from '../io/images.ts';
 import { writeImage } from '../io/write.ts';
 import type { EngineClient, RunningJob } from '../worker/client.ts';
@@ -388,12 +388,21 @@ export class StudioHandlers {
     let running: RunningJob<ApiReplies['trainDecoder']> | undefined;
     const untrack = this.track(req.runId, { cancel: () => running?.cancel() });
     try {
-      running = this.engine.run<ApiReplies['trainDecoder']>({
+      let init: string | undefined;
+      if (req.fineTune) {
+        const { resolveModel } = await import('../engine/models/store.ts');
+        init = path.join(resolveModel(req.model), 'decoders');
+      }
+      const job = TrainDecoderJob.parse({
         kind: 'train-decoder', level: req.level, images: folder, model: req.model, steps: req.steps, batch: req.batch, crop: req.crop,
-        lr: req.lr, resume: req.resume, lambda: 1, checkpointEvery: 200, seed: 0,
-      } as Job, this.relay(req.runId));
+        lr: req.lr, resume: req.resume, precision: req.precision, init,
+      });
+      running = this.engine.run<ApiReplies['trainDecoder']>(job, this.relay(req.runId));
       const r = await running.result;
-      return { decoder: r.decoder, steps: r.steps, firstLoss: r.firstLoss, finalLoss: r.finalLoss };
+      return {
+        decoder: r.decoder, steps: r.steps, firstLoss: r.firstLoss, finalLoss: r.finalLoss, finalValLoss: r.finalValLoss ?? NaN,
+        bestValLoss: r.bestValLoss ?? NaN, bestStep: r.bestStep ?? 0, resumedFrom: r.resumedFrom ?? 0,
+      };
     } finally {
       untrack();
       await rm(folder, { recursive: true, force: true });

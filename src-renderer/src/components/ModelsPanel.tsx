@@ -60,6 +60,9 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
   const [batch, setBatch] = useState(4);
   const [model, setModel] = useState(models[0]?.name ?? '');
   const [photos, setPhotos] = useState<ImageRef[]>([]);
+  const [precision, setPrecision] = useState<'fp32' | 'mixed-fp16' | 'mixed-bf16'>('fp32');
+  const [fineTune, setFineTune] = useState(false);
+  const [resume, setResume] = useState(false);
   const weightsInput = useRef<HTMLInputElement>(null);
   const photosInput = useRef<HTMLInputElement>(null);
 
@@ -178,6 +181,19 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
           </Field>
         </div>
         <div className="row gap">
+          <Field label="Precision" tip="Mixed precision computes in 16 bits with 32-bit master weights: less memory on GPUs; fp32 is the reference.">
+            <select value={precision} onChange={(e) => setPrecision(e.target.value as typeof precision)}>
+              <option value="fp32">fp32</option><option value="mixed-fp16">mixed fp16</option><option value="mixed-bf16">mixed bf16</option>
+            </select>
+          </Field>
+          <label className="toggle" title="Start from the installed decoder of this level (fine-tuning) instead of a fresh one">
+            <input type="checkbox" checked={fineTune} onChange={(e) => setFineTune(e.target.checked)} /><span>Fine-tune the installed decoder</span>
+          </label>
+          <label className="toggle" title="Continue an interrupted or cancelled run of this level from its last checkpoint">
+            <input type="checkbox" checked={resume} onChange={(e) => setResume(e.target.checked)} /><span>Resume</span>
+          </label>
+        </div>
+        <div className="row gap">
           <button type="button" className="btn" disabled={Boolean(job)} onClick={() => {
             if (api.native) void api.call('openImages', { role: 'training' }).then((r) => r && setPhotos((p) => [...p, ...r]), (e) => onError(asApiError(e)));
             else photosInput.current?.click();
@@ -187,8 +203,9 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
           <span className="spacer" />
           <button type="button" className="btn primary" disabled={Boolean(job) || photos.length === 0 || !model} data-testid="train-start"
             onClick={() => void run(`Train level ${level}`, async (runId) => {
-              const r = await api.call('trainDecoder', { runId, level, images: photos.map((p) => p.id), model, steps, crop, batch });
-              return `Decoder level ${level} trained: ${r.steps} steps, loss ${r.firstLoss.toExponential(2)} → ${r.finalLoss.toExponential(2)}`;
+              const r = await api.call('trainDecoder', { runId, level, images: photos.map((p) => p.id), model, steps, crop, batch, precision, fineTune, resume });
+              const val = Number.isFinite(r.finalValLoss) ? `; validation ${r.finalValLoss.toExponential(2)} (best ${r.bestValLoss.toExponential(2)} at step ${r.bestStep})` : '';
+              return `Decoder level ${level} trained: ${r.steps} steps${r.resumedFrom ? ` (resumed at ${r.resumedFrom})` : ''}, loss ${r.firstLoss.toExponential(2)} → ${r.finalLoss.toExponential(2)}${val}`;
             })}>Train</button>
           <input ref={photosInput} type="file" accept="image/*" multiple hidden data-testid="train-photos-input" onChange={(e) => { const f = Array.from(e.target.files ?? []); e.target.value = ''; if (f.length) void addPhotos(f); }} />
         </div>
