@@ -51,7 +51,9 @@ export function formatOf(p: Precision): HalfFormat | undefined {
  */
 function roundCore(x: tf.Tensor, f: HalfFormat): tf.Tensor {
   const q = tf.mul(x, 2 ** 23 + 1);
-  const ufp = tf.abs(tf.sub(tf.mul(q, 1 - 2 ** -24), q));
+  const d = tf.sub(tf.mul(q, 1 - 2 ** -24), q); // −sign(x)·ufp(x)
+  // |d| as max(d, −d): WebAssembly's Abs is 5× slower than its Maximum and Multiply.
+  const ufp = tf.maximum(d, tf.mul(d, -1));
   const M = tf.mul(tf.maximum(ufp, 2 ** f.minExp), 1.5 * 2 ** (23 - f.mantissaBits));
   return tf.sub(tf.add(x, M), M);
 }
