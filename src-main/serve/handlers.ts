@@ -23,6 +23,7 @@ import { GatysParams, PhotoParams, TrainDecoderJob, type Job, type JobEvent } fr
 import { readImage, probeImage, type SourceInfo } from '../io/images.ts';
 import { writeImage } from '../io/write.ts';
 import type { EngineClient, RunningJob } from '../worker/client.ts';
+import { BatchHandlers } from './batch.ts';
 
 /** What differs between Electron and the browser: dialogs, and where events go. */
 export interface StudioHost {
@@ -32,6 +33,10 @@ export interface StudioHost {
   chooseImages?(role: ImageRole, multiple: boolean): Promise<string[] | undefined>;
   chooseSavePath?(suggestedName: string, format: 'png' | 'jpeg' | 'tiff'): Promise<string | undefined>;
   chooseWeightsFile?(): Promise<string | undefined>;
+  /** Batch panel: a native folder dialog (Electron); absent in the browser, where paths are typed. */
+  chooseFolder?(purpose: 'input' | 'output'): Promise<string | undefined>;
+  /** Batch panel: an engine worker for the batch's jobs (Electron: its bundled entry). */
+  makeEngine?(wasmThreads: number): EngineClient;
 }
 
 interface OpenedImage {
@@ -88,6 +93,14 @@ export class StudioHandlers {
   private readonly runs = new Map<string, { cancel(): void }>();
   private workDir: Promise<string> | undefined;
   private closed = false;
+  private batchHandlers: BatchHandlers | undefined;
+  /** The Batch panel's requests (serve/batch.ts); its style is an image opened here. */
+  private get batch(): BatchHandlers {
+    return this.batchHandlers ??= new BatchHandlers({
+      emit: (e) => this.host.emit(e), chooseFolder: this.host.chooseFolder, makeEngine: this.host.makeEngine,
+      imagePath: (id) => this.image(id, 'style').path,
+    });
+  }
 
   constructor(private readonly engine: EngineClient, private readonly host: StudioHost) {}
 
@@ -126,6 +139,7 @@ export class StudioHandlers {
       case 'importModel': return this.importModel(p as z.output<typeof ApiRequests.importModel>);
       case 'fetchModel': return this.fetchModel(p as z.output<typeof ApiRequests.fetchModel>);
       case 'trainDecoder': return this.trainDecoder(p as z.output<typeof ApiRequests.trainDecoder>);
+      case 'batchChooseFolder': case 'batchStart': case 'batchPause': case 'batchResume': case 'batchCancel': return this.batch.handle(m, p);
     }
   }
 
@@ -414,6 +428,7 @@ export class StudioHandlers {
     this.closed = true;
     for (const r of this.runs.values()) r.cancel();
     this.runs.clear();
+    await this.batchHandlers?.close();
     if (this.workDir) await rm(await this.workDir, { recursive: true, force: true }).catch(() => undefined);
   }
 }

@@ -19,7 +19,15 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 }
 const rendererDir = await buildRenderer(root, { force: values.rebuild, log: (s) => process.stderr.write(`${s}\n`) });
 const engine = new EngineClient({ backend: values.backend });
-const server = await startServer({ engine, rendererDir: path.resolve(rendererDir), port, onLog: (m) => process.stderr.write(`engine: ${m}\n`) });
+let server: Awaited<ReturnType<typeof startServer>>;
+try {
+  server = await startServer({ engine, rendererDir: path.resolve(rendererDir), port, onLog: (m) => process.stderr.write(`engine: ${m}\n`) });
+} catch (e) {
+  const inUse = (e as NodeJS.ErrnoException).code === 'EADDRINUSE';
+  process.stderr.write(`error: ${inUse ? `port ${port} is in use; choose another with --port, or leave it out for a free one` : (e as Error).message}\n`);
+  await engine.close();
+  process.exit(2);
+}
 process.stdout.write(`Style Studio is running at ${server.url}\n(open it in a browser on this machine; Ctrl-C stops it)\n`);
 
 let stopping = false;

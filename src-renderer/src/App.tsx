@@ -242,7 +242,7 @@ export function App() {
   // What the viewer shows: the live intermediate image while running, else the last result,
   // else the photo on its own.
   const view: ViewImages | undefined = run?.live
-    ? { before: result?.beforeUrl, after: run.live, width: result?.width ?? images.content?.width ?? 1, height: result?.height ?? images.content?.height ?? 1, label: 'Working…' }
+    ? { before: result?.beforeUrl, after: run.live, width: result?.width ?? images.content?.width ?? 1, height: result?.height ?? images.content?.height ?? 1, label: run.iteration !== undefined && run.iterations ? `Working… step ${run.iteration} of ${run.iterations}` : 'Working…' }
     : result
       ? { before: result.beforeUrl, after: result.afterUrl, width: result.width, height: result.height, label: `${run ? 'Previous result · ' : ''}${result.phase === 'preview' ? 'Preview' : 'Full size'} · ${result.width}×${result.height} px` }
       : images.content

@@ -1,5 +1,5 @@
 /** Export: format, bit depth, JPEG quality. The photo's metadata is kept (as the command line does). */
-import { useState } from 'react';
+import { useEffect, useState } from 'react';
 import { Field, Segmented } from './Field.tsx';
 
 export interface ExportChoice {
@@ -26,6 +26,11 @@ export function ExportDialog({ name, width, height, sourceBitDepth, native, busy
   const [bitDepth, setBitDepth] = useState<8 | 16>(sourceBitDepth);
   const [quality, setQuality] = useState(92);
   const depth = format === 'jpeg' ? 8 : bitDepth;
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => { if (e.key === 'Escape') onClose(); };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [onClose]);
   return (
     <div className="modal-backdrop" onMouseDown={(e) => { if (e.target === e.currentTarget) onClose(); }}>
       <div className="modal" role="dialog" aria-modal="true" aria-labelledby="export-title" data-testid="export-dialog">

@@ -180,7 +180,7 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
             <div className="row"><NumberInput value={crop} min={16} max={2048} onChange={setCrop} testId="train-crop" /><NumberInput value={batch} min={1} max={64} onChange={setBatch} testId="train-batch" /></div>
           </Field>
         </div>
-        <div className="row gap">
+        <div className="row gap align-end">
           <Field label="Precision" tip="Mixed precision computes in 16 bits with 32-bit master weights: less memory on GPUs; fp32 is the reference.">
             <select value={precision} onChange={(e) => setPrecision(e.target.value as typeof precision)}>
               <option value="fp32">fp32</option><option value="mixed-fp16">mixed fp16</option><option value="mixed-bf16">mixed bf16</option>
