@@ -7,7 +7,7 @@
  * the CSP in index.html, no navigation, no new windows, no permissions, and IPC only from our page.
  */
 import { app, BrowserWindow, dialog, ipcMain, Menu, shell, type MenuItemConstructorOptions } from 'electron';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,7 +113,9 @@ async function chooseImages(role: ImageRole, multiple: boolean): Promise<string[
 }
 
 void app.whenReady().then(() => {
-  engine = new EngineClient({ entry: new URL('./engine-worker.js', import.meta.url) });
+  // The bundled worker beside this file (electron-vite's output); from the sources, the tsx entry.
+  const bundled = new URL('./engine-worker.js', import.meta.url);
+  engine = new EngineClient(existsSync(fileURLToPath(bundled)) ? { entry: bundled } : {});
   handlers = new StudioHandlers(engine, {
     kind: 'electron',
     emit: send,
@@ -126,6 +128,15 @@ void app.whenReady().then(() => {
       const r = await dialog.showOpenDialog(win!, { title: 'Import VGG19 weights', filters: [{ name: 'Keras .h5 or torchvision .pth', extensions: ['h5', 'hdf5', 'pth', 'pt'] }], properties: ['openFile'] });
       return r.canceled ? undefined : r.filePaths[0];
     },
+    // Batch panel: the only folders a batch may read from or write to are the ones chosen here.
+    chooseFolder: async (purpose) => {
+      const r = await dialog.showOpenDialog(win!, purpose === 'input'
+        ? { title: 'Choose the folder of photos to restyle', properties: ['openDirectory'] }
+        : { title: 'Choose the folder for the results', properties: ['openDirectory', 'createDirectory', 'promptToCreate'] });
+      return r.canceled ? undefined : r.filePaths[0];
+    },
+    // The batch's own engines, from the bundled worker (the default entry is the TypeScript sources).
+    makeEngine: (wasmThreads) => new EngineClient({ entry: new URL('./engine-worker.js', import.meta.url), wasmThreads }),
   });
   ipcMain.handle('studio:call', (event, method: unknown, payload: unknown) => {
     // Only our own page may call: its top frame, showing our renderer (not a frame or page something else loaded).

@@ -91,6 +91,8 @@ export class StudioHandlers {
   private readonly images = new Map<string, OpenedImage>();
   private readonly results = new Map<string, StoredResult>();
   private readonly runs = new Map<string, { cancel(): void }>();
+  /** Requests being served: close() lets them wind down (a cancelled training run saves its checkpoint). */
+  private readonly active = new Set<Promise<unknown>>();
   private workDir: Promise<string> | undefined;
   private closed = false;
   private batchHandlers: BatchHandlers | undefined;
@@ -121,7 +123,13 @@ export class StudioHandlers {
       const m = method as ApiMethod;
       const parsed = ApiRequests[m].safeParse(payload ?? undefined);
       if (!parsed.success) throw new StudioError('BAD_ARGUMENT', `invalid ${m} request: ${z.prettifyError(parsed.error)}`);
-      return { ok: true, value: await this.dispatch(m, parsed.data) };
+      const work = this.dispatch(m, parsed.data);
+      this.active.add(work);
+      try {
+        return { ok: true, value: await work };
+      } finally {
+        this.active.delete(work);
+      }
     } catch (e) {
       return { ok: false, error: serializeError(outOfMemory(e) ?? e) };
     }
@@ -424,10 +432,16 @@ export class StudioHandlers {
   }
 
   /** Cancels every run and removes the temporary folder (quit, or a closed server). */
-  async close(): Promise<void> {
+  async close(graceMs = 10_000): Promise<void> {
     this.closed = true;
     for (const r of this.runs.values()) r.cancel();
     this.runs.clear();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.active]),
+      new Promise((r) => { timer = setTimeout(r, graceMs); }),
+    ]);
+    clearTimeout(timer);
     await this.batchHandlers?.close();
     if (this.workDir) await rm(await this.workDir, { recursive: true, force: true }).catch(() => undefined);
   }
