@@ -56,6 +56,11 @@ before(async () => {
 });
 
 after(async () => {
+  // If the quit test did not get to it, quit now: the engine worker would keep this process alive.
+  if (stub && stub.quitCalls === 0) {
+    for (const fn of stub.appListeners['before-quit'] ?? []) fn({ preventDefault: () => undefined });
+    for (let i = 0; i < 200 && stub.quitCalls === 0; i++) await new Promise((r) => setTimeout(r, 25));
+  }
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
