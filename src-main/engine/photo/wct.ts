@@ -234,13 +234,11 @@ export async function wct2d(
  */
 export async function wct(fc: tf.Tensor4D, fs: tf.Tensor4D | null, opts: WctOptions = {}, cache?: { stats?: StyleStats }): Promise<WctResult> {
   const [hc, wc, c] = checkFeatures(fc, 'content');
-  let xs: tf.Tensor2D | null = null;
-  if (fs) {
-    const [hs, ws, cs] = checkFeatures(fs, 'style');
-    if (cs !== c) throw new StudioError('BAD_ARGUMENT', `WCT: content and style features have different channel counts (${c} and ${cs})`);
-    xs = tf.reshape(fs, [hs * ws, c]) as tf.Tensor2D;
-  }
+  const styleShape = fs ? checkFeatures(fs, 'style') : undefined;
+  if (styleShape && styleShape[2] !== c) throw new StudioError('BAD_ARGUMENT', `WCT: content and style features have different channel counts (${c} and ${styleShape[2]})`);
   const o = checkOptions(opts);
+  // Every check is done: from here on, what is made is released in `finally`.
+  const xs = fs && styleShape ? tf.reshape(fs, [styleShape[0] * styleShape[1], c]) as tf.Tensor2D : null;
   const xc = tf.reshape(fc, [hc * wc, c]) as tf.Tensor2D;
   try {
     const u2 = await referenceUnit(xc, o.featureScale);
