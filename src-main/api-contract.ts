@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { GatysParams, PhotoParams } from './protocol.ts';
 import type { LossValues } from './protocol.ts';
 import type { SerializedError } from './errors.ts';
+import { BatchRequests, type BatchEvent, type BatchReplies } from './batch-contract.ts';
 
 /** Ids the back end hands out (images, results): opaque, short, URL-safe. */
 const Id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
@@ -96,6 +97,7 @@ export const ApiRequests = {
   importModel: ImportModelRequest,
   fetchModel: FetchModelRequest,
   trainDecoder: TrainDecoderRequest,
+  ...BatchRequests,
 } as const;
 export type ApiMethod = keyof typeof ApiRequests;
 export const API_METHODS = Object.keys(ApiRequests) as ApiMethod[];
@@ -174,7 +176,7 @@ export interface TrainReply {
   resumedFrom: number;
 }
 
-export interface ApiReplies {
+export interface ApiReplies extends BatchReplies {
   info: StudioInfo;
   /** Null when the dialog was dismissed. Several only for role 'training'. */
   openImages: ImageRef[] | null;
@@ -205,7 +207,8 @@ export type RunEvent =
 /** Sent by the Electron menu. */
 export type MenuEvent = { type: 'menu'; action: 'open-content' | 'open-style' | 'export' };
 
-export type ServerEvent = RunEvent | MenuEvent;
+export type ServerEvent = RunEvent | MenuEvent | BatchEvent;
+export type { BatchEvent };
 
 export type Reply<T> = { ok: true; value: T } | { ok: false; error: SerializedError };
 

@@ -126,7 +126,11 @@ export class BatchRun {
   private readonly running = new Map<string, RunningJob<unknown>>();
   private stopError: StudioError | undefined;
 
-  constructor(private readonly o: BatchOptions, private readonly events: { onFile?(e: FileEvent): void; onProgress?(p: BatchProgress): void } = {}) {}
+  constructor(
+    private readonly o: BatchOptions,
+    /** onStart: a file went to an engine (progress reports come as files finish). */
+    private readonly events: { onFile?(e: FileEvent): void; onProgress?(p: BatchProgress): void; onStart?(input: string): void } = {},
+  ) {}
 
   pause(): void {
     this.paused = true;
@@ -283,6 +287,7 @@ export class BatchRun {
       : { kind: 'stylize-gatys', content: inAbs, styles: [c.style], output: output_, params: { ...o.gatys!, previewEvery: 0 }, model: o.model, maxPixels: o.maxPixels, cacheStyle: true };
     const running = engine.run<{ ioMs?: number; totalMs?: number }>(job);
     this.running.set(input, running);
+    this.events.onStart?.(input);
     try {
       const r = await running.result;
       const sha256 = await sha256File(outAbs);

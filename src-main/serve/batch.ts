@@ -49,7 +49,7 @@ function typedFolder(p: string, what: string): string {
 function summaryReply(s: BatchSummary): BatchSummaryReply {
   return {
     inDir: s.inDir, outDir: s.outDir, journal: s.journal, total: s.total, done: s.done, skipped: s.skipped,
-    failed: s.failed.slice(0, MAX_FAILED_LISTED), failedCount: s.failed.length, stopped: s.stopped, ms: s.ms,
+    failed: s.failed.slice(0, MAX_FAILED_LISTED).map((f) => ({ ...f, reason: f.reason.replaceAll(`${s.inDir}${path.sep}`, '') })), failedCount: s.failed.length, stopped: s.stopped, ms: s.ms,
   };
 }
 
@@ -58,6 +58,8 @@ interface Active {
   finished: Promise<unknown>;
   last?: Omit<Extract<BatchEvent, { type: 'batchProgress' }>, 'elapsedMs'>;
   t0: number;
+  /** Emits in order with the file events (which wait for their thumbnails). */
+  send(e: BatchEvent): void;
 }
 
 export class BatchHandlers {
@@ -128,10 +130,19 @@ export class BatchHandlers {
         ? await sharp(path.join(outDir, f.output!)).resize(THUMB_SIDE, THUMB_SIDE, { fit: 'inside', withoutEnlargement: true }).jpeg({ quality: 80 }).toBuffer()
           .then((b) => new Uint8Array(b), () => undefined)
         : undefined;
-      return { type: 'batchFile', runId: req.runId, input: f.input, output: f.output, outcome: f.outcome, code: f.code, reason: f.reason, ms: f.ms, thumbnail };
+      // The input folder is on screen already: the reason names the file by its path in it.
+      const reason = f.reason?.replaceAll(`${inDir}${path.sep}`, '');
+      return { type: 'batchFile', runId: req.runId, input: f.input, output: f.output, outcome: f.outcome, code: f.code, reason, ms: f.ms, thumbnail };
     });
     const onProgress = (p: BatchProgress) => {
       a.last = { type: 'batchProgress', runId: req.runId, ...p };
+      const e = { ...a.last, elapsedMs: performance.now() - t0 };
+      send(() => e);
+    };
+    // A file sent to an engine: shown as running now (the engine's own progress comes as files finish).
+    const onStart = (input: string) => {
+      const base = a.last ?? { type: 'batchProgress' as const, runId: req.runId, total: 0, done: 0, skipped: 0, failed: 0, running: [], paused: false };
+      a.last = { ...base, running: [...base.running.filter((x) => x !== input), input] };
       const e = { ...a.last, elapsedMs: performance.now() - t0 };
       send(() => e);
     };
@@ -142,8 +153,8 @@ export class BatchHandlers {
       model: req.model, recursive: req.recursive, pattern: req.pattern?.trim() || undefined,
       format: req.format, quality: req.quality, jobs: req.jobs, overwrite: req.overwrite,
       engine: this.host.makeEngine,
-    }, { onFile, onProgress });
-    const a: Active = { run, finished: Promise.resolve(), t0 };
+    }, { onFile, onProgress, onStart });
+    const a: Active = { run, finished: Promise.resolve(), t0, send: (e) => send(() => e) };
     const running = run.run();
     a.finished = running.catch(() => undefined);
     this.active.set(req.runId, a);
@@ -162,7 +173,10 @@ export class BatchHandlers {
     if (!a) return { ok: false };
     a.run[what]();
     // The engine reports progress when a file finishes; say "paused" (or not) now.
-    if (a.last && what !== 'cancel') this.host.emit({ ...a.last, paused: what === 'pause', elapsedMs: performance.now() - a.t0 });
+    if (a.last && what !== 'cancel') {
+      a.last = { ...a.last, paused: what === 'pause' };
+      a.send({ ...a.last, elapsedMs: performance.now() - a.t0 });
+    }
     return { ok: true };
   }
 

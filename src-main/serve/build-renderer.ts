@@ -24,7 +24,7 @@ async function newestMtime(paths: string[]): Promise<number> {
 export async function buildRenderer(root: string, opts: { force?: boolean; log?: (s: string) => void } = {}): Promise<string> {
   const outDir = path.join(root, 'out', 'serve-renderer');
   // What the renderer bundle imports: its own folder and the browser-safe contract files.
-  const sources = [path.join(root, 'src-renderer'), ...['api-contract.ts', 'protocol.ts', 'wire.ts', 'errors.ts'].map((f) => path.join(root, 'src-main', f))];
+  const sources = [path.join(root, 'src-renderer'), ...['api-contract.ts', 'batch-contract.ts', 'protocol.ts', 'wire.ts', 'errors.ts'].map((f) => path.join(root, 'src-main', f))];
   const built = (await stat(path.join(outDir, 'index.html')).catch(() => undefined))?.mtimeMs ?? 0;
   if (!opts.force && built > (await newestMtime(sources))) return outDir;
   opts.log?.('building the renderer…');

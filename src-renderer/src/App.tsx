@@ -14,6 +14,7 @@ import { Segmented } from './components/Field.tsx';
 import { Viewer, type ViewImages } from './components/Viewer.tsx';
 import { ExportDialog, type ExportChoice } from './components/ExportDialog.tsx';
 import { ModelsPanel } from './components/ModelsPanel.tsx';
+import { BatchPanel } from './components/BatchPanel.tsx';
 
 type Slot = 'content' | 'styles' | 'contentLabels' | 'styleLabels';
 
@@ -64,7 +65,7 @@ export function App() {
   const [result, setResult] = useState<ShownResult>();
   const [error, setError] = useState<ApiError>();
   const [notice, setNotice] = useState<string>();
-  const [tab, setTab] = useState<'studio' | 'models'>('studio');
+  const [tab, setTab] = useState<'studio' | 'models' | 'batch'>('studio');
   const [zoom, setZoom] = useState<'fit' | '100'>('fit');
   const [exporting, setExporting] = useState<'open' | 'busy'>();
   const [log, setLog] = useState<string[]>([]);
@@ -279,6 +280,7 @@ export function App() {
         <nav className="tabs" role="tablist">
           <button type="button" role="tab" aria-selected={tab === 'studio'} className={tab === 'studio' ? 'on' : ''} onClick={() => setTab('studio')}>Studio</button>
           <button type="button" role="tab" aria-selected={tab === 'models'} className={tab === 'models' ? 'on' : ''} onClick={() => setTab('models')} data-testid="tab-models">Models</button>
+          <button type="button" role="tab" aria-selected={tab === 'batch'} className={tab === 'batch' ? 'on' : ''} onClick={() => setTab('batch')} data-testid="tab-batch">Batch</button>
         </nav>
         <span className="spacer" />
         {tab === 'studio' && (
@@ -304,6 +306,9 @@ export function App() {
       <main className="models-main" hidden={tab !== 'models'}>
         <ModelsPanel models={info?.models ?? []} modelsDir={info?.modelsDir ?? ''} onError={setError}
           onChanged={(models) => setInfo((i) => (i ? { ...i, models } : i))} />
+      </main>
+      <main className="batch-main" hidden={tab !== 'batch'}>
+        <BatchPanel info={info} model={model} onError={setError} />
       </main>
       <main className="workspace" hidden={tab !== 'studio'}>
           <aside className="sidebar">

@@ -1,0 +1,238 @@
+/**
+ * End to end, the Batch panel: `npm run serve` with the tiny network, driven in Debian's Chromium.
+ * A small shoot (photos in a sub-folder, the same name twice, one damaged file) is restyled from the
+ * panel: folder errors, the table filling with states and thumbnails, the damaged file listed with
+ * its reason, pause and resume, the summary and the files on disk; then a second batch cancelled
+ * mid-way and started again, which skips what was done. Screenshots go to test-results/e2e/.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { writeTinyFixtures } from '../src-main/engine/models/tiny.ts';
+
+const CHROMIUM = process.env.STUDIO_CHROMIUM ?? '/usr/bin/chromium';
+const SHOTS = path.resolve('test-results/e2e');
+const SAMPLES = path.resolve('assets/samples');
+/** The good photos of the shoot (relative paths) and its damaged one. */
+const GOOD = ['coffee.jpg', 'rocket.png', 'astronaut.jpg', path.join('day two', 'coffee.jpg'), path.join('day two', 'chelsea.jpg')];
+const BROKEN = 'broken.jpg';
+
+let tmp: string;
+let shoot: string;
+let server: ChildProcess;
+let url: string;
+let browser: BrowserContext;
+let page: Page;
+const serverLog: string[] = [];
+
+async function startServe(modelsDir: string): Promise<{ proc: ChildProcess; url: string }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'src-main/serve/main.ts'], {
+    env: { ...process.env, STUDIO_MODELS_DIR: modelsDir, STUDIO_BACKEND: 'wasm' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const out: string[] = [];
+  proc.stderr!.on('data', (d: Buffer) => serverLog.push(d.toString()));
+  const found = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve printed no URL in 120 s:\n${out.join('')}`)), 120_000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      out.push(d.toString());
+      const m = /running at (http:\/\/127\.0\.0\.1:\d+\/[\w-]+\/)/.exec(out.join(''));
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    proc.on('exit', (code) => reject(new Error(`serve exited (${code}):\n${out.join('')}`)));
+  });
+  return { proc, url: found };
+}
+
+const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+
+/** Every file under `dir` (relative paths), hidden ones too. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const ents = await readdir(dir, { recursive: true, withFileTypes: true });
+  return ents.filter((e) => e.isFile()).map((e) => path.relative(dir, path.join(e.parentPath, e.name))).sort();
+}
+
+const outputOf = (input: string) => path.join(path.dirname(input), `${path.basename(input, path.extname(input))}-photo-Dune.jpg`);
+
+before(async () => {
+  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), or set STUDIO_CHROMIUM`);
+  tmp = await mkdtemp(path.join(tmpdir(), 'studio-e2e-batch-'));
+  await mkdir(SHOTS, { recursive: true });
+  await writeTinyFixtures(path.join(tmp, 'models'));
+  // The shoot: small photos (the batch makes 64 px results), a PNG, a sub-folder with a name the top
+  // folder has too, and a JPEG cut short.
+  shoot = path.join(tmp, 'shoot');
+  await mkdir(path.join(shoot, 'day two'), { recursive: true });
+  const photo = (src: string, dest: string, hue = 0) => {
+    const im = sharp(path.join(SAMPLES, src)).resize(240).modulate({ hue });
+    return (dest.endsWith('.png') ? im.png() : im.jpeg({ quality: 90 })).toFile(path.join(shoot, dest));
+  };
+  await photo('content-coffee.jpg', GOOD[0]);
+  await photo('content-rocket.jpg', GOOD[1]);
+  await photo('content-astronaut.jpg', GOOD[2]);
+  await photo('content-coffee.jpg', GOOD[3], 120);
+  await photo('content-chelsea.jpg', GOOD[4]);
+  await writeFile(path.join(shoot, BROKEN), (await readFile(path.join(SAMPLES, 'content-coffee.jpg'))).subarray(0, 1500));
+  await copyFile(path.join(SAMPLES, 'photo-Dune.jpg'), path.join(tmp, 'photo-Dune.jpg'));
+
+  ({ proc: server, url } = await startServe(path.join(tmp, 'models')));
+  browser = await chromium.launchPersistentContext(path.join(tmp, 'chromium-profile'), {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1360, height: 860 },
+  });
+  page = browser.pages()[0] ?? await browser.newPage();
+  page.on('pageerror', (e) => serverLog.push(`page error: ${e.message}\n`));
+});
+
+after(async () => {
+  await browser?.close();
+  if (server && server.exitCode === null) {
+    const exited = new Promise((r) => server.once('exit', r));
+    server.kill('SIGTERM');
+    await exited;
+  }
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+  if (process.exitCode) process.stderr.write(serverLog.join(''));
+});
+
+/** The counts line's numbers: "N of M files". */
+async function counts(): Promise<{ finished: number; total: number }> {
+  const m = /(\d+) of (\d+) files/.exec(await page.getByTestId('batch-counts').innerText());
+  return m ? { finished: Number(m[1]), total: Number(m[2]) } : { finished: 0, total: 0 };
+}
+
+async function setFolders(inDir: string, outDir: string) {
+  await page.getByTestId('batch-input').fill(inDir);
+  await page.getByTestId('batch-output').fill(outDir);
+}
+
+test('the Batch panel: style, method and options; folder mistakes are explained', async () => {
+  await page.goto(url);
+  await page.getByTestId('backend').filter({ hasText: 'wasm' }).waitFor({ timeout: 60_000 });
+  await page.getByTestId('tab-batch').click();
+  await page.getByTestId('batch-panel').waitFor();
+  assert.ok(await page.getByTestId('batch-start').isDisabled(), 'Start waits for the folders and the style');
+
+  await page.getByTestId('batch-method').getByRole('radio', { name: 'Photorealistic' }).click();
+  await page.getByTestId('batch-style-input').setInputFiles(path.join(tmp, 'photo-Dune.jpg'));
+  await page.getByTestId('batch-style').getByText('photo-Dune.jpg').waitFor();
+  await page.getByTestId('batch-size').fill('64');
+  await page.getByTestId('batch-smooth').selectOption('fast');
+  await page.getByTestId('batch-recursive').check();
+  await page.getByTestId('batch-format').selectOption('jpeg');
+
+  // A folder that does not exist, then a relative path: each refused with what to do.
+  await setFolders(path.join(tmp, 'no-such-shoot'), path.join(tmp, 'out'));
+  await page.getByTestId('batch-start').click();
+  const err = page.getByTestId('error');
+  await err.waitFor();
+  assert.match(await err.innerText(), /input folder .*no-such-shoot does not exist/);
+  await err.getByRole('button', { name: 'Dismiss' }).click();
+  await setFolders('shoot', path.join(tmp, 'out'));
+  await page.getByTestId('batch-start').click();
+  await err.waitFor();
+  assert.match(await err.innerText(), /not a full path/);
+  await err.getByRole('button', { name: 'Dismiss' }).click();
+  await setFolders(shoot, path.join(tmp, 'nowhere', 'deeper', 'out'));
+  await page.getByTestId('batch-start').click();
+  await err.waitFor();
+  assert.match(await err.innerText(), /parent .* does not exist/);
+  await err.getByRole('button', { name: 'Dismiss' }).click();
+  assert.equal(existsSync(path.join(tmp, 'nowhere')), false, 'nothing was created');
+});
+
+test('a batch: the table fills, thumbnails appear, pause and resume, the damaged file is listed, results on disk', async () => {
+  const out = path.join(tmp, 'out');
+  await setFolders(shoot, out);
+  await page.getByTestId('batch-start').click();
+  await page.getByTestId('batch-progress').waitFor();
+  // The first file runs, then finishes with a thumbnail of its result.
+  await page.locator('[data-testid="batch-row"][data-state="running"]').first().waitFor({ timeout: 60_000 });
+  await page.locator('[data-testid="batch-row"][data-state="done"] img').first().waitFor({ timeout: 60_000 });
+  await shot('batch-01-running');
+
+  // Pause: the file in progress finishes, then nothing more starts until Resume.
+  await page.getByTestId('batch-pause').click();
+  await page.getByTestId('batch-status').filter({ hasText: /^Paused$/ }).waitFor({ timeout: 60_000 });
+  const paused = await counts();
+  assert.ok(paused.finished < GOOD.length + 1, `paused before the end (${paused.finished} finished)`);
+  await new Promise((r) => setTimeout(r, 2500));
+  assert.deepEqual(await counts(), paused, 'nothing finished while paused');
+  assert.equal(await page.locator('[data-testid="batch-row"][data-state="running"]').count(), 0, 'nothing runs while paused');
+  await shot('batch-02-paused');
+  await page.getByTestId('batch-resume').click();
+  await page.getByTestId('batch-status').filter({ hasText: /^Running$/ }).waitFor();
+
+  const summary = page.getByTestId('batch-summary');
+  await summary.waitFor({ timeout: 180_000 });
+  const text = await summary.innerText();
+  assert.match(text, /Batch finished, with failures/);
+  assert.match(text, new RegExp(`${GOOD.length} restyled, 0 already done, 1 failed of ${GOOD.length + 1}`));
+  const failures = await page.getByTestId('batch-failures').innerText();
+  assert.match(failures, /broken\.jpg — .*(damaged|corrupt|truncated|cannot|not an image|premature)/i, failures);
+
+  // The table: every file with its state, the damaged one with its reason, a thumbnail per result.
+  const rows = page.getByTestId('batch-row');
+  assert.equal(await rows.count(), GOOD.length + 1);
+  for (const f of GOOD) assert.equal(await page.locator(`[data-testid="batch-row"][data-input="${f}"]`).getAttribute('data-state'), 'done', f);
+  const broken = page.locator(`[data-testid="batch-row"][data-input="${BROKEN}"]`);
+  assert.equal(await broken.getAttribute('data-state'), 'failed');
+  assert.ok((await broken.getByTestId('batch-reason').innerText()).length > 5, 'the failure has a reason');
+  const thumbs = await page.locator('[data-testid="batch-row"][data-state="done"] img').evaluateAll(
+    (imgs) => imgs.map((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth));
+  assert.equal(thumbs.length, GOOD.length);
+  assert.ok(thumbs.every((w) => typeof w === 'number' && w > 0 && w <= 160), `decoded thumbnails: ${thumbs}`);
+  await shot('batch-03-finished');
+
+  // On disk: one JPEG per good photo, 64 px on the long side, mirroring the sub-folder; the journal; nothing else.
+  const files = await filesUnder(out);
+  assert.deepEqual(files, [...GOOD.map(outputOf), '.studio-batch.jsonl'].sort());
+  for (const f of GOOD) {
+    const m = await sharp(path.join(out, outputOf(f))).metadata();
+    assert.equal(m.format, 'jpeg', f);
+    assert.equal(Math.max(m.width!, m.height!), 64, f);
+  }
+  assert.ok((await filesUnder(shoot)).length === GOOD.length + 1, 'the shoot is untouched');
+});
+
+test('cancel mid-way keeps what is done; starting again resumes and skips it', async () => {
+  const out = path.join(tmp, 'out-2');
+  await page.getByTestId('batch-output').fill(out);
+  await page.getByTestId('batch-start').click();
+  await page.locator('[data-testid="batch-row"][data-state="done"]').first().waitFor({ timeout: 120_000 });
+  await page.getByTestId('batch-cancel').click();
+  const summary = page.getByTestId('batch-summary');
+  await summary.waitFor({ timeout: 60_000 });
+  const text = await summary.innerText();
+  assert.match(text, /Batch cancelled/);
+  assert.match(text, /Start again with the same settings to resume/);
+  const doneBefore = Number(/(\d+) restyled/.exec(text)![1]);
+  assert.ok(doneBefore >= 1 && doneBefore < GOOD.length, `cancelled mid-way (${doneBefore} done)`);
+  const results = (await filesUnder(out)).filter((f) => f.endsWith('.jpg'));
+  assert.equal(results.length, doneBefore, 'the results of the finished files, and no half-written one');
+  await shot('batch-04-cancelled');
+
+  await page.getByTestId('batch-start').click();
+  await summary.waitFor({ state: 'detached' });
+  await summary.waitFor({ timeout: 180_000 });
+  const again = await summary.innerText();
+  assert.match(again, new RegExp(`${GOOD.length - doneBefore} restyled, ${doneBefore} already done, 1 failed`));
+  const skipped = page.locator('[data-testid="batch-row"][data-state="skipped"]');
+  assert.equal(await skipped.count(), doneBefore);
+  assert.match(await skipped.first().innerText(), /done in an earlier run/);
+  assert.equal(await page.locator('[data-testid="batch-row"][data-state="skipped"] img').count(), doneBefore, 'skipped results show their thumbnail too');
+  assert.deepEqual(await filesUnder(out), [...GOOD.map(outputOf), '.studio-batch.jsonl'].sort());
+  await shot('batch-05-resumed');
+});

@@ -1,0 +1,83 @@
+/**
+ * The Batch panel's part of the window contract (api-contract.ts merges it into ApiRequests, the
+ * replies and the events): requests with their zod schemas, the reply and the streamed events.
+ * Browser-safe like the rest of the contract: zod and the job schemas only.
+ */
+import { z } from 'zod';
+import { GatysParams, PhotoParams } from './protocol.ts';
+
+const Id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
+/** A folder on the back end's machine: absolute, no NUL, not absurdly long. */
+const FolderPath = z.string().min(1).max(4096).refine((p) => !p.includes('\0'), 'contains a NUL character');
+
+/** Electron only: a native folder dialog; the main process remembers the answer as a folder the user chose. */
+export const BatchChooseFolderRequest = z.object({ purpose: z.enum(['input', 'output']) });
+
+export const BatchStartRequest = z.object({
+  /** Chosen by the renderer (as for stylize), so that it can pause or cancel before the reply. */
+  runId: Id,
+  inDir: FolderPath,
+  outDir: FolderPath,
+  /** An image opened or uploaded with role 'style'. */
+  style: Id,
+  method: z.enum(['gatys', 'photo']),
+  gatys: GatysParams.optional(),
+  photo: PhotoParams.optional(),
+  model: z.string().max(200).optional(),
+  recursive: z.boolean().default(false),
+  /** Glob on file names ('*.jpg', '{a,b}*.png'); empty: every image. */
+  pattern: z.string().max(200).optional(),
+  format: z.enum(['png', 'jpeg', 'tiff']).optional(),
+  quality: z.number().int().min(1).max(100).optional(),
+  jobs: z.number().int().min(1).max(16).default(1),
+  overwrite: z.enum(['skip', 'replace']).default('skip'),
+});
+export type BatchStartRequest = z.input<typeof BatchStartRequest>;
+
+export const BatchControlRequest = z.object({ runId: Id });
+
+export const BatchRequests = {
+  batchChooseFolder: BatchChooseFolderRequest,
+  batchStart: BatchStartRequest,
+  batchPause: BatchControlRequest,
+  batchResume: BatchControlRequest,
+  batchCancel: BatchControlRequest,
+} as const;
+
+export interface BatchSummaryReply {
+  inDir: string;
+  outDir: string;
+  journal: string;
+  total: number;
+  done: number;
+  skipped: number;
+  /** The first failures (at most 1000; `failedCount` has them all). */
+  failed: { input: string; code: string; reason: string }[];
+  failedCount: number;
+  /** Set when the batch stopped early: cancelled (code CANCELLED), or an error every file would hit. */
+  stopped?: { code: string; message: string; hint?: string };
+  ms: number;
+}
+
+export interface BatchReplies {
+  /** Null when the dialog was dismissed. */
+  batchChooseFolder: { path: string } | null;
+  batchStart: BatchSummaryReply;
+  batchPause: { ok: boolean };
+  batchResume: { ok: boolean };
+  batchCancel: { ok: boolean };
+}
+
+/** Streamed while a batch runs; every event names its run. */
+export type BatchEvent =
+  | {
+    type: 'batchFile'; runId: string; input: string; output?: string; outcome: 'done' | 'skipped' | 'failed';
+    code?: string; reason?: string; ms?: number;
+    /** A small JPEG of the result (done and skipped files; not every skipped one on a large resume). */
+    thumbnail?: Uint8Array;
+  }
+  | {
+    type: 'batchProgress'; runId: string; total: number; done: number; skipped: number; failed: number;
+    running: string[]; etaMs?: number; paused: boolean; elapsedMs: number;
+  }
+  | { type: 'batchDone'; runId: string; summary: BatchSummaryReply };
