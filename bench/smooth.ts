@@ -1,7 +1,7 @@
 // PhotoWCT's closed-form smoothing (src-main/engine/photo/smooth.ts) and its fast approximation,
 // the guided filter, on the Dune sample.
 //   node --import tsx bench/smooth.ts [--sizes 512x320,1024x640,2048x1280] [--threads 1,2] [--repeat N]
-//                                     [--no-direct] [--no-exact-check] [--exact-only]
+//                                     [--no-direct] [--no-jacobi] [--no-exact-check] [--exact-only]
 // Content: assets/samples/large-Dune.jpg resized (sharp, no aspect kept); "stylised" input: the same
 // photo blurred (σ = 2), hue-rotated and colour-shifted. Every case runs in its own child process,
 // so peak RSS (process.resourceUsage().maxRSS) is that case's own. The exact cases run once per
@@ -188,7 +188,7 @@ if (args[0] === '--child') {
     for (const t of threadCounts) cases.push(['exact', s, `threads=${t}`, ...(check ? ['--check'] : []), ...(opt('--repeat') ? ['--repeat', opt('--repeat')!] : [])]);
   }
   if (sizes.includes('512x320') && !args.includes('--exact-only')) {
-    cases.push(['jacobi', '512x320']);
+    if (!args.includes('--no-jacobi')) cases.push(['jacobi', '512x320']);
     if (!args.includes('--no-direct')) cases.push(['direct', '512x320']);
   }
   if (!args.includes('--exact-only')) cases.push(['guided', '1024x640']);

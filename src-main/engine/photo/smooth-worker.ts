@@ -3,6 +3,8 @@
  * session message hands it the solve's shared levels, and it then follows the control words —
  * claim and run blocks of each command — until END, all without returning to the event loop.
  */
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import { CTRL, END, claimBlocks, type PoolShared } from './smooth-pool.ts';
 import { runPart, type ParSession } from './smooth.ts';
@@ -12,6 +14,20 @@ if (!port) throw new Error('smooth-worker must run in a worker thread');
 const { ctrl, fargs, partial, errBytes, tid } = workerData as PoolShared & { tid: number };
 
 const SPIN = 20000;
+
+/**
+ * A full collection after each session. This thread allocates almost nothing, so V8 would not
+ * collect here for a long time, and until it does its handles keep the session's shared arrays
+ * (hundreds of MB at 1024×640) alive: repeated solves then grew the peak by a solve's worth.
+ */
+const collect = ((): (() => void) | undefined => {
+  try {
+    v8.setFlagsFromString('--expose-gc');
+    return runInNewContext('gc') as () => void;
+  } catch {
+    return undefined;
+  }
+})();
 
 function waitSeq(seen: number): number {
   for (let k = 0; k < SPIN; k++) {
@@ -52,6 +68,8 @@ port.on('message', (m: { seq0: number; session: Omit<ParSession, 'partial' | 'fa
   }
   Atomics.add(ctrl, CTRL.ACK, 1);
   Atomics.notify(ctrl, CTRL.ACK);
+  // After the handler has returned (its references gone), off the caller's critical path.
+  if (collect) setTimeout(collect, 0);
 });
 
 Atomics.store(ctrl, CTRL.READY + tid, 1);

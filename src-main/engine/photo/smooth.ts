@@ -36,15 +36,34 @@
  * and 1 of 1,966,080 values in bench/smooth.ts; 1e-6 would leave 2 at 512×320 and save 8 iterations).
  *
  * Threads (smooth-pool.ts, smooth-worker.ts). With more than one thread (default: the core count,
- * STUDIO_SMOOTH_THREADS or the `threads` option to choose; 1 is the single-threaded code above,
- * unchanged), the matrices live in SharedArrayBuffers and every level-0 and level-1 kernel runs on
- * row blocks (2 per thread) claimed by the calling thread and a persistent pool of workers, in lock
- * step through Atomics; CG's dot products are per-block partial sums added in block order, so the
- * result is deterministic for a thread count. Gauss–Seidel becomes hybrid Gauss–Seidel (each block
- * swept on its own, couplings to other blocks from their values before the sweep: forward sweep
- * (D + L_blocks)⁻¹ before, its transpose after, so the V-cycle stays symmetric); at 512×320,
- * 1024×640 and 2048×1280 it costs no iterations (55, 57, 69 with 4 or 8 blocks). The first
- * coarsening, most of the set-up, is split by fine rows too. Measured: see "Measured" below.
+ * at most 8; STUDIO_SMOOTH_THREADS or the `threads` option to choose; 1 runs the single-threaded code
+ * above, unchanged, and so do images of fewer than ~22k pixels), the matrices live in
+ * SharedArrayBuffers, and every kernel of the levels with ≥ 65k unknowns (level 0 and 1 up to
+ * 1024×640, also 2 at 2048×1280), restriction and prolongation included, runs on row blocks (2 per
+ * thread) that the calling thread and a persistent pool of workers claim, in lock step through
+ * Atomics. CG's dot products are per-block partial sums added in block order, so the result depends
+ * on the block count (the thread count), never on which thread ran a block. Gauss–Seidel becomes
+ * hybrid Gauss–Seidel: each block is swept on its own, its couplings to other blocks taken at their
+ * values before the sweep (zero for the forward sweep from zero; gathered beforehand for the
+ * backward one), so the forward sweep is (D + L_blocks)⁻¹ and the backward one its transpose and
+ * the V-cycle stays symmetric. It costs no iterations here: 55, 57 and 69 at 512×320, 1024×640 and
+ * 2048×1280 with 2 threads (4 blocks), as with 1; 55 with 8 blocks too. The coarsenings are split
+ * by fine rows (per-block sums added in order). smooth() stays synchronous: the caller blocks in
+ * Atomics.wait, which Node allows on any thread.
+ *
+ * Measured (bench/smooth.ts, Dune sample, best of 2–4 solves in one process; this 2-core machine was
+ * shared with other jobs throughout, load average 4–12, so wall times are upper bounds; idle, one
+ * thread took 5.6–6.4 s at 512×320 and ~23 s at 1024×640):
+ *   512×320    1 thread  55 it  6.2–8.6 s (load 4–7)   peak 290 MB   CPU 5.8–6.9 s
+ *              2 threads 55 it  3.35 s best (load 4.3), 4.5–5.5 s at load 5.5–11   peak 390–600 MB   CPU 5.3–7.5 s
+ *   1024×640   1 thread  57 it  22.5 s (load 4.7), 23.6–29 s   peak 490 MB
+ *              2 threads 57 it  23–29 s (load 4.3–5.7), CPU 21–27 s   peak 700–730 MB
+ *   2048×1280  1 thread  69 it  183 s (load 5.9)   peak 1.5 GB
+ *              2 threads 69 it  129 s (load 7.6)   peak 2.0 GB
+ * Total CPU with 2 threads stays within ~10% of one thread's, i.e. the split adds little work; how
+ * much of it overlaps depends on the load. Blocks are claimed rather than assigned because with a
+ * fixed block per thread a loaded machine made 2 threads 2× slower than 1 (12.8 vs 6.2 s at load 7):
+ * every barrier waited for whichever thread was descheduled.
  *
  * Normalisation: as in the reference, S = D^-1/2 W D^-1/2 does not keep a constant image constant
  * where degrees vary (the padding ring is in fewer windows), and with α this close to 1 the deficit
@@ -305,7 +324,11 @@ export function buildSystem(aff: Affinity, alpha: number): SolverLevel {
   const n = w * h;
   // Threaded solves need the matrix in shared memory: one copy then.
   const a = sharedAlloc && !(aff.weights.buffer instanceof SharedArrayBuffer) ? f64(aff.weights.length) : aff.weights;
-  if (a !== aff.weights) a.set(aff.weights);
+  if (a !== aff.weights) {
+    a.set(aff.weights);
+    // Drop the unshared original now (the affinity is consumed either way).
+    aff.weights = a;
+  }
   const is = new Float64Array(n);
   for (let i = 0; i < n; i++) is[i] = degree[i] > 0 ? 1 / Math.sqrt(degree[i]) : 0;
   for (let i = 0; i < n; i++) a[i] = 1 - alpha * a[i] * is[i] * is[i];
@@ -1463,8 +1486,11 @@ function pcg(
 // so the V-cycle stays symmetric and CG applies. Small levels, where a dispatch would cost more than
 // the work, stay on the calling thread (exact Gauss–Seidel); so does the dense coarsest solve.
 
-/** Levels with fewer unknowns (n·k·3 per level; also the whole image) run on one thread. */
-export const PARALLEL = { minDofs: envInt('STUDIO_SMOOTH_PAR_MIN', 24000), blocksPerThread: envInt('STUDIO_SMOOTH_BLOCKS', 2) };
+/**
+ * Levels with fewer unknowns (n·k·3 per level; also the whole image) run on one thread: level 2 at
+ * 1024×640 (33k) takes ~0.3 ms a kernel, less than a dispatch can cost on a loaded machine.
+ */
+export const PARALLEL = { minDofs: envInt('STUDIO_SMOOTH_PAR_MIN', 65536), blocksPerThread: envInt('STUDIO_SMOOTH_BLOCKS', 2) };
 
 /** STUDIO_SMOOTH_PAR_MIN=0 makes tests of small images take the threaded path. */
 function envInt(name: string, dflt: number): number {
