@@ -6,7 +6,8 @@ import type { RgbImage } from '../../../src-main/engine/image.ts';
 import { mulberry32 } from '../../../src-main/engine/random.ts';
 import { CancelledError } from '../../../src-main/errors.ts';
 import { PARALLEL, smooth } from '../../../src-main/engine/photo/smooth.ts';
-import { closeSmoothPool } from '../../../src-main/engine/photo/smooth-pool.ts';
+import { acquirePool, closeSmoothPool } from '../../../src-main/engine/photo/smooth-pool.ts';
+import { StudioError } from '../../../src-main/errors.ts';
 import { guidedFilter, guidedRows } from '../../../src-main/engine/photo/guided-filter.ts';
 
 /** Smooth regions with edges and noise (the solver's hard modes need colour structure). */
@@ -89,6 +90,26 @@ describe('threaded smoothing', () => {
     const r = smooth(content, stylized, { threads: 2 });
     assert.deepEqual(r.image.data, ref.image.data);
     assert.equal(r.iterations, ref.iterations);
+  });
+
+  test('a kernel failing in a worker fails the command with its message; the pool works afterwards', () => {
+    const ref = smooth(content, stylized, { threads: 2 });
+    const pool = acquirePool(2);
+    assert.ok(pool.waitReady(2));
+    const parts = new Int32Array(new SharedArrayBuffer(4 * 5));
+    pool.begin(2, { T: 2, levels: [], v: [], parts: [parts], scratch: 0 });
+    try {
+      // Command 99 on an empty session: the worker's block throws. This thread's blocks wait, so that the
+      // worker claims at least one.
+      assert.throws(
+        () => pool.dispatch(99, 0, 4, () => { const t = performance.now(); while (performance.now() - t < 300); }),
+        (e: unknown) => e instanceof StudioError && e.code === 'INTERNAL' && /a smoothing thread failed: thread 1/.test(e.message),
+      );
+    } finally {
+      pool.end();
+    }
+    const r = smooth(content, stylized, { threads: 2 });
+    assert.deepEqual(r.image.data, ref.image.data);
   });
 
   test('a solve started from a progress callback of a threaded one runs on one thread', () => {
