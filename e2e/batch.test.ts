@@ -236,3 +236,25 @@ test('cancel mid-way keeps what is done; starting again resumes and skips it', a
   assert.deepEqual(await filesUnder(out), [...GOOD.map(outputOf), '.studio-batch.jsonl'].sort());
   await shot('batch-05-resumed');
 });
+
+test('stopping the server mid-batch cancels it cleanly: whole results only, the journal ready to resume', async () => {
+  const out = path.join(tmp, 'out-3');
+  await page.getByTestId('batch-output').fill(out);
+  await page.getByTestId('batch-start').click();
+  await page.locator('[data-testid="batch-row"][data-state="done"]').first().waitFor({ timeout: 120_000 });
+  const t = Date.now();
+  const exited = new Promise<number | null>((r) => server.once('exit', (code) => r(code)));
+  server.kill('SIGTERM');
+  const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running after 30 s'), 30_000))]);
+  assert.equal(code, 0, `the server exits cleanly (${code})`);
+  process.stderr.write(`server stopped mid-batch in ${Date.now() - t} ms\n`);
+  const files = await filesUnder(out);
+  assert.ok(!files.some((f) => f.endsWith('.tmp')), `no temporary file left: ${files}`);
+  const results = files.filter((f) => f.endsWith('.jpg'));
+  assert.ok(results.length >= 1 && results.length < GOOD.length, `stopped mid-way: ${results}`);
+  for (const f of results) assert.equal((await sharp(path.join(out, f)).metadata()).format, 'jpeg', `${f} is whole`);
+  // Every result on disk is journalled as done; nothing is journalled as done without its result.
+  const records = (await readFile(path.join(out, '.studio-batch.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { type: string; state?: string; output?: string });
+  const done = records.filter((r) => r.type === 'file' && r.state === 'done').map((r) => r.output!).sort();
+  assert.deepEqual(done, results.sort());
+});

@@ -181,10 +181,13 @@ export class BatchHandlers {
   }
 
   /** Quit or server stop: cancels every batch and waits until its engines and journal are closed. */
-  async close(): Promise<void> {
+  async close(graceMs = 10_000): Promise<void> {
     this.closed = true;
     const all = [...this.active.values()];
     for (const a of all) a.run.cancel();
-    await Promise.all(all.map((a) => a.finished));
+    // A file in a step that checks for cancellation rarely still gets its grace period, not forever.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(all.map((a) => a.finished)), new Promise((r) => { timer = setTimeout(r, graceMs); })]);
+    clearTimeout(timer);
   }
 }

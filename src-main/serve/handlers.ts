@@ -436,13 +436,15 @@ export class StudioHandlers {
     this.closed = true;
     for (const r of this.runs.values()) r.cancel();
     this.runs.clear();
+    // Batches are cancelled now too (their batchStart requests are among those waited for below).
+    const batches = this.batchHandlers?.close(graceMs);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.allSettled([...this.active]),
       new Promise((r) => { timer = setTimeout(r, graceMs); }),
     ]);
     clearTimeout(timer);
-    await this.batchHandlers?.close();
+    await batches;
     if (this.workDir) await rm(await this.workDir, { recursive: true, force: true }).catch(() => undefined);
   }
 }

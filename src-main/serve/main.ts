@@ -21,7 +21,11 @@ const rendererDir = await buildRenderer(root, { force: values.rebuild, log: (s) 
 const engine = new EngineClient({ backend: values.backend });
 let server: Awaited<ReturnType<typeof startServer>>;
 try {
-  server = await startServer({ engine, rendererDir: path.resolve(rendererDir), port, onLog: (m) => process.stderr.write(`engine: ${m}\n`) });
+  server = await startServer({
+    engine, rendererDir: path.resolve(rendererDir), port, onLog: (m) => process.stderr.write(`engine: ${m}\n`),
+    // The Batch panel's engines take the same --backend.
+    makeEngine: (wasmThreads) => new EngineClient({ backend: values.backend, wasmThreads }),
+  });
 } catch (e) {
   const inUse = (e as NodeJS.ErrnoException).code === 'EADDRINUSE';
   process.stderr.write(`error: ${inUse ? `port ${port} is in use; choose another with --port, or leave it out for a free one` : (e as Error).message}\n`);

@@ -19,6 +19,8 @@ export interface ServeOptions {
   engine: EngineClient;
   /** The built renderer (index.html and assets/). */
   rendererDir: string;
+  /** Engine workers for the Batch panel (with the server's backend); default: the CLI's. */
+  makeEngine?(wasmThreads: number): EngineClient;
   port?: number;
   token?: string;
   /** The engine's log lines (notes on inputs, leak warnings), for the console. */
@@ -49,6 +51,7 @@ export async function startServer(opts: ServeOptions): Promise<StudioServer> {
   };
   const handlers = new StudioHandlers(opts.engine, {
     kind: 'browser',
+    makeEngine: opts.makeEngine,
     emit: (event: ServerEvent) => {
       if (event.type === 'log') opts.onLog?.(event.message);
       for (const ws of sockets) send(ws, { t: 'event', event });
