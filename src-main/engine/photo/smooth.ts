@@ -370,6 +370,21 @@ function acc1(L: SolverLevel, x: Float64Array, r: number, out: Float64Array, oo:
   const base = r * w;
   for (let s = s0; s < s1; s += 2) {
     const t = s + 1;
+    if (s + 3 < s1) {
+      // Four slots in one loop where all four have the same directions (interior rows): half the
+      // read-modify-writes of `out`.
+      let same = true;
+      for (let u = s; u < s + 4 && same; u++) {
+        same = (fwd && inRows(r + SLOT_DY[u], nlo, nhi)) === (fwd && inRows(r + SLOT_DY[s], nlo, nhi)) &&
+          (bwd && inRows(r - SLOT_DY[u], nlo, nhi)) === (bwd && inRows(r - SLOT_DY[s], nlo, nhi));
+      }
+      const f = fwd && inRows(r + SLOT_DY[s], nlo, nhi), g = bwd && inRows(r - SLOT_DY[s], nlo, nhi);
+      if (same && (f || g)) {
+        quad1(L, x, base, out, oo, s, f, g);
+        s += 2;
+        continue;
+      }
+    }
     const fs = fwd && inRows(r + SLOT_DY[s], nlo, nhi), ft = fwd && inRows(r + SLOT_DY[t], nlo, nhi);
     const gs = bwd && inRows(r - SLOT_DY[s], nlo, nhi), gt = bwd && inRows(r - SLOT_DY[t], nlo, nhi);
     if (fs === ft && gs === gt) {
@@ -378,6 +393,51 @@ function acc1(L: SolverLevel, x: Float64Array, r: number, out: Float64Array, oo:
       if (fs || gs) pair1(L, x, base, out, oo, s, s, fs, gs);
       if (ft || gt) pair1(L, x, base, out, oo, t, t, ft, gt);
     }
+  }
+}
+
+/** Slots s..s+3 in the given directions, for one row (the interior columns here, the edges through edge1). */
+function quad1(L: SolverLevel, x: Float64Array, base: number, out: Float64Array, oo: number, s: number, f: boolean, g: boolean): void {
+  const { a, w, n } = L;
+  const d0 = SLOT_DX[s], d1 = SLOT_DX[s + 1], d2 = SLOT_DX[s + 2], d3 = SLOT_DX[s + 3];
+  const o0 = SLOT_DY[s] * w + d0, o1 = SLOT_DY[s + 1] * w + d1, o2 = SLOT_DY[s + 2] * w + d2, o3 = SLOT_DY[s + 3] * w + d3;
+  const a0 = s * n, a1 = a0 + n, a2 = a1 + n, a3 = a2 + n;
+  const m = Math.max(Math.abs(d0), Math.abs(d1), Math.abs(d2), Math.abs(d3));
+  const lo = Math.min(m, w), hi = Math.max(lo, w - m);
+  if (f && g) {
+    for (let c = lo; c < hi; c++) {
+      const i = base + c, k = oo + 3 * c;
+      const v0 = a[a0 + i], u0 = a[a0 + i - o0], v1 = a[a1 + i], u1 = a[a1 + i - o1];
+      const v2 = a[a2 + i], u2 = a[a2 + i - o2], v3 = a[a3 + i], u3 = a[a3 + i - o3];
+      const j0 = 3 * (i + o0), k0 = 3 * (i - o0), j1 = 3 * (i + o1), k1 = 3 * (i - o1);
+      const j2 = 3 * (i + o2), k2 = 3 * (i - o2), j3 = 3 * (i + o3), k3 = 3 * (i - o3);
+      out[k] += v0 * x[j0] + u0 * x[k0] + v1 * x[j1] + u1 * x[k1] + v2 * x[j2] + u2 * x[k2] + v3 * x[j3] + u3 * x[k3];
+      out[k + 1] += v0 * x[j0 + 1] + u0 * x[k0 + 1] + v1 * x[j1 + 1] + u1 * x[k1 + 1] + v2 * x[j2 + 1] + u2 * x[k2 + 1] + v3 * x[j3 + 1] + u3 * x[k3 + 1];
+      out[k + 2] += v0 * x[j0 + 2] + u0 * x[k0 + 2] + v1 * x[j1 + 2] + u1 * x[k1 + 2] + v2 * x[j2 + 2] + u2 * x[k2 + 2] + v3 * x[j3 + 2] + u3 * x[k3 + 2];
+    }
+  } else if (f) {
+    for (let c = lo; c < hi; c++) {
+      const i = base + c, k = oo + 3 * c;
+      const v0 = a[a0 + i], v1 = a[a1 + i], v2 = a[a2 + i], v3 = a[a3 + i];
+      const j0 = 3 * (i + o0), j1 = 3 * (i + o1), j2 = 3 * (i + o2), j3 = 3 * (i + o3);
+      out[k] += v0 * x[j0] + v1 * x[j1] + v2 * x[j2] + v3 * x[j3];
+      out[k + 1] += v0 * x[j0 + 1] + v1 * x[j1 + 1] + v2 * x[j2 + 1] + v3 * x[j3 + 1];
+      out[k + 2] += v0 * x[j0 + 2] + v1 * x[j1 + 2] + v2 * x[j2 + 2] + v3 * x[j3 + 2];
+    }
+  } else {
+    for (let c = lo; c < hi; c++) {
+      const i = base + c, k = oo + 3 * c;
+      const u0 = a[a0 + i - o0], u1 = a[a1 + i - o1], u2 = a[a2 + i - o2], u3 = a[a3 + i - o3];
+      const k0 = 3 * (i - o0), k1 = 3 * (i - o1), k2 = 3 * (i - o2), k3 = 3 * (i - o3);
+      out[k] += u0 * x[k0] + u1 * x[k1] + u2 * x[k2] + u3 * x[k3];
+      out[k + 1] += u0 * x[k0 + 1] + u1 * x[k1 + 1] + u2 * x[k2 + 1] + u3 * x[k3 + 1];
+      out[k + 2] += u0 * x[k0 + 2] + u1 * x[k1 + 2] + u2 * x[k2 + 2] + u3 * x[k3 + 2];
+    }
+  }
+  for (let c = 0; c < w; c++) {
+    if (c === lo) c = hi;
+    if (c >= w) break;
+    for (let u = s; u < s + 4; u++) edge1(L, x, base, c, u, out, oo, f, g);
   }
 }
 
