@@ -207,7 +207,9 @@ export function BatchPanel({ info, model, onError }: { info?: StudioInfo; model?
       onError(asApiError(e));
     } finally {
       // Files in flight when a batch stops get no event: they are redone by the next start.
-      for (const r of rows.current.values()) if (r.state === 'running') r.state = 'stopped';
+      for (const r of rows.current.values()) {
+        if (r.state === 'running') Object.assign(r, { state: 'stopped', reason: 'not finished: redone when you start again' });
+      }
       runRef.current = undefined;
       setRun(undefined);
       redraw();
@@ -380,7 +382,13 @@ export function BatchPanel({ info, model, onError }: { info?: StudioInfo; model?
             )}
             {summary.failedCount > 0 && (
               <ul className="batch-failures" data-testid="batch-failures">
-                {summary.failed.map((f) => <li key={f.input}><span className="mono">{f.input}</span> <span className="dim">— {f.reason}</span></li>)}
+                {summary.failed.map((f) => (
+                  // Most reasons begin with the file's name: then the name is shown once.
+                  <li key={f.input}>
+                    <span className="mono">{f.input}</span>
+                    <span className="dim">{f.reason.startsWith(`${f.input} `) ? f.reason.slice(f.input.length) : ` — ${f.reason}`}</span>
+                  </li>
+                ))}
                 {summary.failedCount > summary.failed.length && <li className="dim">… and {summary.failedCount - summary.failed.length} more (see the journal)</li>}
               </ul>
             )}
@@ -399,7 +407,9 @@ export function BatchPanel({ info, model, onError }: { info?: StudioInfo; model?
                       <div className="file-name" title={r.input}>{r.input}</div>
                       {r.state === 'failed'
                         ? <div className="file-reason" data-testid="batch-reason">{r.reason}</div>
-                        : r.output && <div className="file-out dim" title={r.output}>→ {r.output}{r.state === 'skipped' && r.reason ? ` · ${r.reason}` : ''}</div>}
+                        : r.state === 'stopped'
+                          ? <div className="file-out dim">{r.reason}</div>
+                          : r.output && <div className="file-out dim" title={r.output}>→ {r.output}{r.state === 'skipped' && r.reason ? ` · ${r.reason}` : ''}</div>}
                     </td>
                     <td><span className={`state ${r.state}`}>{STATE_LABEL[r.state]}</span></td>
                     <td className="num dim">{r.ms !== undefined ? fileTime(r.ms) : ''}</td>
