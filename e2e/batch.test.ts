@@ -238,9 +238,33 @@ test('cancel mid-way keeps what is done; starting again resumes and skips it', a
   await shot('batch-05-resumed');
 });
 
+test('a large folder stays light: the results already there are kept, and at most 200 thumbnails are shown', async () => {
+  // 260 photos whose results are already in the output folder (from elsewhere: the journal does not
+  // know them), so the batch skips them all quickly: a stand-in for resuming a big shoot.
+  const many = path.join(tmp, 'many'), out = path.join(tmp, 'out-many');
+  await mkdir(many);
+  await mkdir(out);
+  const tiny = await sharp({ create: { width: 24, height: 16, channels: 3, background: '#6a8caf' } }).jpeg().toBuffer();
+  const N = 260;
+  for (let k = 0; k < N; k++) {
+    const name = `IMG_${String(k).padStart(4, '0')}`;
+    await writeFile(path.join(many, `${name}.jpg`), tiny);
+    await writeFile(path.join(out, `${name}-photo-Dune.jpg`), tiny);
+  }
+  await setFolders(many, out);
+  await page.getByTestId('batch-start').click();
+  const summary = page.getByTestId('batch-summary');
+  await summary.waitFor({ state: 'detached' });
+  await summary.waitFor({ timeout: 120_000 });
+  assert.match(await summary.innerText(), new RegExp(`0 restyled, ${N} already done, 0 failed of ${N}`));
+  assert.equal(await page.locator('[data-testid="batch-row"][data-state="skipped"]').count(), N);
+  const thumbs = await page.locator('[data-testid="batch-row"] img').count();
+  assert.ok(thumbs > 0 && thumbs <= 200, `${thumbs} thumbnails shown`);
+});
+
 test('stopping the server mid-batch cancels it cleanly: whole results only, the journal ready to resume', async () => {
   const out = path.join(tmp, 'out-3');
-  await page.getByTestId('batch-output').fill(out);
+  await setFolders(shoot, out);
   await page.getByTestId('batch-start').click();
   await page.locator('[data-testid="batch-row"][data-state="done"]').first().waitFor({ timeout: 120_000 });
   const t = Date.now();
