@@ -172,6 +172,7 @@ export function smooth(content: RgbImage, stylized: RgbImage, opts: SmoothOption
   const precond = opts.preconditioner ?? 'multigrid';
   if (precond !== 'multigrid' && precond !== 'jacobi') throw new StudioError('BAD_ARGUMENT', `unknown preconditioner '${String(precond)}'`);
 
+  // STUDIO_SMOOTH_PROFILE=1: set-up phases (and, threaded, per-kernel times) on stderr, for profiling.
   let tPrev = t0, cPrev = process.cpuUsage();
   const tick = (what: string) => {
     if (!process.env.STUDIO_SMOOTH_PROFILE) return;
@@ -1840,6 +1841,3 @@ function pcgThreaded(
   run(K.INIT, 0, 0);
   return { iterations: it, residual: relOf(3) };
 }
-
-/** Kernel access for micro-benchmarks (scratch scripts); not part of the API. */
-export const _internal = { nearNull, buildHierarchy, acc1, acc4, spmv1, gsFwdZero1, gsBwd1, gsFwdZero4, gsBwd4 };
