@@ -7,7 +7,8 @@
 // so peak RSS (process.resourceUsage().maxRSS) is that case's own. The exact cases run once per
 // thread count in --threads (default: 1 and the machine's; STUDIO_SMOOTH_THREADS in the child); with
 // --repeat N the solve runs N times in that process (the first includes starting the threads) and
-// the best time is reported. The machine load (1-minute average) is printed with each case.
+// the best time is reported. The machine load (1-minute average) is printed with each case, and first
+// the cores two spinning threads actually get (CPU over wall time; ~1 on a busy 2-core machine).
 // Cases:
 //   exact WxH     smoothing with the defaults (multigrid PCG, tol 1e-7); the 8-bit output is compared
 //                 with a solve run to tol 1e-10 (skipped at 2048×1280 unless --exact-check-all).
@@ -17,6 +18,7 @@
 //                 padding), three solves; max 8-bit difference from the PCG result.
 //   guided WxH    the guided filter with FastPhotoStyle's r = 35, ε = 1e-3/255².
 import { spawnSync } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
@@ -177,6 +179,26 @@ async function child(kind: string, size: string): Promise<Record<string, unknown
   throw new Error(`unknown case ${kind}`);
 }
 
+/**
+ * Cores this process can get now: two threads (this one and a worker) spin for `ms` each; CPU time
+ * over wall time. On a machine shared with other jobs this can be ~1 even with 2 cores, and then
+ * no thread count can speed the solve up: printed with the results so they can be read.
+ */
+async function coresAvailable(ms = 1000): Promise<number> {
+  const body = `const t = performance.now(); let x = 0; while (performance.now() - t < ${ms}) for (let i = 0; i < 1e5; i++) x += Math.sqrt(i);`;
+  const c0 = process.cpuUsage(), t0 = performance.now();
+  const w = new Worker(`${body} require('node:worker_threads').parentPort.postMessage(x);`, { eval: true });
+  const done = new Promise((resolve) => w.once('message', resolve));
+  // Busy for as long as the worker, so both want a core the whole time.
+  const t = performance.now();
+  let x = 0;
+  while (performance.now() - t < ms) for (let i = 0; i < 1e5; i++) x += Math.sqrt(i);
+  await done;
+  const c = process.cpuUsage(c0);
+  await w.terminate();
+  return x < 0 ? 0 : (c.user + c.system) / 1000 / (performance.now() - t0);
+}
+
 if (args[0] === '--child') {
   console.log(JSON.stringify(await child(args[1], args[2])));
 } else {
@@ -193,6 +215,7 @@ if (args[0] === '--child') {
   }
   if (!args.includes('--exact-only')) cases.push(['guided', '1024x640']);
   const self = fileURLToPath(import.meta.url);
+  console.log(`cores available to 2 spinning threads: ${(await coresAvailable()).toFixed(2)} (load ${os.loadavg()[0].toFixed(1)})`);
   for (const [kind, size, ...rest] of cases) {
     const env = { ...process.env };
     const extra = rest.filter((a) => !a.startsWith('threads='));

@@ -46,6 +46,8 @@ export const CTRL = {
   ERR_LEN: 5,
   /** READY + tid: set once worker tid has loaded. */
   READY: 16,
+  /** CLAIMED + tid: blocks thread tid has run (statistics, for profiling). */
+  CLAIMED: 24,
 } as const;
 /** The command that ends a session (kernel ids are positive). */
 export const END = -1;
@@ -60,13 +62,14 @@ const TAG_MASK = 0x7fffff;
  * Claims and runs blocks of the current command (tag = its SEQ) until none are left; shared by the
  * caller and the workers. `run` throws → the caller of claimBlocks decides.
  */
-export function claimBlocks(ctrl: Int32Array, tag: number, nb: number, run: (blk: number) => void): void {
+export function claimBlocks(ctrl: Int32Array, tag: number, nb: number, tid: number, run: (blk: number) => void): void {
   for (;;) {
     const v = Atomics.load(ctrl, CTRL.CLAIM);
     if (v >>> 8 !== (tag & TAG_MASK)) return;
     const b = v & 255;
     if (b >= nb) return;
     if (Atomics.compareExchange(ctrl, CTRL.CLAIM, v, v + 1) !== v) continue;
+    ctrl[CTRL.CLAIMED + tid]++;
     try {
       run(b);
     } finally {
@@ -114,7 +117,7 @@ const READY_MS = 30000;
 const STALL_MS = 120000;
 
 export class SmoothPool implements PoolShared {
-  readonly ctrl = new Int32Array(new SharedArrayBuffer(4 * 32));
+  readonly ctrl = new Int32Array(new SharedArrayBuffer(4 * 40));
   readonly fargs = new Float64Array(new SharedArrayBuffer(8 * 8));
   readonly partial = new Float64Array(new SharedArrayBuffer(8 * 8 * MAX_BLOCKS));
   readonly errBytes = new Uint8Array(new SharedArrayBuffer(2048));
@@ -178,7 +181,7 @@ export class SmoothPool implements PoolShared {
     Atomics.notify(c, CTRL.SEQ);
     let ok = false;
     try {
-      claimBlocks(c, tag, nb, run);
+      claimBlocks(c, tag, nb, 0, run);
       ok = true;
     } finally {
       let want = nb;

@@ -60,7 +60,7 @@ port.on('message', (m: { seq0: number; session: Omit<ParSession, 'partial' | 'fa
     // After a failure this thread claims nothing more; the caller runs the blocks and then throws.
     if (failed) continue;
     try {
-      claimBlocks(ctrl, seen, nb, (blk) => runPart(S, cmd, level, blk, scratch));
+      claimBlocks(ctrl, seen, nb, tid, (blk) => runPart(S, cmd, level, blk, scratch));
     } catch (e) {
       failed = true;
       fail(e);

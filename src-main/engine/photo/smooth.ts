@@ -74,7 +74,7 @@
 import type { RgbImage } from '../image.ts';
 import { CancelledError, StudioError } from '../../errors.ts';
 import { SLOTS, SLOT_DX, SLOT_DY, gaussianAffinity, mattingAffinity, padReplicate, type Affinity } from './affinity.ts';
-import { GUIDED_KERNEL, MAX_BLOCKS, acquirePool, smoothThreads, type SmoothPool } from './smooth-pool.ts';
+import { CTRL, GUIDED_KERNEL, MAX_BLOCKS, acquirePool, smoothThreads, type SmoothPool } from './smooth-pool.ts';
 import { guidedRows, type GuidedJob } from './guided-filter.ts';
 
 export interface SmoothProgress {
@@ -1771,7 +1771,10 @@ function solveThreaded(
     return pcgThreaded(S, run, tol, maxIter, hooks);
   } finally {
     pool.end();
-    if (prof) console.error([...prof].map(([k, v]) => `${k} ${v.toFixed(0)}`).join(' | '));
+    if (prof) {
+      const claimed = Array.from({ length: T }, (_, t) => pool.ctrl[CTRL.CLAIMED + t]);
+      console.error([...prof].map(([k, v]) => `${k} ${v.toFixed(0)}`).join(' | '), `| blocks run per thread (all solves) ${claimed.join(' ')}`);
+    }
   }
 }
 
