@@ -135,8 +135,8 @@ void app.whenReady().then(() => {
         : { title: 'Choose the folder for the results', properties: ['openDirectory', 'createDirectory', 'promptToCreate'] });
       return r.canceled ? undefined : r.filePaths[0];
     },
-    // The batch's own engines, from the bundled worker (the default entry is the TypeScript sources).
-    makeEngine: (wasmThreads) => new EngineClient({ entry: new URL('./engine-worker.js', import.meta.url), wasmThreads }),
+    // The batch's own engines, from the same worker entry as the studio's.
+    makeEngine: (wasmThreads) => new EngineClient(existsSync(fileURLToPath(bundled)) ? { entry: bundled, wasmThreads } : { wasmThreads }),
   });
   ipcMain.handle('studio:call', (event, method: unknown, payload: unknown) => {
     // Only our own page may call: its top frame, showing our renderer (not a frame or page something else loaded).
