@@ -51,19 +51,25 @@
  * by fine rows (per-block sums added in order). smooth() stays synchronous: the caller blocks in
  * Atomics.wait, which Node allows on any thread.
  *
- * Measured (bench/smooth.ts, Dune sample, best of 2–4 solves in one process; this 2-core machine was
- * shared with other jobs throughout, load average 4–12, so wall times are upper bounds; idle, one
- * thread took 5.6–6.4 s at 512×320 and ~23 s at 1024×640):
- *   512×320    1 thread  55 it  6.2–8.6 s (load 4–7)   peak 290 MB   CPU 5.8–6.9 s
- *              2 threads 55 it  3.35 s best (load 4.3), 4.5–5.5 s at load 5.5–11   peak 390–600 MB   CPU 5.3–7.5 s
- *   1024×640   1 thread  57 it  22.5 s (load 4.7), 23.6–29 s   peak 490 MB
- *              2 threads 57 it  23–29 s (load 4.3–5.7), CPU 21–27 s   peak 700–730 MB
+ * Measured (bench/smooth.ts, Dune sample, best of 2–4 solves in one process). This 2-core machine
+ * was shared with other jobs throughout (load average 3–12); two threads spinning in a loop got
+ * 0.98 cores at load 3.0, so the wall times below mostly show one core's worth, and the total CPU
+ * time is the better guide: with 2 threads it stays at one thread's (the split adds little work) and
+ * the blocks divide evenly between the threads (1522 : 1790 in three 512×320 solves), so on two free
+ * cores a solve should take about half its CPU time. Idle, one thread took 5.6–6.4 s at 512×320 and
+ * ~23 s at 1024×640 before this change.
+ *   512×320    1 thread  55 it  5.7–8.6 s (load 3–7), CPU 5.2–6.9 s              peak 260–290 MB
+ *              2 threads 55 it  3.35 s at load 4.3 (CPU 5.8 s), 5.5–6.3 s at load 3–6 (CPU 5.3–6.3 s)
+ *                                                                               peak 365–490 MB
+ *   1024×640   1 thread  57 it  22.5–29 s (load 3.4–11), CPU 22.3–27 s           peak 490 MB
+ *              2 threads 57 it  21–29 s (load 3.1–5.7), CPU 20.8–27 s            peak 700–750 MB
  *   2048×1280  1 thread  69 it  183 s (load 5.9)   peak 1.5 GB
  *              2 threads 69 it  129 s (load 7.6)   peak 2.0 GB
- * Total CPU with 2 threads stays within ~10% of one thread's, i.e. the split adds little work; how
- * much of it overlaps depends on the load. Blocks are claimed rather than assigned because with a
- * fixed block per thread a loaded machine made 2 threads 2× slower than 1 (12.8 vs 6.2 s at load 7):
- * every barrier waited for whichever thread was descheduled.
+ * 8-bit output with 2 threads: 1 of 491,520 values differs (by 1) from FastPhotoStyle's direct
+ * factorisation at 512×320; against a solve to 1e-10, 1 of 491,520 at 512×320, 0 of 1,966,080 at
+ * 1024×640. Blocks are claimed rather than assigned because with one fixed block per thread a
+ * loaded machine made 2 threads 2× slower than 1 (12.8 vs 6.2 s at load 7): every barrier waited for
+ * whichever thread was descheduled.
  *
  * Normalisation: as in the reference, S = D^-1/2 W D^-1/2 does not keep a constant image constant
  * where degrees vary (the padding ring is in fewer windows), and with α this close to 1 the deficit
