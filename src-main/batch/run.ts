@@ -149,10 +149,11 @@ export class BatchRun {
   }
 
   /** The settings that make results differ: a journal written under other settings is not trusted for skipping. */
-  private fingerprint(): { fingerprint: string; settings: unknown } {
+  private async fingerprint(): Promise<{ fingerprint: string; settings: unknown }> {
     const o = this.o;
+    // The style by its content, not its path: the same picture elsewhere (a new upload) is the same batch.
     const settings = {
-      method: o.method, style: path.resolve(o.style), params: o.method === 'photo' ? o.photo : o.gatys, model: o.model ?? null, decoders: o.decoders ?? null,
+      method: o.method, style: path.basename(o.style), styleSha256: await sha256File(o.style), params: o.method === 'photo' ? o.photo : o.gatys, model: o.model ?? null, decoders: o.decoders ?? null,
       name: o.name ?? DEFAULT_NAME, format: o.format ?? null, bitDepth: o.bitDepth ?? null, quality: o.quality ?? null,
     };
     return { fingerprint: createHash('sha256').update(JSON.stringify(settings)).digest('hex').slice(0, 16), settings };
@@ -176,7 +177,7 @@ export class BatchRun {
     } catch (e) {
       throw new StudioError('UNWRITABLE_OUTPUT', `cannot create the output folder ${o.outDir}: ${(e as Error).message}`, 'choose an output folder you can write to');
     }
-    const { fingerprint, settings } = this.fingerprint();
+    const { fingerprint, settings } = await this.fingerprint();
     const known = await readJournal(path.join(outDir, JOURNAL_NAME), fingerprint);
     const journal = await JournalWriter.open(outDir);
     const summary: BatchSummary = { inDir, outDir, journal: journal.file, total: 0, done: 0, skipped: 0, failed: [], ms: 0, fileMs: 0, overheadMs: 0 };
