@@ -51,20 +51,20 @@
  * by fine rows (per-block sums added in order). smooth() stays synchronous: the caller blocks in
  * Atomics.wait, which Node allows on any thread.
  *
- * Measured (bench/smooth.ts, Dune sample, best of 2–4 solves in one process). This 2-core machine
- * was shared with other jobs throughout (load average 3–12); two threads spinning in a loop got
- * 0.98 cores at load 3.0, so the wall times below mostly show one core's worth, and the total CPU
- * time is the better guide: with 2 threads it stays at one thread's (the split adds little work) and
- * the blocks divide evenly between the threads (1522 : 1790 in three 512×320 solves), so on two free
- * cores a solve should take about half its CPU time. Idle, one thread took 5.6–6.4 s at 512×320 and
- * ~23 s at 1024×640 before this change.
- *   512×320    1 thread  55 it  5.7–8.6 s (load 3–7), CPU 5.2–6.9 s              peak 260–290 MB
- *              2 threads 55 it  3.35 s at load 4.3 (CPU 5.8 s), 5.5–6.3 s at load 3–6 (CPU 5.3–6.3 s)
- *                                                                               peak 365–490 MB
- *   1024×640   1 thread  57 it  22.5–29 s (load 3.4–11), CPU 22.3–27 s           peak 490 MB
- *              2 threads 57 it  21–29 s (load 3.1–5.7), CPU 20.8–27 s            peak 700–750 MB
- *   2048×1280  1 thread  69 it  183 s (load 5.9)   peak 1.5 GB
- *              2 threads 69 it  129 s (load 7.6)   peak 2.0 GB
+ * Measured (bench/smooth.ts and a solve loop, Dune sample; this 2-core machine was shared with other
+ * jobs, so each figure comes with the cores two spinning threads could get at the time):
+ *   512×320, quiet (1.9 cores free): 1 thread 55 it 5.85–6.26 s (set-up 0.7–0.9 s), 2 threads 55 it
+ *     3.85–4.3 s (set-up 0.6 s): 1.5×. Every kernel scales 1.45–1.67× (GS sweeps, residual,
+ *     restriction, prolongation, stencil product alike, blocks split 3350 : 3274), while a pure
+ *     arithmetic loop scales 2× (so probably memory and cache traffic, not investigated further).
+ *     Total CPU 6.6–7.5 s vs 6.0–6.4 s. Peak RSS 290 MB (1 thread), 365–580 MB (2).
+ *   512×320, busy (load 3–12, ~1 core free): 1 thread 5.7–8.6 s, 2 threads 3.35 s best, usually
+ *     4.5–6.3 s: total CPU stays at one thread's, so 2 threads are never much slower than 1.
+ *   1024×640, quiet: 1 thread 57 it 24.7 s, 2 threads 57 it 15.9–16.9 s (1.5×), of which set-up
+ *     2.2–2.7 s (the first coarsening's sums take ~1 s on 2 threads, the affinity 0.5 s on one).
+ *     Busy (load 3–6): 1 thread 22.5–29 s, 2 threads 21–29 s. Peak 490 MB (1 thread), 700–750 MB
+ *     (2, also over repeated solves).
+ *   2048×1280, busy (load 6–8): 1 thread 69 it 183 s, peak 1.5 GB; 2 threads 69 it 129 s, 2.0 GB.
  * 8-bit output with 2 threads: 1 of 491,520 values differs (by 1) from FastPhotoStyle's direct
  * factorisation at 512×320; against a solve to 1e-10, 1 of 491,520 at 512×320, 0 of 1,966,080 at
  * 1024×640. Blocks are claimed rather than assigned because with one fixed block per thread a
