@@ -33,7 +33,9 @@ export interface GuidedFilterOptions {
   /**
    * Threads (default as the smoothing solver's: STUDIO_SMOOTH_THREADS, else the core count). Each
    * takes a band of output rows and restarts the running sums 2r rows above it, so the extra work is
-   * 2r rows per band: worth it from a few hundred rows.
+   * 2r rows per band: worth it from a few hundred rows. 1024×640 at r = 35 on this 2-core machine,
+   * quiet: 1 thread 0.23–0.29 s, 2 threads 0.14–0.19 s (the first call, while the pool starts, runs
+   * on one).
    */
   threads?: number;
 }
