@@ -19,6 +19,7 @@ const SPIN = 20000;
  * A full collection after each session. This thread allocates almost nothing, so V8 would not
  * collect here for a long time, and until it does its handles keep the session's shared arrays
  * (hundreds of MB at 1024×640) alive: repeated solves then grew the peak by a solve's worth.
+ * (The flag is process-wide: workers started later also get a global `gc`; nothing here minds.)
  */
 const collect = ((): (() => void) | undefined => {
   try {
