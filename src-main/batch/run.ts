@@ -303,7 +303,9 @@ export class BatchRun {
     } catch (e) {
       const err = isStudioError(e) ? e : new StudioError('INTERNAL', (e as Error).message);
       if (err.code === 'CANCELLED') return; // stays queued: the next run redoes it
-      if (!PER_FILE.includes(err.code)) {
+      // A dead engine (out of memory, a crash) would fail every later file on it: stop instead.
+      const engineLost = err.code === 'INTERNAL' && /engine worker (crashed|exited)/.test(err.message);
+      if (!PER_FILE.includes(err.code) || engineLost) {
         this.stopError ??= err;
         for (const r of this.running.values()) r.cancel();
         return;
