@@ -558,7 +558,7 @@ function spmv1(L: SolverLevel, x: Float64Array, y: Float64Array, r0 = 0, r1 = L.
 /** Forward Gauss–Seidel from x = 0 (x := (D + L)⁻¹ b), then res := b − A x = −U x. */
 function gsFwdZero1(L: SolverLevel, b: Float64Array, x: Float64Array, res: Float64Array): void {
   gsFwdSweep1(L, b, x, 0, L.h, L.row);
-  residual1(L, x, res, 0, L.h);
+  residualAfterSweep(L, x, res, 0, L.h);
 }
 
 /**
@@ -588,34 +588,39 @@ function gsFwdSweep1(L: SolverLevel, b: Float64Array, x: Float64Array, r0: numbe
   }
 }
 
+/** The row accumulator of a level: scalar stencils (level 0) or 4×4 blocks (coarse levels). */
+const accOf = (L: SolverLevel): typeof acc1 => (L.k === 1 ? acc1 : acc4);
+
 /**
  * res := b − A x after the forward sweep of block [r0, r1): −U x, and the lower couplings to rows
- * above the block that the sweep left out.
+ * above the block that the sweep left out. Any level (3·k values per node).
  */
-function residual1(L: SolverLevel, x: Float64Array, res: Float64Array, r0: number, r1: number): void {
+function residualAfterSweep(L: SolverLevel, x: Float64Array, res: Float64Array, r0: number, r1: number): void {
   const { w, h } = L;
+  const acc = accOf(L), stride = 3 * L.k * w;
   for (let r = r0; r < r1; r++) {
-    const base = 3 * r * w;
-    res.fill(0, base, base + 3 * w);
-    acc1(L, x, r, res, base, 1, SLOTS, true, false, 0, h);
-    if (r0 > 0 && r < r0 + 2) acc1(L, x, r, res, base, 3, SLOTS, false, true, 0, r0);
-    for (let k = base; k < base + 3 * w; k++) res[k] = -res[k];
+    const base = r * stride;
+    res.fill(0, base, base + stride);
+    acc(L, x, r, res, base, 1, SLOTS, true, false, 0, h);
+    if (r0 > 0 && r < r0 + 2) acc(L, x, r, res, base, 3, SLOTS, false, true, 0, r0);
+    for (let k = base; k < base + stride; k++) res[k] = -res[k];
   }
 }
 
-/** cross[rows of block [r0, r1) within 2 of its edges] = couplings to x outside the block. */
-function cross1(L: SolverLevel, x: Float64Array, cross: Float64Array, r0: number, r1: number): void {
+/** cross[rows of block [r0, r1) within 2 of its edges] = couplings to x outside the block. Any level. */
+function crossCouplings(L: SolverLevel, x: Float64Array, cross: Float64Array, r0: number, r1: number): void {
   const { w, h } = L;
+  const acc = accOf(L), stride = 3 * L.k * w;
   for (let r = r0; r < r1; r++) {
     const top = r0 > 0 && r < r0 + 2, bottom = r1 < h && r >= r1 - 2;
     if (!top && !bottom) {
       r = Math.max(r, r1 - 3);
       continue;
     }
-    const base = 3 * r * w;
-    cross.fill(0, base, base + 3 * w);
-    if (top) acc1(L, x, r, cross, base, 3, SLOTS, false, true, 0, r0);
-    if (bottom) acc1(L, x, r, cross, base, 3, SLOTS, true, false, r1, h);
+    const base = r * stride;
+    cross.fill(0, base, base + stride);
+    if (top) acc(L, x, r, cross, base, 3, SLOTS, false, true, 0, r0);
+    if (bottom) acc(L, x, r, cross, base, 3, SLOTS, true, false, r1, h);
   }
 }
 
@@ -712,7 +717,7 @@ function solveDiag4(dinv: Float64Array, m: number, t: Float64Array, k: number, x
 
 function gsFwdZero4(L: SolverLevel, b: Float64Array, x: Float64Array, res: Float64Array): void {
   gsFwdSweep4(L, b, x, 0, L.h, L.row);
-  residual4(L, x, res, 0, L.h);
+  residualAfterSweep(L, x, res, 0, L.h);
 }
 
 function gsFwdSweep4(L: SolverLevel, b: Float64Array, x: Float64Array, r0: number, r1: number, row: Float64Array): void {
@@ -728,32 +733,6 @@ function gsFwdSweep4(L: SolverLevel, b: Float64Array, x: Float64Array, r0: numbe
       for (let q = 0; q < 12; q++) row[k + q] = b[12 * i + q] - row[k + q];
       solveDiag4(dinv, 16 * i, row, k, x, 12 * i);
     }
-  }
-}
-
-function residual4(L: SolverLevel, x: Float64Array, res: Float64Array, r0: number, r1: number): void {
-  const { w, h } = L;
-  for (let r = r0; r < r1; r++) {
-    const base = 12 * r * w;
-    res.fill(0, base, base + 12 * w);
-    acc4(L, x, r, res, base, 1, SLOTS, true, false, 0, h);
-    if (r0 > 0 && r < r0 + 2) acc4(L, x, r, res, base, 3, SLOTS, false, true, 0, r0);
-    for (let k = base; k < base + 12 * w; k++) res[k] = -res[k];
-  }
-}
-
-function cross4(L: SolverLevel, x: Float64Array, cross: Float64Array, r0: number, r1: number): void {
-  const { w, h } = L;
-  for (let r = r0; r < r1; r++) {
-    const top = r0 > 0 && r < r0 + 2, bottom = r1 < h && r >= r1 - 2;
-    if (!top && !bottom) {
-      r = Math.max(r, r1 - 3);
-      continue;
-    }
-    const base = 12 * r * w;
-    cross.fill(0, base, base + 12 * w);
-    if (top) acc4(L, x, r, cross, base, 3, SLOTS, false, true, 0, r0);
-    if (bottom) acc4(L, x, r, cross, base, 3, SLOTS, true, false, r1, h);
   }
 }
 
@@ -1692,8 +1671,7 @@ export function runPart(S: ParSession, cmd: number, l: number, tid: number, scra
       else gsFwdSweep4(L, rhs, sol, r0, r1, scratch);
       return;
     case K.RES:
-      if (L.k === 1) residual1(L, sol, L.r, r0, r1);
-      else residual4(L, sol, L.r, r0, r1);
+      residualAfterSweep(L, sol, L.r, r0, r1);
       return;
     case K.RESTRICT: {
       const pc = S.parts[l + 1];
@@ -1710,8 +1688,7 @@ export function runPart(S: ParSession, cmd: number, l: number, tid: number, scra
       else prolong4(L, sol, r0, r1);
       return;
     case K.CROSS:
-      if (L.k === 1) cross1(L, sol, L.cross!, r0, r1);
-      else cross4(L, sol, L.cross!, r0, r1);
+      crossCouplings(L, sol, L.cross!, r0, r1);
       return;
     case K.GSB: {
       if (L.k === 1) gsBwd1(L, rhs, sol, r0, r1, scratch, L.cross);
