@@ -26,7 +26,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { RgbImage } from '../image.ts';
 import { CancelledError, StudioError } from '../../errors.ts';
 import { SLOTS, SLOT_DX, SLOT_DY, gaussianAffinity, mattingAffinity, padReplicate } from './affinity.ts';
-import { buildSystem, type SmoothProgress, type SolverLevel } from './smooth.ts';
+import { buildSystem, cropClamp, smoothSettings, type SmoothProgress, type SolverLevel } from './smooth.ts';
 
 /** Inner residual norms are read back (one small download) every this many iterations. */
 const CHECK_EVERY = 10;
@@ -232,18 +232,6 @@ async function innerSolve(
   }
 }
 
-/** Crops `pad` pixels off every side of a solution on the padded grid and clamps to [0, 1]. */
-export function cropClamp(x: Float32Array | Float64Array, paddedWidth: number, width: number, height: number, pad: number): RgbImage {
-  const out = new Float32Array(width * height * 3);
-  for (let y = 0; y < height; y++) {
-    for (let xx = 0; xx < width; xx++) {
-      const src = 3 * ((y + pad) * paddedWidth + xx + pad), dst = 3 * (y * width + xx);
-      for (let c = 0; c < 3; c++) out[dst + c] = Math.min(1, Math.max(0, x[src + c]));
-    }
-  }
-  return { width, height, data: out };
-}
-
 export interface TensorSmoothOptions extends TensorSolveOptions {
   alpha?: number;
   affinity?: 'matting' | 'gaussian';
@@ -257,18 +245,11 @@ export interface TensorSmoothOptions extends TensorSolveOptions {
  */
 export async function smoothWithTensors(content: RgbImage, stylized: RgbImage, opts: TensorSmoothOptions = {}): Promise<{ image: RgbImage; iterations: number; residual: number; converged: boolean; ms: number }> {
   const t0 = performance.now();
-  const alpha = opts.alpha ?? 0.9999;
-  const pad = opts.pad ?? 2;
-  if (!(alpha >= 0 && alpha < 1)) throw new StudioError('BAD_ARGUMENT', `alpha must be in [0, 1), got ${alpha}`);
-  if (content.width !== stylized.width || content.height !== stylized.height) {
-    throw new StudioError('BAD_ARGUMENT', `the stylised image is ${stylized.width}×${stylized.height} but the content image is ${content.width}×${content.height}`,
-      'smooth the stylised image at the content image’s size (resize one of them first)');
-  }
+  const { alpha, tol, pad, kind } = smoothSettings(content, stylized, opts, TENSOR_SMOOTH_DEFAULTS.maxIter);
   const pc = padReplicate(content, pad);
   const ps = padReplicate(stylized, pad);
-  const aff = (opts.affinity ?? 'matting') === 'matting' ? mattingAffinity(pc) : gaussianAffinity(pc, { sigma: opts.sigma });
+  const aff = kind === 'matting' ? mattingAffinity(pc) : gaussianAffinity(pc, { sigma: opts.sigma });
   const sys = buildSystem(aff, alpha);
-  const tol = opts.tol ?? TENSOR_SMOOTH_DEFAULTS.tol;
   const res = await solveWithTensors(sys, ps.data, alpha, { ...opts, tol });
   return {
     image: cropClamp(res.x, pc.width, content.width, content.height, pad),

@@ -154,8 +154,11 @@ const COARSE_DOFS = 600;
 /** Colour directions whose Gram eigenvalue is below this fraction of the largest are dropped. */
 const DROP_TOL = 1e-8;
 
-export function smooth(content: RgbImage, stylized: RgbImage, opts: SmoothOptions = {}): SmoothResult {
-  const t0 = performance.now();
+/**
+ * The checks and defaults every smoothing solver shares (this one and smooth-tensor.ts's): both
+ * images RGB of one size, α in [0, 1), a positive tolerance, iteration cap, padding, affinity.
+ */
+export function smoothSettings(content: RgbImage, stylized: RgbImage, opts: SmoothOptions, maxIterDefault: number = SMOOTH_DEFAULTS.maxIter) {
   checkImage(content, 'content');
   checkImage(stylized, 'stylized');
   if (content.width !== stylized.width || content.height !== stylized.height) {
@@ -167,7 +170,7 @@ export function smooth(content: RgbImage, stylized: RgbImage, opts: SmoothOption
   }
   const alpha = opts.alpha ?? SMOOTH_DEFAULTS.alpha;
   const tol = opts.tol ?? SMOOTH_DEFAULTS.tol;
-  const maxIter = opts.maxIter ?? SMOOTH_DEFAULTS.maxIter;
+  const maxIter = opts.maxIter ?? maxIterDefault;
   const pad = opts.pad ?? SMOOTH_DEFAULTS.pad;
   if (!(alpha >= 0 && alpha < 1)) throw new StudioError('BAD_ARGUMENT', `alpha must be in [0, 1), got ${alpha}`);
   if (!(tol > 0)) throw new StudioError('BAD_ARGUMENT', `tol must be positive, got ${tol}`);
@@ -175,6 +178,24 @@ export function smooth(content: RgbImage, stylized: RgbImage, opts: SmoothOption
   if (!Number.isInteger(pad) || pad < 0) throw new StudioError('BAD_ARGUMENT', `pad must be a non-negative integer, got ${pad}`);
   const kind = opts.affinity ?? 'matting';
   if (kind !== 'matting' && kind !== 'gaussian') throw new StudioError('BAD_ARGUMENT', `unknown affinity '${String(kind)}'`);
+  return { alpha, tol, maxIter, pad, kind };
+}
+
+/** A solution on the padded grid (HWC) cropped back to the image and clamped to [0, 1]. */
+export function cropClamp(x: Float32Array | Float64Array, paddedWidth: number, width: number, height: number, pad: number): RgbImage {
+  const out = new Float32Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    for (let xx = 0; xx < width; xx++) {
+      const src = 3 * ((y + pad) * paddedWidth + xx + pad), dst = 3 * (y * width + xx);
+      for (let c = 0; c < 3; c++) out[dst + c] = Math.min(1, Math.max(0, x[src + c]));
+    }
+  }
+  return { width, height, data: out };
+}
+
+export function smooth(content: RgbImage, stylized: RgbImage, opts: SmoothOptions = {}): SmoothResult {
+  const t0 = performance.now();
+  const { alpha, tol, maxIter, pad, kind } = smoothSettings(content, stylized, opts);
   const precond = opts.preconditioner ?? 'multigrid';
   if (precond !== 'multigrid' && precond !== 'jacobi') throw new StudioError('BAD_ARGUMENT', `unknown preconditioner '${String(precond)}'`);
 
@@ -227,15 +248,8 @@ export function smooth(content: RgbImage, stylized: RgbImage, opts: SmoothOption
     res = pcg(sys, b, x, tol, maxIter, apply, opts);
   }
 
-  const out = new Float32Array(content.width * content.height * 3);
-  for (let y = 0; y < content.height; y++) {
-    for (let xx = 0; xx < content.width; xx++) {
-      const src = 3 * ((y + pad) * w + xx + pad), dst = 3 * (y * content.width + xx);
-      for (let c = 0; c < 3; c++) out[dst + c] = Math.min(1, Math.max(0, x[src + c]));
-    }
-  }
   return {
-    image: { width: content.width, height: content.height, data: out },
+    image: cropClamp(x, w, content.width, content.height, pad),
     iterations: res.iterations,
     residual: res.residual,
     converged: res.residual <= tol,
