@@ -8,6 +8,8 @@ import { z } from 'zod';
 import { GatysParams, PhotoParams } from './protocol.ts';
 import type { LossValues } from './protocol.ts';
 import type { SerializedError } from './errors.ts';
+// Type only (erased when built): the contract stays browser-safe.
+import type { TrainResult } from './worker/train.ts';
 import { BatchRequests, type BatchEvent, type BatchReplies } from './batch-contract.ts';
 
 /** Ids the back end hands out (images, results): opaque, short, URL-safe. */
@@ -164,17 +166,8 @@ export interface ExportReply {
   notes: string[];
 }
 
-export interface TrainReply {
-  decoder: string;
-  steps: number;
-  firstLoss: number;
-  finalLoss: number;
-  /** NaN without a validation split (a single photo). */
-  finalValLoss: number;
-  bestValLoss: number;
-  bestStep: number;
-  resumedFrom: number;
-}
+/** What the window shows of a finished training run (the worker's result, less its file paths and timings). */
+export type TrainReply = Pick<TrainResult, 'decoder' | 'steps' | 'firstLoss' | 'finalLoss' | 'finalValLoss' | 'bestValLoss' | 'bestStep' | 'resumedFrom'>;
 
 export interface ApiReplies extends BatchReplies {
   info: StudioInfo;

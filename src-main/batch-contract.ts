@@ -5,6 +5,8 @@
  */
 import { z } from 'zod';
 import { GatysParams, PhotoParams } from './protocol.ts';
+// Types only (erased when built): the contract stays browser-safe.
+import type { BatchProgress, BatchSummary, FileEvent } from './batch/run.ts';
 
 const Id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 /** A folder on the back end's machine: absolute, no NUL, not absurdly long. */
@@ -44,19 +46,11 @@ export const BatchRequests = {
   batchCancel: BatchControlRequest,
 } as const;
 
-export interface BatchSummaryReply {
-  inDir: string;
-  outDir: string;
-  journal: string;
-  total: number;
-  done: number;
-  skipped: number;
+/** The batch's summary as the window gets it: the failures capped, their count beside them. */
+export interface BatchSummaryReply extends Omit<BatchSummary, 'fileMs' | 'overheadMs'> {
   /** The first failures (at most 1000; `failedCount` has them all). */
-  failed: { input: string; code: string; reason: string }[];
+  failed: BatchSummary['failed'];
   failedCount: number;
-  /** Set when the batch stopped early: cancelled (code CANCELLED), or an error every file would hit. */
-  stopped?: { code: string; message: string; hint?: string };
-  ms: number;
 }
 
 export interface BatchReplies {
@@ -70,14 +64,10 @@ export interface BatchReplies {
 
 /** Streamed while a batch runs; every event names its run. */
 export type BatchEvent =
-  | {
-    type: 'batchFile'; runId: string; input: string; output?: string; outcome: 'done' | 'skipped' | 'failed';
-    code?: string; reason?: string; ms?: number;
+  | ({
+    type: 'batchFile'; runId: string;
     /** A small JPEG of the result (done and skipped files; not every skipped one on a large resume). */
     thumbnail?: Uint8Array;
-  }
-  | {
-    type: 'batchProgress'; runId: string; total: number; done: number; skipped: number; failed: number;
-    running: string[]; etaMs?: number; paused: boolean; elapsedMs: number;
-  }
+  } & FileEvent)
+  | ({ type: 'batchProgress'; runId: string; elapsedMs: number } & BatchProgress)
   | { type: 'batchDone'; runId: string; summary: BatchSummaryReply };

@@ -3,6 +3,7 @@
  * loss, the loss scale, and the weight-gradient underflow (zero fraction) over the steps. Pure: data
  * in, SVG text out; the worker writes the files.
  */
+import type { StepValues } from './step.ts';
 
 export interface Series {
   name: string;
@@ -117,17 +118,9 @@ export function linePlotSvg(series: Series[], o: PlotOptions): string {
   return parts.join('\n');
 }
 
-export interface ReportStep {
+/** One training step as the report keeps it: the step's values, its number and its time. */
+export interface ReportStep extends StepValues {
   step: number;
-  total: number;
-  pixel: number;
-  feature: number;
-  lossScale: number;
-  skipped: boolean;
-  zeroFraction: number;
-  underflowFraction: number;
-  gradNorm: number;
-  lr: number;
   ms: number;
 }
 
