@@ -7,18 +7,16 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { writeTinyFixtures } from '../src-main/engine/models/tiny.ts';
+import { CHROMIUM, SAMPLES, SHOTS, launchChromium, startServe, stopServe } from './harness.ts';
 
-const CHROMIUM = process.env.STUDIO_CHROMIUM ?? '/usr/bin/chromium';
-const SHOTS = path.resolve('test-results/e2e');
-const SAMPLES = path.resolve('assets/samples');
 /** The good photos of the shoot (relative paths) and its damaged one. */
 const GOOD = ['coffee.jpg', 'rocket.png', 'astronaut.jpg', path.join('day two', 'coffee.jpg'), path.join('day two', 'chelsea.jpg')];
 const BROKEN = 'broken.jpg';
@@ -31,27 +29,6 @@ let browser: BrowserContext;
 let page: Page;
 const serverLog: string[] = [];
 
-async function startServe(modelsDir: string): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src-main/serve/main.ts'], {
-    env: { ...process.env, STUDIO_MODELS_DIR: modelsDir, STUDIO_BACKEND: 'wasm' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const out: string[] = [];
-  proc.stderr!.on('data', (d: Buffer) => serverLog.push(d.toString()));
-  const found = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve printed no URL in 120 s:\n${out.join('')}`)), 120_000);
-    proc.stdout!.on('data', (d: Buffer) => {
-      out.push(d.toString());
-      const m = /running at (http:\/\/127\.0\.0\.1:\d+\/[\w-]+\/)/.exec(out.join(''));
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`serve exited (${code}):\n${out.join('')}`)));
-  });
-  return { proc, url: found };
-}
 
 const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
 
@@ -84,25 +61,15 @@ before(async () => {
   await writeFile(path.join(shoot, BROKEN), (await readFile(path.join(SAMPLES, 'content-coffee.jpg'))).subarray(0, 1500));
   await copyFile(path.join(SAMPLES, 'photo-Dune.jpg'), path.join(tmp, 'photo-Dune.jpg'));
 
-  ({ proc: server, url } = await startServe(path.join(tmp, 'models')));
-  browser = await chromium.launchPersistentContext(path.join(tmp, 'chromium-profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1360, height: 860 },
-  });
+  ({ proc: server, url } = await startServe(path.join(tmp, 'models'), serverLog));
+  browser = await launchChromium(path.join(tmp, 'chromium-profile'));
   page = browser.pages()[0] ?? await browser.newPage();
   page.on('pageerror', (e) => serverLog.push(`page error: ${e.message}\n`));
 });
 
 after(async () => {
   await browser?.close();
-  if (server && server.exitCode === null) {
-    const exited = new Promise((r) => server.once('exit', r));
-    server.kill('SIGTERM');
-    await exited;
-  }
+  if (server) await stopServe(server);
   if (tmp) await rm(tmp, { recursive: true, force: true });
   if (process.exitCode) process.stderr.write(serverLog.join(''));
 });

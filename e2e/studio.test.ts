@@ -7,7 +7,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
@@ -15,13 +15,11 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { writeTinyFixtures } from '../src-main/engine/models/tiny.ts';
+import { CHROMIUM, SAMPLES, SHOTS, launchChromium, startServe, stopServe } from './harness.ts';
 
-const CHROMIUM = process.env.STUDIO_CHROMIUM ?? '/usr/bin/chromium';
-const SHOTS = path.resolve('test-results/e2e');
-const SAMPLES = path.resolve('assets/samples');
 
 let tmp: string;
 let server: ChildProcess;
@@ -33,35 +31,7 @@ const serverLog: string[] = [];
 let weightsServer: Server;
 let weightsRequests = 0;
 
-/** `npm run serve`'s entry with a models folder; resolves with the URL it prints. */
-async function startServe(modelsDir: string, env: Record<string, string> = {}): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src-main/serve/main.ts'], {
-    env: { ...process.env, STUDIO_MODELS_DIR: modelsDir, STUDIO_BACKEND: 'wasm', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const out: string[] = [];
-  proc.stderr!.on('data', (d: Buffer) => serverLog.push(d.toString()));
-  const found = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve printed no URL in 120 s:\n${out.join('')}`)), 120_000);
-    proc.stdout!.on('data', (d: Buffer) => {
-      out.push(d.toString());
-      const m = /running at (http:\/\/127\.0\.0\.1:\d+\/[\w-]+\/)/.exec(out.join(''));
-      if (m) {
-        clearTimeout(timer);
-        resolve(m[1]);
-      }
-    });
-    proc.on('exit', (code) => reject(new Error(`serve exited (${code}):\n${out.join('')}`)));
-  });
-  return { proc, url: found };
-}
 
-async function stopServe(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null) return;
-  const exited = new Promise((r) => proc.once('exit', r));
-  proc.kill('SIGTERM');
-  await exited;
-}
 
 const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
 
@@ -95,16 +65,8 @@ before(async () => {
   });
   await new Promise<void>((r) => weightsServer.listen(0, '127.0.0.1', () => r()));
   const weightsUrl = `http://127.0.0.1:${(weightsServer.address() as AddressInfo).port}/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`;
-  ({ proc: server, url } = await startServe(path.join(tmp, 'models'), { STUDIO_VGG19_URL: weightsUrl, STUDIO_VGG19_MD5: '' }));
-  // A fresh profile each run; the flags keep Chromium off the (closed) network.
-  browser = await chromium.launchPersistentContext(path.join(tmp, 'chromium-profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1360, height: 860 },
-    acceptDownloads: true,
-  });
+  ({ proc: server, url } = await startServe(path.join(tmp, 'models'), serverLog, { STUDIO_VGG19_URL: weightsUrl, STUDIO_VGG19_MD5: '' }));
+  browser = await launchChromium(path.join(tmp, 'chromium-profile'), { acceptDownloads: true });
   page = browser.pages()[0] ?? await browser.newPage();
   page.on('pageerror', (e) => serverLog.push(`page error: ${e.message}\n`));
 });
@@ -387,7 +349,7 @@ test('Models: import a weights file, and fetch VGG19 with a progress bar', async
 });
 
 test('without weights the window says so and what to do, and keeps the images', async () => {
-  const empty = await startServe(path.join(tmp, 'no-models'));
+  const empty = await startServe(path.join(tmp, 'no-models'), serverLog);
   const p2 = await browser.newPage();
   p2.on('pageerror', (e) => serverLog.push(`page error: ${e.message}\n`));
   try {
