@@ -82,9 +82,10 @@ export async function runStylizePhoto(job: StylizePhotoJob, ctx: JobContext): Pr
     for (const level of LEVELS) decoders.set(level, (await loadDecoder(decodersDir, level, hash)).weights);
     return { weights, decoders };
   };
-  const modelFiles = [path.join(modelDir, MODEL_FILE), ...LEVELS.map((l) => decoderPath(decodersDir, l))];
+  // The files whose change invalidates what a batch keeps (a missing one fails in loadModel, with its message).
+  const modelFiles = [path.join(modelDir, MODEL_FILE), ...LEVELS.map((l) => decoderPath(decodersDir, l))].filter((f) => existsSync(f));
   const { weights, decoders } = job.cacheStyle
-    ? (await cached('photowct-model', await cacheKey(modelFiles.filter((f) => existsSync(f)), { modelDir, decodersDir }), loadModel)).value
+    ? (await cached('photowct-model', await cacheKey(modelFiles, { modelDir, decodersDir }), loadModel)).value
     : await loadModel();
 
   const tRead = elapsed();
@@ -92,7 +93,7 @@ export async function runStylizePhoto(job: StylizePhotoJob, ctx: JobContext): Pr
   const withLabels = Boolean(job.contentLabels && job.styleLabels);
   // Label maps make the statistics per region: nothing to reuse across files then.
   const styleCache = job.cacheStyle && !withLabels
-    ? (await cached('photowct-style', await cacheKey([...modelFiles.filter((f) => existsSync(f)), job.style], { size: p.size, maxPixels: job.maxPixels }), () => new Map())).value
+    ? (await cached('photowct-style', await cacheKey([...modelFiles, job.style], { size: p.size, maxPixels: job.maxPixels }), () => new Map())).value
     : undefined;
   // With every level's statistics cached (the rest of a batch), the style image is not needed at all.
   const styleDone = styleCache !== undefined && LEVELS.every((l) => styleCache.get(l)?.stats);
