@@ -18,7 +18,10 @@ import { writeTinyFixtures } from '../src-main/engine/models/tiny.ts';
 import { CHROMIUM, SAMPLES, SHOTS, launchChromium, startServe, stopServe } from './harness.ts';
 
 /** The good photos of the shoot (relative paths) and its damaged one. */
-const GOOD = ['coffee.jpg', 'rocket.png', 'astronaut.jpg', path.join('day two', 'coffee.jpg'), path.join('day two', 'chelsea.jpg')];
+// Fifteen more in 'day three', so that a batch lasts long enough on a fast machine for pause and
+// cancel to land mid-way after the first result.
+const EXTRA = Array.from({ length: 15 }, (_, k) => path.join('day three', `shot ${String(k).padStart(2, '0')}.jpg`));
+const GOOD = ['coffee.jpg', 'rocket.png', 'astronaut.jpg', path.join('day two', 'coffee.jpg'), path.join('day two', 'chelsea.jpg'), ...EXTRA];
 const BROKEN = 'broken.jpg';
 
 let tmp: string;
@@ -49,6 +52,7 @@ before(async () => {
   // folder has too, and a JPEG cut short.
   shoot = path.join(tmp, 'shoot');
   await mkdir(path.join(shoot, 'day two'), { recursive: true });
+  await mkdir(path.join(shoot, 'day three'), { recursive: true });
   const photo = (src: string, dest: string, hue = 0) => {
     const im = sharp(path.join(SAMPLES, src)).resize(240).modulate({ hue });
     return (dest.endsWith('.png') ? im.png() : im.jpeg({ quality: 90 })).toFile(path.join(shoot, dest));
@@ -58,6 +62,7 @@ before(async () => {
   await photo('content-astronaut.jpg', GOOD[2]);
   await photo('content-coffee.jpg', GOOD[3], 120);
   await photo('content-chelsea.jpg', GOOD[4]);
+  for (const [k, f] of EXTRA.entries()) await photo('content-astronaut.jpg', f, 20 * k);
   await writeFile(path.join(shoot, BROKEN), (await readFile(path.join(SAMPLES, 'content-coffee.jpg'))).subarray(0, 1500));
   await copyFile(path.join(SAMPLES, 'photo-Dune.jpg'), path.join(tmp, 'photo-Dune.jpg'));
 
