@@ -77,6 +77,9 @@ let dir = '';
 let zipPath = '';
 let legacyPath = '';
 let modelDir = '';
+// Awaited before anything is registered: a top-level await between registrations lets the root's
+// after() hook run before the later tests (it removed the fixture folder under them on a slow start).
+const backends = await testBackends();
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'photowct-'));
@@ -177,7 +180,7 @@ test('with the published (Caffe) conv0 the fold leaves conv1_1 as it was; any co
   }
 });
 
-for (const backend of await testBackends()) describe(backend, () => {
+for (const backend of backends) describe(backend, () => {
   before(() => initBackend(backend));
 
   test(`[${backend}] the imported model (through the model folder) reproduces FastPhotoStyle's e_L and d_L`, async () => {
