@@ -49,9 +49,10 @@ function fail(e: unknown): void {
   Atomics.store(ctrl, CTRL.ERR, 1);
 }
 
-port.on('message', (m: { seq0: number; session: Omit<ParSession, 'partial' | 'fargs'> & { scratch: number } }) => {
+port.on('message', (m: { seq0: number; session: Omit<ParSession, 'partial' | 'fargs'> & { scratch: number; scratches?: Float64Array[] } }) => {
   const S: ParSession = { ...m.session, partial, fargs };
-  const scratch = new Float64Array(m.session.scratch);
+  // A WebAssembly solve hands each thread its scratch row in the arena (the kernels see nothing else).
+  const scratch = m.session.scratches?.[tid] ?? new Float64Array(m.session.scratch);
   let seen = m.seq0, failed = false;
   for (;;) {
     seen = waitSeq(seen);

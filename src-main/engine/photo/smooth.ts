@@ -82,6 +82,7 @@ import { CancelledError, StudioError } from '../../errors.ts';
 import { SLOTS, SLOT_DX, SLOT_DY, gaussianAffinity, mattingAffinity, padReplicate, type Affinity } from './affinity.ts';
 import { CTRL, GUIDED_KERNEL, MAX_BLOCKS, acquirePool, smoothThreads, type SmoothPool } from './smooth-pool.ts';
 import { guidedRows, type GuidedJob } from './guided-filter.ts';
+import { Arena, stencilKernels, wasmKernelsEnabled, type StencilKernels } from './stencil-wasm.ts';
 
 export interface SmoothProgress {
   stage: 'smoothing';
@@ -128,6 +129,8 @@ export interface SmoothResult {
   setupMs: number;
   /** Threads the solve ran on. */
   threads: number;
+  /** Whether the fine level's kernels ran in WebAssembly (stencil-wasm.ts) or JavaScript. */
+  kernels: 'webassembly' | 'javascript';
 }
 
 export const SMOOTH_DEFAULTS = { alpha: 0.9999, tol: 1e-7, maxIter: 500, pad: 2 } as const;
@@ -137,8 +140,15 @@ const SPACING = 4;
 
 /** Set while a threaded solve builds its levels: their arrays go to shared memory. */
 let sharedAlloc = false;
+/**
+ * Set for the whole of a solve that runs the WebAssembly kernels (stencil-wasm.ts): every array the
+ * solver keeps comes from it (it is shared memory too). Saved and restored around a solve, since a
+ * progress callback may start another.
+ */
+let arena: Arena | undefined;
 
 function f64(n: number): Float64Array {
+  if (arena) return arena.f64(n);
   return sharedAlloc ? new Float64Array(new SharedArrayBuffer(8 * n)) : new Float64Array(n);
 }
 
@@ -147,6 +157,7 @@ function shf64(n: number): Float64Array {
 }
 
 function i32(n: number): Int32Array {
+  if (arena) return arena.i32(n);
   return sharedAlloc ? new Int32Array(new SharedArrayBuffer(4 * n)) : new Int32Array(n);
 }
 /** The coarsest level is factorised densely once it has at most this many unknowns. */
@@ -217,6 +228,22 @@ export function smooth(content: RgbImage, stylized: RgbImage, opts: SmoothOption
   let pool = threads > 1 ? acquirePool(threads) : undefined;
   if (pool?.busy) pool = undefined;
   if (!pool) threads = 1;
+  const outer = arena;
+  // ~62 doubles per pixel at 512×320 and 1024×640 (level 0 ~45, the coarse levels the rest).
+  arena = wasmKernelsEnabled() ? new Arena(8 * 62 * nPad) : undefined;
+  try {
+    return solveIn(content, pc, ps, pool, threads, precond, kind, alpha, tol, maxIter, pad, opts, t0, tick);
+  } finally {
+    arena = outer;
+  }
+}
+
+function solveIn(
+  content: RgbImage, pc: RgbImage, ps: RgbImage, pool: SmoothPool | undefined, threads: number,
+  precond: 'multigrid' | 'jacobi', kind: 'matting' | 'gaussian', alpha: number, tol: number, maxIter: number,
+  pad: number, opts: SmoothOptions, t0: number, tick: (what: string) => void,
+): SmoothResult {
+  const nPad = pc.width * pc.height;
   sharedAlloc = pool !== undefined;
   let sys: SolverLevel, levels: SolverLevel[], b: Float64Array, x: Float64Array;
   try {
@@ -256,6 +283,7 @@ export function smooth(content: RgbImage, stylized: RgbImage, opts: SmoothOption
     ms: performance.now() - t0,
     setupMs,
     threads,
+    kernels: sys.mem ? 'webassembly' : 'javascript',
   };
 }
 
@@ -315,6 +343,8 @@ export interface SolverLevel {
   row: Float64Array;
   /** Threaded solves: couplings of block-edge rows to the other blocks (n·k·3, those rows only). */
   cross?: Float64Array;
+  /** Level 0 with its arrays in an arena: the memory the WebAssembly kernels run on. */
+  mem?: WebAssembly.Memory;
 }
 
 /** `coarse`: the level is solved for by the V-cycle (it needs its own solution and right-hand side). */
@@ -344,7 +374,8 @@ export function buildSystem(aff: Affinity, alpha: number): SolverLevel {
   const { width: w, height: h, degree } = aff;
   const n = w * h;
   // Threaded solves need the matrix in shared memory: one copy then.
-  const a = sharedAlloc && !(aff.weights.buffer instanceof SharedArrayBuffer) ? f64(aff.weights.length) : aff.weights;
+  // The WebAssembly kernels need it in their arena (the affinity is built outside it).
+  const a = arena || (sharedAlloc && !(aff.weights.buffer instanceof SharedArrayBuffer)) ? f64(aff.weights.length) : aff.weights;
   if (a !== aff.weights) {
     a.set(aff.weights);
     // Drop the unshared original now (the affinity is consumed either way).
@@ -360,7 +391,9 @@ export function buildSystem(aff: Affinity, alpha: number): SolverLevel {
       if (v !== 0) a[base + i] = -alpha * v * is[i] * is[i + o];
     }
   }
-  return newLevel(w, h, 1, a, f64(0), false);
+  const L = newLevel(w, h, 1, a, f64(0), false);
+  if (arena) L.mem = arena.memory;
+  return L;
 }
 
 /** √d_i·(1, R_i, G_i, B_i): the null space of I − S for the matting affinity. */
@@ -554,9 +587,16 @@ function edge1(L: SolverLevel, x: Float64Array, base: number, c: number, s: numb
   }
 }
 
+/** The WebAssembly kernels when the level's arrays are in an arena (level 0 of a WebAssembly solve). */
+function wasmOf(L: SolverLevel): StencilKernels | undefined {
+  return L.mem ? stencilKernels(L.mem) : undefined;
+}
+
 /** y = A x on level 0, rows r0 ≤ r < r1. */
 function spmv1(L: SolverLevel, x: Float64Array, y: Float64Array, r0 = 0, r1 = L.h): void {
   const { a, w } = L;
+  const wk = wasmOf(L);
+  if (wk) return wk.spmv1(a.byteOffset, L.n, w, L.h, x.byteOffset, y.byteOffset, r0, r1);
   for (let r = r0; r < r1; r++) {
     const base = r * w;
     for (let i = base; i < base + w; i++) {
@@ -581,6 +621,8 @@ function gsFwdZero1(L: SolverLevel, b: Float64Array, x: Float64Array, res: Float
  */
 function gsFwdSweep1(L: SolverLevel, b: Float64Array, x: Float64Array, r0: number, r1: number, row: Float64Array): void {
   const { a, w, n, dinv } = L;
+  const wk = wasmOf(L);
+  if (wk) return wk.gsFwdSweep1(a.byteOffset, dinv.byteOffset, n, w, b.byteOffset, x.byteOffset, r0, r1, row.byteOffset);
   for (let r = r0; r < r1; r++) {
     const base = r * w;
     row.fill(0, 0, 3 * w);
@@ -611,6 +653,8 @@ const accOf = (L: SolverLevel): typeof acc1 => (L.k === 1 ? acc1 : acc4);
  */
 function residualAfterSweep(L: SolverLevel, x: Float64Array, res: Float64Array, r0: number, r1: number): void {
   const { w, h } = L;
+  const wk = wasmOf(L);
+  if (wk) return wk.residualAfterSweep1(L.a.byteOffset, L.n, w, h, x.byteOffset, res.byteOffset, r0, r1);
   const acc = accOf(L), stride = 3 * L.k * w;
   for (let r = r0; r < r1; r++) {
     const base = r * stride;
@@ -624,6 +668,8 @@ function residualAfterSweep(L: SolverLevel, x: Float64Array, res: Float64Array, 
 /** cross[rows of block [r0, r1) within 2 of its edges] = couplings to x outside the block. Any level. */
 function crossCouplings(L: SolverLevel, x: Float64Array, cross: Float64Array, r0: number, r1: number): void {
   const { w, h } = L;
+  const wk = wasmOf(L);
+  if (wk) return wk.crossCouplings1(L.a.byteOffset, L.n, w, h, x.byteOffset, cross.byteOffset, r0, r1);
   const acc = accOf(L), stride = 3 * L.k * w;
   for (let r = r0; r < r1; r++) {
     const top = r0 > 0 && r < r0 + 2, bottom = r1 < h && r >= r1 - 2;
@@ -645,6 +691,8 @@ function crossCouplings(L: SolverLevel, x: Float64Array, cross: Float64Array, r0
  */
 function gsBwd1(L: SolverLevel, b: Float64Array, x: Float64Array, r0 = 0, r1 = L.h, row = L.row, cross?: Float64Array): void {
   const { a, w, h, n, dinv } = L;
+  const wk = wasmOf(L);
+  if (wk) return wk.gsBwd1(a.byteOffset, dinv.byteOffset, n, w, h, b.byteOffset, x.byteOffset, r0, r1, row.byteOffset, cross ? cross.byteOffset : 0);
   for (let r = r1 - 1; r >= r0; r--) {
     const base = r * w;
     row.fill(0, 0, 3 * w);
@@ -800,6 +848,11 @@ function restrict1(L: SolverLevel, r: Float64Array, R0: number, R1: number, row:
   const T = L.next!;
   const { w, h, B } = L;
   const { wc, px, wx0, wx1, py, wy0, wy1, tmp } = T;
+  const wk = wasmOf(L);
+  if (wk) {
+    return wk.restrict1(w, h, B.byteOffset, r.byteOffset, R0, R1, row.byteOffset,
+      wc, px.byteOffset, wx0.byteOffset, wx1.byteOffset, py.byteOffset, wy0.byteOffset, wy1.byteOffset, tmp.byteOffset);
+  }
   tmp.fill(0, 12 * R0 * wc, 12 * R1 * wc);
   for (let y = 0; y < h; y++) {
     const Y = py[y], f0 = wy0[y], f1 = wy1[y];
@@ -914,6 +967,11 @@ function prolong1(L: SolverLevel, x: Float64Array, r0 = 0, r1 = L.h, row = L.nex
   const T = L.next!;
   const { w, B } = L;
   const { wc, px, wx0, wx1, py, wy0, wy1, tmp } = T;
+  const wk = wasmOf(L);
+  if (wk) {
+    return wk.prolong1(w, B.byteOffset, x.byteOffset, r0, r1, row.byteOffset,
+      wc, px.byteOffset, wx0.byteOffset, wx1.byteOffset, py.byteOffset, wy0.byteOffset, wy1.byteOffset, tmp.byteOffset);
+  }
   for (let y = r0; y < r1; y++) {
     const Y = py[y], f0 = wy0[y], f1 = wy1[y];
     const o0 = 12 * Y * wc;
@@ -1071,7 +1129,7 @@ function coarsen(L: SolverLevel, s: number, par?: { pool: SmoothPool; T: number 
       yPass(T, Gh, y, wc, nc, Y);
     }
   }
-  const C = f64(16 * nc), Bc = f64(16 * nc);
+  const C = coarseF64(16 * nc), Bc = coarseF64(16 * nc);
   const kept = new Uint8Array(4 * nc);
   const V = new Float64Array(16), lam = new Float64Array(4);
   for (let l = 0; l < nc; l++) {
@@ -1089,7 +1147,7 @@ function coarsen(L: SolverLevel, s: number, par?: { pool: SmoothPool; T: number 
   }
 
   // A_c[L, M] = C_Lᵀ Ĝ[L, M] C_M; dropped unknowns get a unit diagonal (their rows are zero).
-  const ac = f64(16 * SLOTS * nc);
+  const ac = coarseF64(16 * SLOTS * nc);
   galerkin(Gh, C, ac, wc, nc, tmp);
   for (let l = 0; l < nc; l++) {
     for (let j = 0; j < 4; j++) {
@@ -1106,7 +1164,26 @@ function coarsen(L: SolverLevel, s: number, par?: { pool: SmoothPool; T: number 
     }
   }
   L.next = { s, wc, hc, px: X.p, wx0: X.w0, wx1: X.w1, py: Y.p, wy0: Y.w0, wy1: Y.w1, C, tmp: f64(12 * nc), row: f64(12 * wc) };
-  return newLevel(wc, hc, 4, ac, Bc, true);
+  return outsideArena(() => newLevel(wc, hc, 4, ac, Bc, true));
+}
+
+/**
+ * Coarse levels run the JavaScript kernels, which V8 runs ~20% slower on views of the WebAssembly
+ * memory than on SharedArrayBuffers of their own (measured: GSB@1 276 → 354 ms at 512×320); only
+ * what level 0's WebAssembly kernels read (the transfer's parents, weights and rows) goes there.
+ */
+function outsideArena<R>(f: () => R): R {
+  const keep = arena;
+  arena = undefined;
+  try {
+    return f();
+  } finally {
+    arena = keep;
+  }
+}
+
+function coarseF64(n: number): Float64Array {
+  return outsideArena(() => f64(n));
 }
 
 /** Level ≥ 1 x-pass of fine row y: T = Φ_xᵀ Â Φ_x with Â_KK' = B_Kᵀ A_KK' B_K' (own function: V8 optimises it far better than inside coarsen). */
@@ -1477,7 +1554,7 @@ function pcg(
   precond: (r: Float64Array, z: Float64Array) => void, hooks: SmoothOptions,
 ): { iterations: number; residual: number } {
   const N = b.length;
-  const r = new Float64Array(N), z = new Float64Array(N), p = new Float64Array(N), q = new Float64Array(N);
+  const r = f64(N), z = f64(N), p = f64(N), q = f64(N);
   spmv1(L, x, q);
   let bb0 = 0, bb1 = 0, bb2 = 0;
   for (let k = 0; k < N; k += 3) {
@@ -1733,6 +1810,11 @@ export function runPart(S: ParSession, cmd: number, l: number, tid: number, scra
   }
 }
 
+/** Shared memory: the arena's during a WebAssembly solve, else a SharedArrayBuffer of its own. */
+function sh(n: number): Float64Array {
+  return arena ? arena.f64(n) : new Float64Array(new SharedArrayBuffer(8 * n));
+}
+
 function solveThreaded(
   pool: SmoothPool, T: number, levels: SolverLevel[], b: Float64Array, x: Float64Array,
   tol: number, maxIter: number, hooks: SmoothOptions,
@@ -1744,15 +1826,16 @@ function solveThreaded(
   let scratchLen = 0;
   levels.forEach((L, l) => {
     scratchLen = Math.max(scratchLen, 3 * L.w * L.k, L.next ? 12 * L.next.wc : 0);
-    if (parts[l][1] < L.h) L.cross = new Float64Array(new SharedArrayBuffer(8 * 3 * L.n * L.k));
+    if (parts[l][1] < L.h) L.cross = sh(3 * L.n * L.k);
   });
-  const sh = (n: number) => new Float64Array(new SharedArrayBuffer(8 * n));
   const S: ParSession = {
     T, levels, v: [b, x, sh(N), sh(N), sh(N), sh(N)], parts, partial: pool.partial, fargs: pool.fargs,
   };
+  // One scratch row per thread, in the arena when the WebAssembly kernels run (they only see it).
+  const scratches = arena ? Array.from({ length: T }, () => sh(scratchLen)) : undefined;
   // The workers get everything but the coarsest level's dense factor (this thread solves there).
-  const wire = { T, v: S.v, parts, levels: levels.map((L) => ({ ...L, chol: undefined })), scratch: scratchLen };
-  const scratch = new Float64Array(scratchLen);
+  const wire = { T, v: S.v, parts, levels: levels.map((L) => ({ ...L, chol: undefined })), scratch: scratchLen, scratches };
+  const scratch = scratches?.[0] ?? new Float64Array(scratchLen);
   const prof = process.env.STUDIO_SMOOTH_PROFILE ? new Map<string, number>() : undefined;
   const run = (cmd: number, l: number, pl: number): void => {
     const t = prof ? performance.now() : 0;

@@ -17,6 +17,8 @@ export interface SmoothingReport {
   mode: SmoothingMode;
   /** Exact mode: where the solve ran ('cpu' multigrid PCG or 'tensor' ops on the backend). */
   solver?: 'cpu' | 'tensor';
+  /** The cpu solver: whether its fine-level kernels ran in WebAssembly or JavaScript. */
+  kernels?: 'webassembly' | 'javascript';
   alpha?: number;
   tol?: number;
   affinity?: string;
@@ -63,11 +65,12 @@ export async function runSmoothing(
     onProgress: hooks.onProgress, checkCancelled: hooks.checkCancelled,
   };
   // smooth() may be synchronous or return a promise (its thread pool): await covers both.
-  const r = solver === 'tensor' ? await smoothWithTensors(content, stylized, opts) : await smooth(content, stylized, opts);
+  const cpu = solver === 'tensor' ? undefined : await smooth(content, stylized, opts);
+  const r = cpu ?? await smoothWithTensors(content, stylized, opts);
   return {
     image: r.image,
     report: {
-      mode, solver, alpha: params.alpha, tol: params.tol, affinity: params.affinity,
+      mode, solver, kernels: cpu?.kernels, alpha: params.alpha, tol: params.tol, affinity: params.affinity,
       iterations: r.iterations, residual: r.residual, converged: r.converged, width, height, ms: performance.now() - t0,
     },
   };

@@ -2,39 +2,12 @@
 // deterministic, and cancellation mid-solve leaves the pool usable.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { RgbImage } from '../../../src-main/engine/image.ts';
-import { mulberry32 } from '../../../src-main/engine/random.ts';
+import { maxDiff, noisy, scene } from './scenes.ts';
 import { CancelledError } from '../../../src-main/errors.ts';
 import { PARALLEL, smooth } from '../../../src-main/engine/photo/smooth.ts';
 import { acquirePool, closeSmoothPool } from '../../../src-main/engine/photo/smooth-pool.ts';
 import { StudioError } from '../../../src-main/errors.ts';
 import { guidedFilter, guidedRows } from '../../../src-main/engine/photo/guided-filter.ts';
-
-/** Smooth regions with edges and noise (the solver's hard modes need colour structure). */
-function scene(w: number, h: number, seed: number): RgbImage {
-  const rng = mulberry32(seed);
-  const data = new Float32Array(w * h * 3);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      let c = [0.2 + 0.5 * (x / w), 0.3 + 0.4 * (y / h), 0.6 - 0.3 * (x / w)];
-      if ((x - 0.3 * w) ** 2 + (y - 0.4 * h) ** 2 < (0.2 * h) ** 2) c = [0.9, 0.3, 0.2];
-      if ((x - 0.7 * w) ** 2 + (y - 0.65 * h) ** 2 < (0.15 * h) ** 2) c = [0.1, 0.5 + 0.3 * (y / h), 0.2];
-      for (let k = 0; k < 3; k++) data[3 * (y * w + x) + k] = Math.min(1, Math.max(0, c[k] + 0.03 * (rng() - 0.5)));
-    }
-  }
-  return { width: w, height: h, data };
-}
-
-function noisy(img: RgbImage, seed: number): RgbImage {
-  const rng = mulberry32(seed);
-  return { ...img, data: Float32Array.from(img.data, (v, k) => Math.min(1, Math.max(0, (k % 3 === 1 ? 0.7 * v + 0.2 : 1 - v) + 0.2 * (rng() - 0.5)))) };
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let k = 0; k < a.length; k++) m = Math.max(m, Math.abs(a[k] - b[k]));
-  return m;
-}
 
 describe('threaded smoothing', () => {
   const minDofs = PARALLEL.minDofs;

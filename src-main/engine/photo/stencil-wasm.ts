@@ -1,0 +1,96 @@
+/**
+ * The smoothing solver's level-0 kernels in WebAssembly (wasm/stencil.as.ts, compiled by
+ * scripts/build-wasm.mjs into stencil-wasm.gen.ts), and the arena their arrays live in.
+ *
+ * WebAssembly reads only its own linear memory, so a solve that uses these kernels allocates its
+ * arrays from an Arena: a bump allocator over one shared WebAssembly.Memory (zero-filled, grown on
+ * demand, never freed piecemeal: the whole memory goes with the solve). Its typed-array views are
+ * ordinary Float64Arrays for the JavaScript kernels, SharedArrayBuffer-backed for the threads, and
+ * their byteOffsets are the pointers the WebAssembly kernels take. Each thread instantiates the
+ * module once per memory (the module has no state of its own).
+ *
+ * STUDIO_SMOOTH_WASM=0 turns them off (the JavaScript kernels, bit-identical, then run).
+ */
+import { STENCIL_WASM_BASE64 } from './stencil-wasm.gen.ts';
+
+/** Pointers are byte offsets into the arena's memory; counts and rows are plain integers. */
+export interface StencilKernels {
+  spmv1(a: number, n: number, w: number, h: number, x: number, y: number, r0: number, r1: number): void;
+  gsFwdSweep1(a: number, dinv: number, n: number, w: number, b: number, x: number, r0: number, r1: number, row: number): void;
+  residualAfterSweep1(a: number, n: number, w: number, h: number, x: number, res: number, r0: number, r1: number): void;
+  crossCouplings1(a: number, n: number, w: number, h: number, x: number, cross: number, r0: number, r1: number): void;
+  gsBwd1(a: number, dinv: number, n: number, w: number, h: number, b: number, x: number, r0: number, r1: number, row: number, cross: number): void;
+  restrict1(w: number, h: number, B: number, r: number, R0: number, R1: number, row: number,
+    wc: number, px: number, wx0: number, wx1: number, py: number, wy0: number, wy1: number, tmp: number): void;
+  prolong1(w: number, B: number, x: number, r0: number, r1: number, row: number,
+    wc: number, px: number, wx0: number, wx1: number, py: number, wy0: number, wy1: number, tmp: number): void;
+}
+
+const PAGE = 65536;
+/** The first page stays unused, so pointer 0 can mean "no array". */
+const BASE = PAGE;
+/** wasm32's limit (4 GiB); a shared memory must declare one, and only address space is reserved. */
+const MAX_PAGES = 65536;
+
+let compiled: WebAssembly.Module | undefined;
+function stencilModule(): WebAssembly.Module {
+  // ~9 KB: compiling synchronously takes about a millisecond.
+  compiled ??= new WebAssembly.Module(Buffer.from(STENCIL_WASM_BASE64, 'base64'));
+  return compiled;
+}
+
+/** Whether smoothing solves use the WebAssembly kernels (default yes; STUDIO_SMOOTH_WASM=0: no). */
+export function wasmKernelsEnabled(): boolean {
+  return process.env.STUDIO_SMOOTH_WASM !== '0' && typeof WebAssembly === 'object';
+}
+
+const instances = new WeakMap<WebAssembly.Memory, StencilKernels>();
+
+/** This thread's instance of the kernels on `memory`. */
+export function stencilKernels(memory: WebAssembly.Memory): StencilKernels {
+  let k = instances.get(memory);
+  if (!k) {
+    k = new WebAssembly.Instance(stencilModule(), { env: { memory, abort: () => { throw new Error('stencil kernel aborted'); } } }).exports as unknown as StencilKernels;
+    instances.set(memory, k);
+  }
+  return k;
+}
+
+export class Arena {
+  readonly memory: WebAssembly.Memory;
+  private top = BASE;
+
+  /** `bytes`: the expected total, allocated up front (more is grown into on demand). */
+  constructor(bytes: number) {
+    const initial = Math.min(MAX_PAGES, Math.ceil((BASE + bytes) / PAGE));
+    this.memory = new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared: true });
+  }
+
+  /** Bytes handed out so far. */
+  get used(): number {
+    return this.top - BASE;
+  }
+
+  private take(bytes: number): number {
+    const p = this.top;
+    const end = p + Math.ceil(bytes / 8) * 8;
+    const have = this.memory.buffer.byteLength;
+    if (end > have) {
+      const pages = Math.ceil((end - have) / PAGE);
+      if (have / PAGE + pages > MAX_PAGES) throw new RangeError(`smoothing needs more than 4 GiB of WebAssembly memory (${(end / 2 ** 30).toFixed(1)} GiB)`);
+      this.memory.grow(pages);
+    }
+    this.top = end;
+    return p;
+  }
+
+  f64(n: number): Float64Array {
+    const p = this.take(8 * n); // first: it may grow the memory, and so replace its buffer
+    return new Float64Array(this.memory.buffer, p, n);
+  }
+
+  i32(n: number): Int32Array {
+    const p = this.take(4 * n);
+    return new Int32Array(this.memory.buffer, p, n);
+  }
+}

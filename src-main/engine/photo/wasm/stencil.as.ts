@@ -1,0 +1,346 @@
+// Level-0 kernels of the smoothing solver (../smooth.ts) in AssemblyScript, compiled to
+// WebAssembly by scripts/build-wasm.mjs into ../stencil-wasm.gen.ts. They are line-for-line ports
+// of the JavaScript kernels of the same names in smooth.ts (same loops, same order of every
+// floating-point operation), so both give bit-identical results; WebAssembly runs them ~2× faster
+// than V8 runs the JavaScript (no bounds checks, better register use). Measured in smooth.ts's header.
+//
+// Every array is a pointer (byte offset) into the one shared linear memory (stencil-wasm.ts's
+// arena); indices are in elements. No allocation, no data segment: the module keeps no state, so
+// any number of threads may run it on the same memory.
+
+const SLOTS: i32 = 13;
+
+// affinity.ts's SLOT_DY / SLOT_DX, as arithmetic (a data segment would be rewritten by every
+// thread's instantiation).
+@inline function slotDy(s: i32): i32 { return s < 3 ? 0 : s < 8 ? 1 : 2; }
+@inline function slotDx(s: i32): i32 { return s < 3 ? s : s < 8 ? s - 5 : s - 10; }
+
+@inline function ld(p: usize, i: i32): f64 { return load<f64>(p + (<usize>i << 3)); }
+@inline function st(p: usize, i: i32, v: f64): void { store<f64>(p + (<usize>i << 3), v); }
+@inline function ldi(p: usize, i: i32): i32 { return load<i32>(p + (<usize>i << 2)); }
+@inline function inRows(q: i32, lo: i32, hi: i32): bool { return q >= lo && q < hi; }
+@inline function imax(a: i32, b: i32): i32 { return a > b ? a : b; }
+@inline function imin(a: i32, b: i32): i32 { return a < b ? a : b; }
+@inline function iabs(a: i32): i32 { return a < 0 ? -a : a; }
+
+function zero(p: usize, from: i32, to: i32): void {
+  if (to > from) memory.fill(p + (<usize>from << 3), 0, <usize>(to - from) << 3);
+}
+
+/** smooth.ts acc1: out[oo + 3c + ch] += the row's couplings through slots s0 ≤ s < s1. */
+function acc1(a: usize, n: i32, w: i32, x: usize, r: i32, out: usize, oo: i32, s0: i32, s1: i32, fwd: bool, bwd: bool, nlo: i32, nhi: i32): void {
+  const base = r * w;
+  for (let s = s0; s < s1; s += 2) {
+    const t = s + 1;
+    if (s + 3 < s1) {
+      const f = fwd && inRows(r + slotDy(s), nlo, nhi), g = bwd && inRows(r - slotDy(s), nlo, nhi);
+      let same = true;
+      for (let u = s; u < s + 4 && same; u++) {
+        same = (fwd && inRows(r + slotDy(u), nlo, nhi)) == f && (bwd && inRows(r - slotDy(u), nlo, nhi)) == g;
+      }
+      if (same && (f || g)) {
+        quad1(a, n, w, x, base, out, oo, s, f, g);
+        s += 2;
+        continue;
+      }
+    }
+    const fs = fwd && inRows(r + slotDy(s), nlo, nhi), ft = fwd && inRows(r + slotDy(t), nlo, nhi);
+    const gs = bwd && inRows(r - slotDy(s), nlo, nhi), gt = bwd && inRows(r - slotDy(t), nlo, nhi);
+    if (fs == ft && gs == gt) {
+      if (fs || gs) pair1(a, n, w, x, base, out, oo, s, t, fs, gs);
+    } else {
+      if (fs || gs) pair1(a, n, w, x, base, out, oo, s, s, fs, gs);
+      if (ft || gt) pair1(a, n, w, x, base, out, oo, t, t, ft, gt);
+    }
+  }
+}
+
+function quad1(a: usize, n: i32, w: i32, x: usize, base: i32, out: usize, oo: i32, s: i32, f: bool, g: bool): void {
+  const d0 = slotDx(s), d1 = slotDx(s + 1), d2 = slotDx(s + 2), d3 = slotDx(s + 3);
+  const o0 = slotDy(s) * w + d0, o1 = slotDy(s + 1) * w + d1, o2 = slotDy(s + 2) * w + d2, o3 = slotDy(s + 3) * w + d3;
+  const a0 = s * n, a1 = a0 + n, a2 = a1 + n, a3 = a2 + n;
+  const m = imax(imax(iabs(d0), iabs(d1)), imax(iabs(d2), iabs(d3)));
+  const lo = imin(m, w), hi = imax(lo, w - m);
+  if (f && g) {
+    for (let c = lo; c < hi; c++) {
+      const i = base + c, k = oo + 3 * c;
+      const v0 = ld(a, a0 + i), u0 = ld(a, a0 + i - o0), v1 = ld(a, a1 + i), u1 = ld(a, a1 + i - o1);
+      const v2 = ld(a, a2 + i), u2 = ld(a, a2 + i - o2), v3 = ld(a, a3 + i), u3 = ld(a, a3 + i - o3);
+      const j0 = 3 * (i + o0), k0 = 3 * (i - o0), j1 = 3 * (i + o1), k1 = 3 * (i - o1);
+      const j2 = 3 * (i + o2), k2 = 3 * (i - o2), j3 = 3 * (i + o3), k3 = 3 * (i - o3);
+      st(out, k, ld(out, k) + (v0 * ld(x, j0) + u0 * ld(x, k0) + v1 * ld(x, j1) + u1 * ld(x, k1) + v2 * ld(x, j2) + u2 * ld(x, k2) + v3 * ld(x, j3) + u3 * ld(x, k3)));
+      st(out, k + 1, ld(out, k + 1) + (v0 * ld(x, j0 + 1) + u0 * ld(x, k0 + 1) + v1 * ld(x, j1 + 1) + u1 * ld(x, k1 + 1) + v2 * ld(x, j2 + 1) + u2 * ld(x, k2 + 1) + v3 * ld(x, j3 + 1) + u3 * ld(x, k3 + 1)));
+      st(out, k + 2, ld(out, k + 2) + (v0 * ld(x, j0 + 2) + u0 * ld(x, k0 + 2) + v1 * ld(x, j1 + 2) + u1 * ld(x, k1 + 2) + v2 * ld(x, j2 + 2) + u2 * ld(x, k2 + 2) + v3 * ld(x, j3 + 2) + u3 * ld(x, k3 + 2)));
+    }
+  } else if (f) {
+    for (let c = lo; c < hi; c++) {
+      const i = base + c, k = oo + 3 * c;
+      const v0 = ld(a, a0 + i), v1 = ld(a, a1 + i), v2 = ld(a, a2 + i), v3 = ld(a, a3 + i);
+      const j0 = 3 * (i + o0), j1 = 3 * (i + o1), j2 = 3 * (i + o2), j3 = 3 * (i + o3);
+      st(out, k, ld(out, k) + (v0 * ld(x, j0) + v1 * ld(x, j1) + v2 * ld(x, j2) + v3 * ld(x, j3)));
+      st(out, k + 1, ld(out, k + 1) + (v0 * ld(x, j0 + 1) + v1 * ld(x, j1 + 1) + v2 * ld(x, j2 + 1) + v3 * ld(x, j3 + 1)));
+      st(out, k + 2, ld(out, k + 2) + (v0 * ld(x, j0 + 2) + v1 * ld(x, j1 + 2) + v2 * ld(x, j2 + 2) + v3 * ld(x, j3 + 2)));
+    }
+  } else {
+    for (let c = lo; c < hi; c++) {
+      const i = base + c, k = oo + 3 * c;
+      const u0 = ld(a, a0 + i - o0), u1 = ld(a, a1 + i - o1), u2 = ld(a, a2 + i - o2), u3 = ld(a, a3 + i - o3);
+      const k0 = 3 * (i - o0), k1 = 3 * (i - o1), k2 = 3 * (i - o2), k3 = 3 * (i - o3);
+      st(out, k, ld(out, k) + (u0 * ld(x, k0) + u1 * ld(x, k1) + u2 * ld(x, k2) + u3 * ld(x, k3)));
+      st(out, k + 1, ld(out, k + 1) + (u0 * ld(x, k0 + 1) + u1 * ld(x, k1 + 1) + u2 * ld(x, k2 + 1) + u3 * ld(x, k3 + 1)));
+      st(out, k + 2, ld(out, k + 2) + (u0 * ld(x, k0 + 2) + u1 * ld(x, k1 + 2) + u2 * ld(x, k2 + 2) + u3 * ld(x, k3 + 2)));
+    }
+  }
+  for (let c = 0; c < w; c++) {
+    if (c == lo) c = hi;
+    if (c >= w) break;
+    for (let u = s; u < s + 4; u++) edge1(a, n, w, x, base, c, u, out, oo, f, g);
+  }
+}
+
+function pair1(a: usize, n: i32, w: i32, x: usize, base: i32, out: usize, oo: i32, s: i32, t: i32, f: bool, g: bool): void {
+  const dxs = slotDx(s), dxt = slotDx(t);
+  const os = slotDy(s) * w + dxs, ot = slotDy(t) * w + dxt;
+  const as = s * n, at = t * n;
+  let lo = 0, hi = w;
+  if (f) { lo = imax(lo, imax(-dxs, -dxt)); hi = imin(hi, imin(w - dxs, w - dxt)); }
+  if (g) { lo = imax(lo, imax(dxs, dxt)); hi = imin(hi, imin(w + dxs, w + dxt)); }
+  const single = s == t;
+  if (f && g) {
+    if (single) {
+      for (let c = lo; c < hi; c++) {
+        const i = base + c, v1 = ld(a, as + i), v2 = ld(a, as + i - os), j1 = 3 * (i + os), j2 = 3 * (i - os), k = oo + 3 * c;
+        st(out, k, ld(out, k) + (v1 * ld(x, j1) + v2 * ld(x, j2)));
+        st(out, k + 1, ld(out, k + 1) + (v1 * ld(x, j1 + 1) + v2 * ld(x, j2 + 1)));
+        st(out, k + 2, ld(out, k + 2) + (v1 * ld(x, j1 + 2) + v2 * ld(x, j2 + 2)));
+      }
+    } else {
+      for (let c = lo; c < hi; c++) {
+        const i = base + c, v1 = ld(a, as + i), v2 = ld(a, as + i - os), v3 = ld(a, at + i), v4 = ld(a, at + i - ot);
+        const j1 = 3 * (i + os), j2 = 3 * (i - os), j3 = 3 * (i + ot), j4 = 3 * (i - ot), k = oo + 3 * c;
+        st(out, k, ld(out, k) + (v1 * ld(x, j1) + v2 * ld(x, j2) + v3 * ld(x, j3) + v4 * ld(x, j4)));
+        st(out, k + 1, ld(out, k + 1) + (v1 * ld(x, j1 + 1) + v2 * ld(x, j2 + 1) + v3 * ld(x, j3 + 1) + v4 * ld(x, j4 + 1)));
+        st(out, k + 2, ld(out, k + 2) + (v1 * ld(x, j1 + 2) + v2 * ld(x, j2 + 2) + v3 * ld(x, j3 + 2) + v4 * ld(x, j4 + 2)));
+      }
+    }
+  } else if (f) {
+    if (single) {
+      for (let c = lo; c < hi; c++) {
+        const i = base + c, v1 = ld(a, as + i), j1 = 3 * (i + os), k = oo + 3 * c;
+        st(out, k, ld(out, k) + v1 * ld(x, j1));
+        st(out, k + 1, ld(out, k + 1) + v1 * ld(x, j1 + 1));
+        st(out, k + 2, ld(out, k + 2) + v1 * ld(x, j1 + 2));
+      }
+    } else {
+      for (let c = lo; c < hi; c++) {
+        const i = base + c, v1 = ld(a, as + i), v3 = ld(a, at + i), j1 = 3 * (i + os), j3 = 3 * (i + ot), k = oo + 3 * c;
+        st(out, k, ld(out, k) + (v1 * ld(x, j1) + v3 * ld(x, j3)));
+        st(out, k + 1, ld(out, k + 1) + (v1 * ld(x, j1 + 1) + v3 * ld(x, j3 + 1)));
+        st(out, k + 2, ld(out, k + 2) + (v1 * ld(x, j1 + 2) + v3 * ld(x, j3 + 2)));
+      }
+    }
+  } else if (g) {
+    if (single) {
+      for (let c = lo; c < hi; c++) {
+        const i = base + c, v2 = ld(a, as + i - os), j2 = 3 * (i - os), k = oo + 3 * c;
+        st(out, k, ld(out, k) + v2 * ld(x, j2));
+        st(out, k + 1, ld(out, k + 1) + v2 * ld(x, j2 + 1));
+        st(out, k + 2, ld(out, k + 2) + v2 * ld(x, j2 + 2));
+      }
+    } else {
+      for (let c = lo; c < hi; c++) {
+        const i = base + c, v2 = ld(a, as + i - os), v4 = ld(a, at + i - ot), j2 = 3 * (i - os), j4 = 3 * (i - ot), k = oo + 3 * c;
+        st(out, k, ld(out, k) + (v2 * ld(x, j2) + v4 * ld(x, j4)));
+        st(out, k + 1, ld(out, k + 1) + (v2 * ld(x, j2 + 1) + v4 * ld(x, j4 + 1)));
+        st(out, k + 2, ld(out, k + 2) + (v2 * ld(x, j2 + 2) + v4 * ld(x, j4 + 2)));
+      }
+    }
+  }
+  for (let c = 0; c < w; c++) {
+    if (c == lo) c = imax(hi, lo);
+    if (c >= w) break;
+    edge1(a, n, w, x, base, c, s, out, oo, f, g);
+    if (!single) edge1(a, n, w, x, base, c, t, out, oo, f, g);
+  }
+}
+
+function edge1(a: usize, n: i32, w: i32, x: usize, base: i32, c: i32, s: i32, out: usize, oo: i32, f: bool, g: bool): void {
+  const dx = slotDx(s), o = slotDy(s) * w + dx;
+  const i = base + c, k = oo + 3 * c;
+  if (f && c + dx >= 0 && c + dx < w) {
+    const v = ld(a, s * n + i), j = 3 * (i + o);
+    st(out, k, ld(out, k) + v * ld(x, j));
+    st(out, k + 1, ld(out, k + 1) + v * ld(x, j + 1));
+    st(out, k + 2, ld(out, k + 2) + v * ld(x, j + 2));
+  }
+  if (g && c - dx >= 0 && c - dx < w) {
+    const v = ld(a, s * n + i - o), j = 3 * (i - o);
+    st(out, k, ld(out, k) + v * ld(x, j));
+    st(out, k + 1, ld(out, k + 1) + v * ld(x, j + 1));
+    st(out, k + 2, ld(out, k + 2) + v * ld(x, j + 2));
+  }
+}
+
+/** y = A x, rows r0 ≤ r < r1. */
+export function spmv1(a: usize, n: i32, w: i32, h: i32, x: usize, y: usize, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) {
+    const base = r * w;
+    for (let i = base; i < base + w; i++) {
+      const v = ld(a, i);
+      st(y, 3 * i, v * ld(x, 3 * i));
+      st(y, 3 * i + 1, v * ld(x, 3 * i + 1));
+      st(y, 3 * i + 2, v * ld(x, 3 * i + 2));
+    }
+    acc1(a, n, w, x, r, y, 3 * base, 1, SLOTS, true, true, 0, h);
+  }
+}
+
+/** Forward Gauss–Seidel sweep from zero over the row block [r0, r1). */
+export function gsFwdSweep1(a: usize, dinv: usize, n: i32, w: i32, b: usize, x: usize, r0: i32, r1: i32, row: usize): void {
+  for (let r = r0; r < r1; r++) {
+    const base = r * w;
+    zero(row, 0, 3 * w);
+    acc1(a, n, w, x, r, row, 0, 3, SLOTS, false, true, r0, r1);
+    for (let c = 0; c < w; c++) {
+      const i = base + c, k = 3 * c;
+      let v0 = ld(b, 3 * i) - ld(row, k), v1 = ld(b, 3 * i + 1) - ld(row, k + 1), v2 = ld(b, 3 * i + 2) - ld(row, k + 2);
+      if (c >= 1) {
+        const m = ld(a, n + i - 1), j = 3 * (i - 1);
+        v0 -= m * ld(x, j); v1 -= m * ld(x, j + 1); v2 -= m * ld(x, j + 2);
+      }
+      if (c >= 2) {
+        const m = ld(a, 2 * n + i - 2), j = 3 * (i - 2);
+        v0 -= m * ld(x, j); v1 -= m * ld(x, j + 1); v2 -= m * ld(x, j + 2);
+      }
+      const d = ld(dinv, i);
+      st(x, 3 * i, v0 * d); st(x, 3 * i + 1, v1 * d); st(x, 3 * i + 2, v2 * d);
+    }
+  }
+}
+
+/** res := b − A x after the forward sweep of block [r0, r1). */
+export function residualAfterSweep1(a: usize, n: i32, w: i32, h: i32, x: usize, res: usize, r0: i32, r1: i32): void {
+  const stride = 3 * w;
+  for (let r = r0; r < r1; r++) {
+    const base = r * stride;
+    zero(res, base, base + stride);
+    acc1(a, n, w, x, r, res, base, 1, SLOTS, true, false, 0, h);
+    if (r0 > 0 && r < r0 + 2) acc1(a, n, w, x, r, res, base, 3, SLOTS, false, true, 0, r0);
+    for (let k = base; k < base + stride; k++) st(res, k, -ld(res, k));
+  }
+}
+
+/** cross[rows of block [r0, r1) within 2 of its edges] = couplings to x outside the block. */
+export function crossCouplings1(a: usize, n: i32, w: i32, h: i32, x: usize, cross: usize, r0: i32, r1: i32): void {
+  const stride = 3 * w;
+  for (let r = r0; r < r1; r++) {
+    const top = r0 > 0 && r < r0 + 2, bottom = r1 < h && r >= r1 - 2;
+    if (!top && !bottom) {
+      r = imax(r, r1 - 3);
+      continue;
+    }
+    const base = r * stride;
+    zero(cross, base, base + stride);
+    if (top) acc1(a, n, w, x, r, cross, base, 3, SLOTS, false, true, 0, r0);
+    if (bottom) acc1(a, n, w, x, r, cross, base, 3, SLOTS, true, false, r1, h);
+  }
+}
+
+/** Backward Gauss–Seidel sweep over [r0, r1); cross = 0: no other blocks. */
+export function gsBwd1(a: usize, dinv: usize, n: i32, w: i32, h: i32, b: usize, x: usize, r0: i32, r1: i32, row: usize, cross: usize): void {
+  for (let r = r1 - 1; r >= r0; r--) {
+    const base = r * w;
+    zero(row, 0, 3 * w);
+    acc1(a, n, w, x, r, row, 0, 3, SLOTS, true, true, r0, r1);
+    acc1(a, n, w, x, r, row, 0, 1, 3, false, true, r0, r1);
+    if (cross != 0 && ((r0 > 0 && r < r0 + 2) || (r1 < h && r >= r1 - 2))) {
+      for (let k = 0, o = 3 * base; k < 3 * w; k++) st(row, k, ld(row, k) + ld(cross, o + k));
+    }
+    for (let c = w - 1; c >= 0; c--) {
+      const i = base + c, k = 3 * c;
+      let v0 = ld(b, 3 * i) - ld(row, k), v1 = ld(b, 3 * i + 1) - ld(row, k + 1), v2 = ld(b, 3 * i + 2) - ld(row, k + 2);
+      if (c + 1 < w) {
+        const m = ld(a, n + i), j = 3 * (i + 1);
+        v0 -= m * ld(x, j); v1 -= m * ld(x, j + 1); v2 -= m * ld(x, j + 2);
+      }
+      if (c + 2 < w) {
+        const m = ld(a, 2 * n + i), j = 3 * (i + 2);
+        v0 -= m * ld(x, j); v1 -= m * ld(x, j + 1); v2 -= m * ld(x, j + 2);
+      }
+      const d = ld(dinv, i);
+      st(x, 3 * i, v0 * d); st(x, 3 * i + 1, v1 * d); st(x, 3 * i + 2, v2 * d);
+    }
+  }
+}
+
+/** tmp[L] = Σ_K φ_L(K) B_Kᵀ r_K for the coarse rows [R0, R1) (smooth.ts restrict1). */
+export function restrict1(
+  w: i32, h: i32, B: usize, r: usize, R0: i32, R1: i32, row: usize,
+  wc: i32, px: usize, wx0: usize, wx1: usize, py: usize, wy0: usize, wy1: usize, tmp: usize,
+): void {
+  zero(tmp, 12 * R0 * wc, 12 * R1 * wc);
+  for (let y = 0; y < h; y++) {
+    const Y = ldi(py, y), f0 = ld(wy0, y), f1 = ld(wy1, y);
+    const top = Y >= R0 && Y < R1, bottom = f1 > 0 && Y + 1 >= R0 && Y + 1 < R1;
+    if (!top && !bottom) {
+      if (Y >= R1) break;
+      continue;
+    }
+    zero(row, 0, 12 * wc);
+    for (let xx = 0; xx < w; xx++) {
+      const i = y * w + xx;
+      const r0 = ld(r, 3 * i), r1 = ld(r, 3 * i + 1), r2 = ld(r, 3 * i + 2);
+      const b0 = ld(B, 4 * i), b1 = ld(B, 4 * i + 1), b2 = ld(B, 4 * i + 2), b3 = ld(B, 4 * i + 3);
+      let o = 12 * ldi(px, xx), f = ld(wx0, xx);
+      for (let e = 0; e < 2; e++) {
+        const g0 = f * b0, g1 = f * b1, g2 = f * b2, g3 = f * b3;
+        st(row, o, ld(row, o) + g0 * r0); st(row, o + 1, ld(row, o + 1) + g0 * r1); st(row, o + 2, ld(row, o + 2) + g0 * r2);
+        st(row, o + 3, ld(row, o + 3) + g1 * r0); st(row, o + 4, ld(row, o + 4) + g1 * r1); st(row, o + 5, ld(row, o + 5) + g1 * r2);
+        st(row, o + 6, ld(row, o + 6) + g2 * r0); st(row, o + 7, ld(row, o + 7) + g2 * r1); st(row, o + 8, ld(row, o + 8) + g2 * r2);
+        st(row, o + 9, ld(row, o + 9) + g3 * r0); st(row, o + 10, ld(row, o + 10) + g3 * r1); st(row, o + 11, ld(row, o + 11) + g3 * r2);
+        f = ld(wx1, xx);
+        if (f == 0) break;
+        o += 12;
+      }
+    }
+    const o0 = 12 * Y * wc;
+    if (top) for (let q = 0; q < 12 * wc; q++) st(tmp, o0 + q, ld(tmp, o0 + q) + f0 * ld(row, q));
+    if (bottom) {
+      const o1 = o0 + 12 * wc;
+      for (let q = 0; q < 12 * wc; q++) st(tmp, o1 + q, ld(tmp, o1 + q) + f1 * ld(row, q));
+    }
+  }
+}
+
+/** x_K += B_K Σ_L φ_L(K) tmp[L] on rows [r0, r1) (smooth.ts prolong1). */
+export function prolong1(
+  w: i32, B: usize, x: usize, r0: i32, r1: i32, row: usize,
+  wc: i32, px: usize, wx0: usize, wx1: usize, py: usize, wy0: usize, wy1: usize, tmp: usize,
+): void {
+  for (let y = r0; y < r1; y++) {
+    const Y = ldi(py, y), f0 = ld(wy0, y), f1 = ld(wy1, y);
+    const o0 = 12 * Y * wc;
+    if (f1 > 0) {
+      const o1 = o0 + 12 * wc;
+      for (let q = 0; q < 12 * wc; q++) st(row, q, f0 * ld(tmp, o0 + q) + f1 * ld(tmp, o1 + q));
+    } else {
+      for (let q = 0; q < 12 * wc; q++) st(row, q, f0 * ld(tmp, o0 + q));
+    }
+    for (let xx = 0; xx < w; xx++) {
+      const i = y * w + xx;
+      const o = 12 * ldi(px, xx), g0 = ld(wx0, xx), g1 = ld(wx1, xx);
+      const b0 = ld(B, 4 * i), b1 = ld(B, 4 * i + 1), b2 = ld(B, 4 * i + 2), b3 = ld(B, 4 * i + 3);
+      let u0 = b0 * ld(row, o) + b1 * ld(row, o + 3) + b2 * ld(row, o + 6) + b3 * ld(row, o + 9);
+      let u1 = b0 * ld(row, o + 1) + b1 * ld(row, o + 4) + b2 * ld(row, o + 7) + b3 * ld(row, o + 10);
+      let u2 = b0 * ld(row, o + 2) + b1 * ld(row, o + 5) + b2 * ld(row, o + 8) + b3 * ld(row, o + 11);
+      u0 *= g0; u1 *= g0; u2 *= g0;
+      if (g1 > 0) {
+        const p = o + 12;
+        u0 += g1 * (b0 * ld(row, p) + b1 * ld(row, p + 3) + b2 * ld(row, p + 6) + b3 * ld(row, p + 9));
+        u1 += g1 * (b0 * ld(row, p + 1) + b1 * ld(row, p + 4) + b2 * ld(row, p + 7) + b3 * ld(row, p + 10));
+        u2 += g1 * (b0 * ld(row, p + 2) + b1 * ld(row, p + 5) + b2 * ld(row, p + 8) + b3 * ld(row, p + 11));
+      }
+      st(x, 3 * i, ld(x, 3 * i) + u0); st(x, 3 * i + 1, ld(x, 3 * i + 1) + u1); st(x, 3 * i + 2, ld(x, 3 * i + 2) + u2);
+    }
+  }
+}
