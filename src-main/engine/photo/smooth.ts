@@ -152,10 +152,6 @@ function f64(n: number): Float64Array {
   return sharedAlloc ? new Float64Array(new SharedArrayBuffer(8 * n)) : new Float64Array(n);
 }
 
-function shf64(n: number): Float64Array {
-  return new Float64Array(new SharedArrayBuffer(8 * n));
-}
-
 function i32(n: number): Int32Array {
   if (arena) return arena.i32(n);
   return sharedAlloc ? new Int32Array(new SharedArrayBuffer(4 * n)) : new Int32Array(n);
@@ -343,7 +339,7 @@ export interface SolverLevel {
   row: Float64Array;
   /** Threaded solves: couplings of block-edge rows to the other blocks (n·k·3, those rows only). */
   cross?: Float64Array;
-  /** Level 0 with its arrays in an arena: the memory the WebAssembly kernels run on. */
+  /** A level with its arrays in an arena: the memory the WebAssembly kernels run on. */
   mem?: WebAssembly.Memory;
 }
 
@@ -654,7 +650,7 @@ const accOf = (L: SolverLevel): typeof acc1 => (L.k === 1 ? acc1 : acc4);
 function residualAfterSweep(L: SolverLevel, x: Float64Array, res: Float64Array, r0: number, r1: number): void {
   const { w, h } = L;
   const wk = wasmOf(L);
-  if (wk) return wk.residualAfterSweep1(L.a.byteOffset, L.n, w, h, x.byteOffset, res.byteOffset, r0, r1);
+  if (wk) return (L.k === 1 ? wk.residualAfterSweep1 : wk.residualAfterSweep4)(L.a.byteOffset, L.n, w, h, x.byteOffset, res.byteOffset, r0, r1);
   const acc = accOf(L), stride = 3 * L.k * w;
   for (let r = r0; r < r1; r++) {
     const base = r * stride;
@@ -669,7 +665,7 @@ function residualAfterSweep(L: SolverLevel, x: Float64Array, res: Float64Array, 
 function crossCouplings(L: SolverLevel, x: Float64Array, cross: Float64Array, r0: number, r1: number): void {
   const { w, h } = L;
   const wk = wasmOf(L);
-  if (wk) return wk.crossCouplings1(L.a.byteOffset, L.n, w, h, x.byteOffset, cross.byteOffset, r0, r1);
+  if (wk) return (L.k === 1 ? wk.crossCouplings1 : wk.crossCouplings4)(L.a.byteOffset, L.n, w, h, x.byteOffset, cross.byteOffset, r0, r1);
   const acc = accOf(L), stride = 3 * L.k * w;
   for (let r = r0; r < r1; r++) {
     const top = r0 > 0 && r < r0 + 2, bottom = r1 < h && r >= r1 - 2;
@@ -784,6 +780,8 @@ function gsFwdZero4(L: SolverLevel, b: Float64Array, x: Float64Array, res: Float
 
 function gsFwdSweep4(L: SolverLevel, b: Float64Array, x: Float64Array, r0: number, r1: number, row: Float64Array): void {
   const { a, w, n, dinv } = L;
+  const wk = wasmOf(L);
+  if (wk) return wk.gsFwdSweep4(a.byteOffset, dinv.byteOffset, n, w, b.byteOffset, x.byteOffset, r0, r1, row.byteOffset);
   for (let r = r0; r < r1; r++) {
     const base = r * w;
     row.fill(0, 0, 12 * w);
@@ -800,6 +798,8 @@ function gsFwdSweep4(L: SolverLevel, b: Float64Array, x: Float64Array, r0: numbe
 
 function gsBwd4(L: SolverLevel, b: Float64Array, x: Float64Array, r0 = 0, r1 = L.h, row = L.row, cross?: Float64Array): void {
   const { a, w, h, n, dinv } = L;
+  const wk = wasmOf(L);
+  if (wk) return wk.gsBwd4(a.byteOffset, dinv.byteOffset, n, w, h, b.byteOffset, x.byteOffset, r0, r1, row.byteOffset, cross ? cross.byteOffset : 0);
   for (let r = r1 - 1; r >= r0; r--) {
     const base = r * w;
     row.fill(0, 0, 12 * w);
@@ -836,7 +836,7 @@ function parents(len: number, s: number): { p: Int32Array; w0: Float64Array; w1:
 /** Coarse right-hand side: b_c = Pᵀ r, for the coarse rows R0 ≤ R < R1. */
 function restrict(L: SolverLevel, r: Float64Array, bc: Float64Array, R0 = 0, R1 = L.next!.hc, row = L.next!.row): void {
   if (L.k === 1) restrict1(L, r, R0, R1, row);
-  else restrict4(L, r, R0, R1);
+  else restrict4(L, r, R0, R1, row);
   applyCt(L.next!, bc, R0, R1);
 }
 
@@ -887,10 +887,16 @@ function restrict1(L: SolverLevel, r: Float64Array, R0: number, R1: number, row:
   }
 }
 
-function restrict4(L: SolverLevel, r: Float64Array, R0: number, R1: number): void {
+/** `scratch`: 12 values (the WebAssembly kernel's; the JavaScript one has its own). */
+function restrict4(L: SolverLevel, r: Float64Array, R0: number, R1: number, scratch: Float64Array): void {
   const T = L.next!;
   const { w, h, B } = L;
   const { wc, px, wx0, wx1, py, wy0, wy1, tmp } = T;
+  const wk = wasmOf(L);
+  if (wk) {
+    return wk.restrict4(w, h, B.byteOffset, r.byteOffset, R0, R1, scratch.byteOffset,
+      wc, px.byteOffset, wx0.byteOffset, wx1.byteOffset, py.byteOffset, wy0.byteOffset, wy1.byteOffset, tmp.byteOffset);
+  }
   tmp.fill(0, 12 * R0 * wc, 12 * R1 * wc);
   const u = new Float64Array(12);
   for (let y = 0; y < h; y++) {
@@ -946,7 +952,7 @@ function scatter(t: Float64Array, o: number, f: number, u: Float64Array): void {
 function prolongAdd(L: SolverLevel, xc: Float64Array, x: Float64Array): void {
   applyC(L.next!, xc);
   if (L.k === 1) prolong1(L, x);
-  else prolong4(L, x);
+  else prolong4(L, x, 0, L.h, L.next!.row);
 }
 
 /** tmp[L] = C_L xc[L] for the nodes of coarse rows [R0, R1). */
@@ -1000,10 +1006,16 @@ function prolong1(L: SolverLevel, x: Float64Array, r0 = 0, r1 = L.h, row = L.nex
   }
 }
 
-function prolong4(L: SolverLevel, x: Float64Array, r0 = 0, r1 = L.h): void {
+/** `scratch`: 12 values (the WebAssembly kernel's; the JavaScript one has its own). */
+function prolong4(L: SolverLevel, x: Float64Array, r0: number, r1: number, scratch: Float64Array): void {
   const T = L.next!;
   const { w, B } = L;
   const { wc, px, wx0, wx1, py, wy0, wy1, tmp } = T;
+  const wk = wasmOf(L);
+  if (wk) {
+    return wk.prolong4(w, B.byteOffset, x.byteOffset, r0, r1, scratch.byteOffset,
+      wc, px.byteOffset, wx0.byteOffset, wx1.byteOffset, py.byteOffset, wy0.byteOffset, wy1.byteOffset, tmp.byteOffset);
+  }
   const u = new Float64Array(12);
   for (let y = r0; y < r1; y++) {
     for (let xx = 0; xx < w; xx++) {
@@ -1066,7 +1078,7 @@ function gramRow(L: SolverLevel, y: number, G: Float64Array, wc: number, X: { p:
       for (let b1 = 0; b1 < 2; b1++) {
         const fx = b1 ? X.w1[x] : X.w0[x];
         if (fx === 0) continue;
-        const f = (fx * fy) ** 2, o = 16 * ((py + b2) * wc + px + b1);
+        const p = fx * fy, f = p * p, o = 16 * ((py + b2) * wc + px + b1);
         for (let q = 0; q < 16; q++) G[o + q] += f * g[q];
       }
     }
@@ -1105,31 +1117,27 @@ function galerkin(Gh: Float64Array, C: Float64Array, ac: Float64Array, wc: numbe
 
 /** Builds the next level: orthonormalised colour-affine coarse basis and the Galerkin operator. */
 function coarsen(L: SolverLevel, s: number, par?: { pool: SmoothPool; T: number }): SolverLevel {
-  const { w, h, k } = L;
+  const { w, h } = L;
   const wc = Math.ceil((w - 1) / s) + 1, hc = Math.ceil((h - 1) / s) + 1, nc = wc * hc;
   const X = parents(w, s), Y = parents(h, s);
+
+  // What the coarse level keeps comes first: in an arena, the sums below are released afterwards.
+  const C = f64(16 * nc), Bc = f64(16 * nc), ac = f64(16 * SLOTS * nc);
+  const next = { tmp: f64(12 * nc), row: f64(12 * wc) };
+  const mark = arena?.mark();
 
   // Gram matrices G_L = Σ_K φ_L(K)² B_Kᵀ B_K (eigen-decomposed below into C_L and the coarse basis),
   // and Ĝ = Φᵀ Â Φ with Â_KK' = B_Kᵀ A_KK' B_K', separably: x first (one fine row at a time into an
   // intermediate row of wc nodes), then y.
-  // Shared when threads add into them (any thread may run block 0).
-  const G = par ? shf64(16 * nc) : new Float64Array(16 * nc);
-  const Gh = par ? shf64(16 * SLOTS * nc) : new Float64Array(16 * SLOTS * nc);
-  const T = new Float64Array(16 * SLOTS * wc);
-  const ah = new Float64Array(16), at = new Float64Array(16), tmp = new Float64Array(16);
+  // Shared when threads add into them (any thread may run block 0); in the arena for its kernels.
+  const G = par || arena ? sh(16 * nc) : new Float64Array(16 * nc);
+  const Gh = par || arena ? sh(16 * SLOTS * nc) : new Float64Array(16 * SLOTS * nc);
   if (par) {
-    coarsenThreaded(par.pool, par.T, L, { X, Y, wc, nc, G: [G], Gh: [Gh] });
+    coarsenThreaded(par.pool, par.T, L, { X, Y, wc, nc, G: [G], Gh: [Gh], T: [], scratch: [] });
   } else {
-    const g = new Float64Array(16);
-    for (let y = 0; y < h; y++) gramRow(L, y, G, wc, X, Y, g);
-    for (let y = 0; y < h; y++) {
-      T.fill(0);
-      if (k === 1) xPassRow1(L, y, T, wc, X);
-      else xPassRow4(L, y, T, wc, X, ah, at, tmp);
-      yPass(T, Gh, y, wc, nc, Y);
-    }
+    const T = arena ? arena.f64(16 * SLOTS * wc) : new Float64Array(16 * SLOTS * wc);
+    coarsenRows(L, 0, h, G, Gh, T, wc, nc, X, Y, arena ? arena.f64(64) : new Float64Array(64));
   }
-  const C = coarseF64(16 * nc), Bc = coarseF64(16 * nc);
   const kept = new Uint8Array(4 * nc);
   const V = new Float64Array(16), lam = new Float64Array(4);
   for (let l = 0; l < nc; l++) {
@@ -1147,8 +1155,7 @@ function coarsen(L: SolverLevel, s: number, par?: { pool: SmoothPool; T: number 
   }
 
   // A_c[L, M] = C_Lᵀ Ĝ[L, M] C_M; dropped unknowns get a unit diagonal (their rows are zero).
-  const ac = coarseF64(16 * SLOTS * nc);
-  galerkin(Gh, C, ac, wc, nc, tmp);
+  galerkin(Gh, C, ac, wc, nc, new Float64Array(16));
   for (let l = 0; l < nc; l++) {
     for (let j = 0; j < 4; j++) {
       if (kept[4 * l + j]) continue;
@@ -1163,27 +1170,38 @@ function coarsen(L: SolverLevel, s: number, par?: { pool: SmoothPool; T: number 
       }
     }
   }
-  L.next = { s, wc, hc, px: X.p, wx0: X.w0, wx1: X.w1, py: Y.p, wy0: Y.w0, wy1: Y.w1, C, tmp: f64(12 * nc), row: f64(12 * wc) };
-  return outsideArena(() => newLevel(wc, hc, 4, ac, Bc, true));
+  if (mark !== undefined) arena!.release(mark);
+  L.next = { s, wc, hc, px: X.p, wx0: X.w0, wx1: X.w1, py: Y.p, wy0: Y.w0, wy1: Y.w1, C, ...next };
+  const coarse = newLevel(wc, hc, 4, ac, Bc, true);
+  if (arena) coarse.mem = arena.memory;
+  return coarse;
 }
 
-/**
- * Coarse levels run the JavaScript kernels, which V8 runs ~20% slower on views of the WebAssembly
- * memory than on SharedArrayBuffers of their own (measured: GSB@1 276 → 354 ms at 512×320); only
- * what level 0's WebAssembly kernels read (the transfer's parents, weights and rows) goes there.
- */
-function outsideArena<R>(f: () => R): R {
-  const keep = arena;
-  arena = undefined;
-  try {
-    return f();
-  } finally {
-    arena = keep;
+type Parents = { p: Int32Array; w0: Float64Array; w1: Float64Array };
+
+/** The coarsening sums of fine rows [y0, y1) added into G and Gh; T: an intermediate row, scratch: 64 values. */
+function coarsenRows(L: SolverLevel, y0: number, y1: number, G: Float64Array, Gh: Float64Array, T: Float64Array, wc: number, nc: number, X: Parents, Y: Parents, scratch: Float64Array): void {
+  const g = scratch.subarray(0, 16), ah = scratch.subarray(16, 32), at = scratch.subarray(32, 48), tmp = scratch.subarray(48, 64);
+  const wk = wasmOf(L);
+  if (wk) {
+    const { w, h, n, k, a, B } = L;
+    const p = (v: Float64Array | Int32Array) => v.byteOffset;
+    for (let y = y0; y < y1; y++) wk.gramRow(w, k, p(B), y, p(G), wc, p(X.p), p(X.w0), p(X.w1), p(Y.p), p(Y.w0), p(Y.w1), p(g));
+    for (let y = y0; y < y1; y++) {
+      T.fill(0);
+      if (k === 1) wk.xPassRow1(w, h, n, p(a), p(B), y, p(T), wc, p(X.p), p(X.w0), p(X.w1));
+      else wk.xPassRow4(w, h, n, p(a), p(B), y, p(T), wc, p(X.p), p(X.w0), p(X.w1), p(ah), p(at), p(tmp));
+      wk.yPass(p(T), p(Gh), y, wc, nc, p(Y.p), p(Y.w0), p(Y.w1), Y.p.length);
+    }
+    return;
   }
-}
-
-function coarseF64(n: number): Float64Array {
-  return outsideArena(() => f64(n));
+  for (let y = y0; y < y1; y++) gramRow(L, y, G, wc, X, Y, g);
+  for (let y = y0; y < y1; y++) {
+    T.fill(0);
+    if (L.k === 1) xPassRow1(L, y, T, wc, X);
+    else xPassRow4(L, y, T, wc, X, ah, at, tmp);
+    yPass(T, Gh, y, wc, nc, Y);
+  }
 }
 
 /** Level ≥ 1 x-pass of fine row y: T = Φ_xᵀ Â Φ_x with Â_KK' = B_Kᵀ A_KK' B_K' (own function: V8 optimises it far better than inside coarsen). */
@@ -1650,6 +1668,9 @@ interface CoarsenAux {
   nc: number;
   G: Float64Array[];
   Gh: Float64Array[];
+  /** Per block: an intermediate row and 64 values of scratch (in the arena for its kernels). */
+  T: Float64Array[];
+  scratch: Float64Array[];
 }
 
 /** How long set-up waits for the threads before coarsening on its own (they are usually up by then). */
@@ -1657,8 +1678,12 @@ const READY_FOR_SETUP_MS = 1000;
 
 function coarsenThreaded(pool: SmoothPool, T: number, L: SolverLevel, aux: CoarsenAux): void {
   for (let t = 1; t < T; t++) {
-    aux.G.push(shf64(aux.G[0].length));
-    aux.Gh.push(shf64(aux.Gh[0].length));
+    aux.G.push(sh(aux.G[0].length));
+    aux.Gh.push(sh(aux.Gh[0].length));
+  }
+  for (let t = 0; t < T; t++) {
+    aux.T.push(sh(16 * SLOTS * aux.wc));
+    aux.scratch.push(sh(64));
   }
   const parts = [split(L.h, T, true)];
   const S: ParSession = { T, levels: [L], v: [], parts, partial: pool.partial, fargs: pool.fargs, aux };
@@ -1776,7 +1801,7 @@ export function runPart(S: ParSession, cmd: number, l: number, tid: number, scra
     }
     case K.PROLONG:
       if (L.k === 1) prolong1(L, sol, r0, r1, scratch);
-      else prolong4(L, sol, r0, r1);
+      else prolong4(L, sol, r0, r1, scratch);
       return;
     case K.CROSS:
       crossCouplings(L, sol, L.cross!, r0, r1);
@@ -1794,15 +1819,7 @@ export function runPart(S: ParSession, cmd: number, l: number, tid: number, scra
     }
     case K.COARSEN: {
       const A = S.aux!;
-      const g = new Float64Array(16), Tb = new Float64Array(16 * SLOTS * A.wc);
-      const ah = new Float64Array(16), at = new Float64Array(16), tmp = new Float64Array(16);
-      for (let y = r0; y < r1; y++) gramRow(L, y, A.G[tid], A.wc, A.X, A.Y, g);
-      for (let y = r0; y < r1; y++) {
-        Tb.fill(0);
-        if (L.k === 1) xPassRow1(L, y, Tb, A.wc, A.X);
-        else xPassRow4(L, y, Tb, A.wc, A.X, ah, at, tmp);
-        yPass(Tb, A.Gh[tid], y, A.wc, A.nc, A.Y);
-      }
+      coarsenRows(L, r0, r1, A.G[tid], A.Gh[tid], A.T[tid], A.wc, A.nc, A.X, A.Y, A.scratch[tid]);
       return;
     }
     default:

@@ -1,5 +1,5 @@
 /**
- * The smoothing solver's level-0 kernels in WebAssembly (wasm/stencil.as.ts, compiled by
+ * The smoothing solver's stencil kernels (every level's) in WebAssembly (wasm/stencil.as.ts, compiled by
  * scripts/build-wasm.mjs into stencil-wasm.gen.ts), and the arena their arrays live in.
  *
  * WebAssembly reads only its own linear memory, so a solve that uses these kernels allocates its
@@ -24,6 +24,22 @@ export interface StencilKernels {
     wc: number, px: number, wx0: number, wx1: number, py: number, wy0: number, wy1: number, tmp: number): void;
   prolong1(w: number, B: number, x: number, r0: number, r1: number, row: number,
     wc: number, px: number, wx0: number, wx1: number, py: number, wy0: number, wy1: number, tmp: number): void;
+  // Coarse levels (4×4 blocks).
+  gsFwdSweep4(a: number, dinv: number, n: number, w: number, b: number, x: number, r0: number, r1: number, row: number): void;
+  residualAfterSweep4(a: number, n: number, w: number, h: number, x: number, res: number, r0: number, r1: number): void;
+  crossCouplings4(a: number, n: number, w: number, h: number, x: number, cross: number, r0: number, r1: number): void;
+  gsBwd4(a: number, dinv: number, n: number, w: number, h: number, b: number, x: number, r0: number, r1: number, row: number, cross: number): void;
+  restrict4(w: number, h: number, B: number, r: number, R0: number, R1: number, u: number,
+    wc: number, px: number, wx0: number, wx1: number, py: number, wy0: number, wy1: number, tmp: number): void;
+  prolong4(w: number, B: number, x: number, r0: number, r1: number, u: number,
+    wc: number, px: number, wx0: number, wx1: number, py: number, wy0: number, wy1: number, tmp: number): void;
+  // Coarsening (set-up).
+  gramRow(w: number, k: number, B: number, y: number, G: number, wc: number,
+    Xp: number, Xw0: number, Xw1: number, Yp: number, Yw0: number, Yw1: number, g: number): void;
+  xPassRow1(w: number, h: number, n: number, a: number, B: number, y: number, T: number, wc: number, Xp: number, Xw0: number, Xw1: number): void;
+  xPassRow4(w: number, h: number, n: number, a: number, B: number, y: number, T: number, wc: number,
+    Xp: number, Xw0: number, Xw1: number, ah: number, at: number, tmp: number): void;
+  yPass(T: number, Gh: number, y: number, wc: number, nc: number, Yp: number, Yw0: number, Yw1: number, ylen: number): void;
 }
 
 const PAGE = 65536;
@@ -69,6 +85,17 @@ export class Arena {
   /** Bytes handed out so far. */
   get used(): number {
     return this.top - BASE;
+  }
+
+  /** The allocation point, to release() back to: what was allocated since is given up (and zeroed for reuse). */
+  mark(): number {
+    return this.top;
+  }
+
+  release(mark: number): void {
+    if (mark < BASE || mark > this.top) throw new RangeError(`bad arena mark ${mark}`);
+    new Uint8Array(this.memory.buffer, mark, this.top - mark).fill(0);
+    this.top = mark;
   }
 
   private take(bytes: number): number {

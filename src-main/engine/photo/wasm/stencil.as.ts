@@ -344,3 +344,399 @@ export function prolong1(
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Coarse levels: 4 unknowns per node, 3 channels (12 values per node), 4×4 blocks (smooth.ts's
+// block kernels of the same names).
+
+/** out[k + 3r + ch] += Σ_q M[r][q] x[j + 3q + ch], M at a[m..m+16). */
+@inline function mulBlock(a: usize, m: i32, x: usize, j: i32, out: usize, k: i32): void {
+  const x0 = ld(x, j), x1 = ld(x, j + 1), x2 = ld(x, j + 2), y0 = ld(x, j + 3), y1 = ld(x, j + 4), y2 = ld(x, j + 5);
+  const z0 = ld(x, j + 6), z1 = ld(x, j + 7), z2 = ld(x, j + 8), u0 = ld(x, j + 9), u1 = ld(x, j + 10), u2 = ld(x, j + 11);
+  for (let r = 0; r < 4; r++) {
+    const b0 = ld(a, m + 4 * r), b1 = ld(a, m + 4 * r + 1), b2 = ld(a, m + 4 * r + 2), b3 = ld(a, m + 4 * r + 3);
+    const o = k + 3 * r;
+    st(out, o, ld(out, o) + (b0 * x0 + b1 * y0 + b2 * z0 + b3 * u0));
+    st(out, o + 1, ld(out, o + 1) + (b0 * x1 + b1 * y1 + b2 * z1 + b3 * u1));
+    st(out, o + 2, ld(out, o + 2) + (b0 * x2 + b1 * y2 + b2 * z2 + b3 * u2));
+  }
+}
+
+/** out[k + 3r + ch] += Σ_q M[q][r] x[j + 3q + ch] (the transposed block). */
+@inline function mulBlockT(a: usize, m: i32, x: usize, j: i32, out: usize, k: i32): void {
+  const x0 = ld(x, j), x1 = ld(x, j + 1), x2 = ld(x, j + 2), y0 = ld(x, j + 3), y1 = ld(x, j + 4), y2 = ld(x, j + 5);
+  const z0 = ld(x, j + 6), z1 = ld(x, j + 7), z2 = ld(x, j + 8), u0 = ld(x, j + 9), u1 = ld(x, j + 10), u2 = ld(x, j + 11);
+  for (let r = 0; r < 4; r++) {
+    const b0 = ld(a, m + r), b1 = ld(a, m + 4 + r), b2 = ld(a, m + 8 + r), b3 = ld(a, m + 12 + r);
+    const o = k + 3 * r;
+    st(out, o, ld(out, o) + (b0 * x0 + b1 * y0 + b2 * z0 + b3 * u0));
+    st(out, o + 1, ld(out, o + 1) + (b0 * x1 + b1 * y1 + b2 * z1 + b3 * u1));
+    st(out, o + 2, ld(out, o + 2) + (b0 * x2 + b1 * y2 + b2 * z2 + b3 * u2));
+  }
+}
+
+function acc4(a: usize, n: i32, w: i32, x: usize, r: i32, out: usize, oo: i32, s0: i32, s1: i32, fwd: bool, bwd: bool, nlo: i32, nhi: i32): void {
+  const base = r * w;
+  for (let s = s0; s < s1; s++) {
+    const dy = slotDy(s), dx = slotDx(s), o = dy * w + dx, as = s * n;
+    if (fwd && inRows(r + dy, nlo, nhi)) {
+      const lo = dx < 0 ? -dx : 0, hi = dx > 0 ? w - dx : w;
+      for (let c = lo; c < hi; c++) {
+        const i = base + c;
+        mulBlock(a, 16 * (as + i), x, 12 * (i + o), out, oo + 12 * c);
+      }
+    }
+    if (bwd && inRows(r - dy, nlo, nhi)) {
+      const lo = dx > 0 ? dx : 0, hi = dx < 0 ? w + dx : w;
+      for (let c = lo; c < hi; c++) {
+        const i = base + c - o;
+        mulBlockT(a, 16 * (as + i), x, 12 * i, out, oo + 12 * c);
+      }
+    }
+  }
+}
+
+/** x[j..j+12) = Dinv · v (v: 12 values at t[k..]). */
+@inline function solveDiag4(dinv: usize, m: i32, t: usize, k: i32, x: usize, j: i32): void {
+  for (let r = 0; r < 4; r++) {
+    const b0 = ld(dinv, m + 4 * r), b1 = ld(dinv, m + 4 * r + 1), b2 = ld(dinv, m + 4 * r + 2), b3 = ld(dinv, m + 4 * r + 3);
+    for (let ch = 0; ch < 3; ch++) {
+      st(x, j + 3 * r + ch, b0 * ld(t, k + ch) + b1 * ld(t, k + 3 + ch) + b2 * ld(t, k + 6 + ch) + b3 * ld(t, k + 9 + ch));
+    }
+  }
+}
+
+export function gsFwdSweep4(a: usize, dinv: usize, n: i32, w: i32, b: usize, x: usize, r0: i32, r1: i32, row: usize): void {
+  for (let r = r0; r < r1; r++) {
+    const base = r * w;
+    zero(row, 0, 12 * w);
+    acc4(a, n, w, x, r, row, 0, 3, SLOTS, false, true, r0, r1);
+    for (let c = 0; c < w; c++) {
+      const i = base + c, k = 12 * c;
+      if (c >= 1) mulBlockT(a, 16 * (n + i - 1), x, 12 * (i - 1), row, k);
+      if (c >= 2) mulBlockT(a, 16 * (2 * n + i - 2), x, 12 * (i - 2), row, k);
+      for (let q = 0; q < 12; q++) st(row, k + q, ld(b, 12 * i + q) - ld(row, k + q));
+      solveDiag4(dinv, 16 * i, row, k, x, 12 * i);
+    }
+  }
+}
+
+export function residualAfterSweep4(a: usize, n: i32, w: i32, h: i32, x: usize, res: usize, r0: i32, r1: i32): void {
+  const stride = 12 * w;
+  for (let r = r0; r < r1; r++) {
+    const base = r * stride;
+    zero(res, base, base + stride);
+    acc4(a, n, w, x, r, res, base, 1, SLOTS, true, false, 0, h);
+    if (r0 > 0 && r < r0 + 2) acc4(a, n, w, x, r, res, base, 3, SLOTS, false, true, 0, r0);
+    for (let k = base; k < base + stride; k++) st(res, k, -ld(res, k));
+  }
+}
+
+export function crossCouplings4(a: usize, n: i32, w: i32, h: i32, x: usize, cross: usize, r0: i32, r1: i32): void {
+  const stride = 12 * w;
+  for (let r = r0; r < r1; r++) {
+    const top = r0 > 0 && r < r0 + 2, bottom = r1 < h && r >= r1 - 2;
+    if (!top && !bottom) {
+      r = imax(r, r1 - 3);
+      continue;
+    }
+    const base = r * stride;
+    zero(cross, base, base + stride);
+    if (top) acc4(a, n, w, x, r, cross, base, 3, SLOTS, false, true, 0, r0);
+    if (bottom) acc4(a, n, w, x, r, cross, base, 3, SLOTS, true, false, r1, h);
+  }
+}
+
+export function gsBwd4(a: usize, dinv: usize, n: i32, w: i32, h: i32, b: usize, x: usize, r0: i32, r1: i32, row: usize, cross: usize): void {
+  for (let r = r1 - 1; r >= r0; r--) {
+    const base = r * w;
+    zero(row, 0, 12 * w);
+    acc4(a, n, w, x, r, row, 0, 3, SLOTS, true, true, r0, r1);
+    acc4(a, n, w, x, r, row, 0, 1, 3, false, true, r0, r1);
+    if (cross != 0 && ((r0 > 0 && r < r0 + 2) || (r1 < h && r >= r1 - 2))) {
+      for (let k = 0, o = 12 * base; k < 12 * w; k++) st(row, k, ld(row, k) + ld(cross, o + k));
+    }
+    for (let c = w - 1; c >= 0; c--) {
+      const i = base + c, k = 12 * c;
+      if (c + 1 < w) mulBlock(a, 16 * (n + i), x, 12 * (i + 1), row, k);
+      if (c + 2 < w) mulBlock(a, 16 * (2 * n + i), x, 12 * (i + 2), row, k);
+      for (let q = 0; q < 12; q++) st(row, k + q, ld(b, 12 * i + q) - ld(row, k + q));
+      solveDiag4(dinv, 16 * i, row, k, x, 12 * i);
+    }
+  }
+}
+
+@inline function scatter(t: usize, o: i32, f: f64, u: usize): void {
+  for (let q = 0; q < 12; q++) st(t, o + q, ld(t, o + q) + f * ld(u, q));
+}
+
+@inline function gather(t: usize, o: i32, f: f64, u: usize): void {
+  for (let q = 0; q < 12; q++) st(u, q, ld(u, q) + f * ld(t, o + q));
+}
+
+/** smooth.ts restrict4; u: 12 doubles of scratch. */
+export function restrict4(
+  w: i32, h: i32, B: usize, r: usize, R0: i32, R1: i32, u: usize,
+  wc: i32, px: usize, wx0: usize, wx1: usize, py: usize, wy0: usize, wy1: usize, tmp: usize,
+): void {
+  zero(tmp, 12 * R0 * wc, 12 * R1 * wc);
+  for (let y = 0; y < h; y++) {
+    const Y = ldi(py, y);
+    const top = Y >= R0 && Y < R1, bottom = ld(wy1, y) > 0 && Y + 1 >= R0 && Y + 1 < R1;
+    if (!top && !bottom) {
+      if (Y >= R1) break;
+      continue;
+    }
+    for (let xx = 0; xx < w; xx++) {
+      const i = y * w + xx;
+      zero(u, 0, 12);
+      for (let q = 0; q < 4; q++) {
+        const r0 = ld(r, 12 * i + 3 * q), r1 = ld(r, 12 * i + 3 * q + 1), r2 = ld(r, 12 * i + 3 * q + 2);
+        for (let m = 0; m < 4; m++) {
+          const bm = ld(B, 16 * i + 4 * q + m);
+          st(u, 3 * m, ld(u, 3 * m) + bm * r0); st(u, 3 * m + 1, ld(u, 3 * m + 1) + bm * r1); st(u, 3 * m + 2, ld(u, 3 * m + 2) + bm * r2);
+        }
+      }
+      const X = ldi(px, xx);
+      if (top) {
+        scatter(tmp, 12 * (Y * wc + X), ld(wx0, xx) * ld(wy0, y), u);
+        if (ld(wx1, xx) > 0) scatter(tmp, 12 * (Y * wc + X + 1), ld(wx1, xx) * ld(wy0, y), u);
+      }
+      if (bottom) {
+        scatter(tmp, 12 * ((Y + 1) * wc + X), ld(wx0, xx) * ld(wy1, y), u);
+        if (ld(wx1, xx) > 0) scatter(tmp, 12 * ((Y + 1) * wc + X + 1), ld(wx1, xx) * ld(wy1, y), u);
+      }
+    }
+  }
+}
+
+/** smooth.ts prolong4; u: 12 doubles of scratch. */
+export function prolong4(
+  w: i32, B: usize, x: usize, r0: i32, r1: i32, u: usize,
+  wc: i32, px: usize, wx0: usize, wx1: usize, py: usize, wy0: usize, wy1: usize, tmp: usize,
+): void {
+  for (let y = r0; y < r1; y++) {
+    for (let xx = 0; xx < w; xx++) {
+      const i = y * w + xx;
+      const X = ldi(px, xx), Y = ldi(py, y);
+      zero(u, 0, 12);
+      gather(tmp, 12 * (Y * wc + X), ld(wx0, xx) * ld(wy0, y), u);
+      if (ld(wx1, xx) > 0) gather(tmp, 12 * (Y * wc + X + 1), ld(wx1, xx) * ld(wy0, y), u);
+      if (ld(wy1, y) > 0) {
+        gather(tmp, 12 * ((Y + 1) * wc + X), ld(wx0, xx) * ld(wy1, y), u);
+        if (ld(wx1, xx) > 0) gather(tmp, 12 * ((Y + 1) * wc + X + 1), ld(wx1, xx) * ld(wy1, y), u);
+      }
+      for (let q = 0; q < 4; q++) {
+        const o = 16 * i + 4 * q;
+        const b0 = ld(B, o), b1 = ld(B, o + 1), b2 = ld(B, o + 2), b3 = ld(B, o + 3);
+        for (let ch = 0; ch < 3; ch++) {
+          const k = 12 * i + 3 * q + ch;
+          st(x, k, ld(x, k) + (b0 * ld(u, ch) + b1 * ld(u, 3 + ch) + b2 * ld(u, 6 + ch) + b3 * ld(u, 9 + ch)));
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Coarsening (set-up): smooth.ts's gramRow, xPassRow1, xPassRow4 and yPass. X*, Y*: the parents
+// of fine columns / rows (index, weight of it, weight of the next).
+
+@inline function slotOf(dy: i32, dx: i32): i32 { return 5 * dy + dx; }
+
+export function gramRow(w: i32, k: i32, B: usize, y: i32, G: usize, wc: i32,
+  Xp: usize, Xw0: usize, Xw1: usize, Yp: usize, Yw0: usize, Yw1: usize, g: usize): void {
+  for (let x = 0; x < w; x++) {
+    const i = y * w + x;
+    zero(g, 0, 16);
+    for (let r = 0; r < k; r++) {
+      const o = (i * k + r) * 4;
+      for (let m = 0; m < 4; m++) for (let q = 0; q < 4; q++) st(g, 4 * m + q, ld(g, 4 * m + q) + ld(B, o + m) * ld(B, o + q));
+    }
+    const px = ldi(Xp, x), py = ldi(Yp, y);
+    for (let b2 = 0; b2 < 2; b2++) {
+      const fy = b2 ? ld(Yw1, y) : ld(Yw0, y);
+      if (fy == 0) continue;
+      for (let b1 = 0; b1 < 2; b1++) {
+        const fx = b1 ? ld(Xw1, x) : ld(Xw0, x);
+        if (fx == 0) continue;
+        const p = fx * fy, f = p * p, o = 16 * ((py + b2) * wc + px + b1);
+        for (let q = 0; q < 16; q++) st(G, o + q, ld(G, o + q) + f * ld(g, q));
+      }
+    }
+  }
+}
+
+/** t[o + 4m + q] += f·B[bi + m]·B[bj + q]. */
+@inline function addOuter(t: usize, o: i32, f: f64, B: usize, bi: i32, bj: i32): void {
+  const c0 = ld(B, bj), c1 = ld(B, bj + 1), c2 = ld(B, bj + 2), c3 = ld(B, bj + 3);
+  for (let m = 0; m < 4; m++) {
+    const g = f * ld(B, bi + m), p = o + 4 * m;
+    st(t, p, ld(t, p) + g * c0); st(t, p + 1, ld(t, p + 1) + g * c1); st(t, p + 2, ld(t, p + 2) + g * c2); st(t, p + 3, ld(t, p + 3) + g * c3);
+  }
+}
+
+function xContrib1(T: usize, wc: i32, P: i32, Q: i32, dy: i32, diag: bool, f: f64, B: usize, bi: i32, bj: i32): void {
+  const dX = Q - P;
+  if (diag) {
+    if (dX > 0) addOuter(T, 16 * (dX * wc + P), f, B, bi, bj);
+    else if (dX == 0) addOuter(T, 16 * P, f, B, bi, bj);
+  } else if (dy > 0 || dX > 0) {
+    addOuter(T, 16 * ((5 * dy + dX) * wc + P), f, B, bi, bj);
+  } else if (dX == 0) {
+    addOuter(T, 16 * P, f, B, bi, bj);
+    addOuter(T, 16 * P, f, B, bj, bi);
+  } else {
+    addOuter(T, 16 * (-dX * wc + Q), f, B, bj, bi);
+  }
+}
+
+export function xPassRow1(w: i32, h: i32, n: i32, a: usize, B: usize, y: i32, T: usize, wc: i32, Xp: usize, Xw0: usize, Xw1: usize): void {
+  for (let x = 0; x < w; x++) {
+    const i = y * w + x;
+    const pa = ldi(Xp, x), fa0 = ld(Xw0, x), fa1 = ld(Xw1, x);
+    const bi0 = ld(B, 4 * i), bi1 = ld(B, 4 * i + 1), bi2 = ld(B, 4 * i + 2), bi3 = ld(B, 4 * i + 3);
+    for (let s2 = 0; s2 < SLOTS; s2++) {
+      const dy = slotDy(s2), x2 = x + slotDx(s2);
+      if (x2 < 0 || x2 >= w || y + dy >= h) continue;
+      const v = ld(a, s2 * n + i);
+      if (v == 0) continue;
+      const j = i + dy * w + slotDx(s2);
+      const pb = ldi(Xp, x2), fb0 = ld(Xw0, x2), fb1 = ld(Xw1, x2);
+      if (dy == 0) {
+        const diag = s2 == 0;
+        xContrib1(T, wc, pa, pb, 0, diag, v * fa0 * fb0, B, 4 * i, 4 * j);
+        if (fb1 > 0) xContrib1(T, wc, pa, pb + 1, 0, diag, v * fa0 * fb1, B, 4 * i, 4 * j);
+        if (fa1 > 0) {
+          xContrib1(T, wc, pa + 1, pb, 0, diag, v * fa1 * fb0, B, 4 * i, 4 * j);
+          if (fb1 > 0) xContrib1(T, wc, pa + 1, pb + 1, 0, diag, v * fa1 * fb1, B, 4 * i, 4 * j);
+        }
+        continue;
+      }
+      const bj0 = ld(B, 4 * j), bj1 = ld(B, 4 * j + 1), bj2 = ld(B, 4 * j + 2), bj3 = ld(B, 4 * j + 3);
+      const sb = 5 * dy - pa;
+      for (let e1 = 0; e1 < 2; e1++) {
+        const f1 = e1 ? fa1 : fa0;
+        if (f1 == 0) break;
+        const P = pa + e1;
+        for (let e2 = 0; e2 < 2; e2++) {
+          const f2 = e2 ? fb1 : fb0;
+          if (f2 == 0) break;
+          const f = v * f1 * f2, Q = pb + e2;
+          const o = 16 * ((sb - e1 + Q) * wc + P);
+          const u0 = f * bi0, u1 = f * bi1, u2 = f * bi2, u3 = f * bi3;
+          st(T, o, ld(T, o) + u0 * bj0); st(T, o + 1, ld(T, o + 1) + u0 * bj1); st(T, o + 2, ld(T, o + 2) + u0 * bj2); st(T, o + 3, ld(T, o + 3) + u0 * bj3);
+          st(T, o + 4, ld(T, o + 4) + u1 * bj0); st(T, o + 5, ld(T, o + 5) + u1 * bj1); st(T, o + 6, ld(T, o + 6) + u1 * bj2); st(T, o + 7, ld(T, o + 7) + u1 * bj3);
+          st(T, o + 8, ld(T, o + 8) + u2 * bj0); st(T, o + 9, ld(T, o + 9) + u2 * bj1); st(T, o + 10, ld(T, o + 10) + u2 * bj2); st(T, o + 11, ld(T, o + 11) + u2 * bj3);
+          st(T, o + 12, ld(T, o + 12) + u3 * bj0); st(T, o + 13, ld(T, o + 13) + u3 * bj1); st(T, o + 14, ld(T, o + 14) + u3 * bj2); st(T, o + 15, ld(T, o + 15) + u3 * bj3);
+        }
+      }
+    }
+  }
+}
+
+@inline function addTo(t: usize, o: i32, f: f64, m: usize): void {
+  for (let q = 0; q < 16; q++) st(t, o + q, ld(t, o + q) + f * ld(m, q));
+}
+
+/** ah, at, tmp: 16 doubles of scratch each. */
+export function xPassRow4(w: i32, h: i32, n: i32, a: usize, B: usize, y: i32, T: usize, wc: i32, Xp: usize, Xw0: usize, Xw1: usize, ah: usize, at: usize, tmp: usize): void {
+  for (let x = 0; x < w; x++) {
+    const i = y * w + x;
+    for (let s2 = 0; s2 < SLOTS; s2++) {
+      const dy = slotDy(s2), dx = slotDx(s2);
+      const x2 = x + dx, y2 = y + dy;
+      if (x2 < 0 || x2 >= w || y2 >= h) continue;
+      const j = y2 * w + x2;
+      const pa = ldi(Xp, x), pb = ldi(Xp, x2);
+      const fa0 = ld(Xw0, x), fa1 = ld(Xw1, x), fb0 = ld(Xw0, x2), fb1 = ld(Xw1, x2);
+      const mo = 16 * (s2 * n + i);
+      zero(tmp, 0, 16);
+      for (let r = 0; r < 4; r++) {
+        for (let t = 0; t < 4; t++) {
+          const mv = ld(a, mo + 4 * r + t);
+          if (mv == 0) continue;
+          for (let q = 0; q < 4; q++) st(tmp, 4 * r + q, ld(tmp, 4 * r + q) + mv * ld(B, 16 * j + 4 * t + q));
+        }
+      }
+      zero(ah, 0, 16);
+      for (let r = 0; r < 4; r++) {
+        for (let m = 0; m < 4; m++) {
+          const bm = ld(B, 16 * i + 4 * r + m);
+          if (bm == 0) continue;
+          for (let q = 0; q < 4; q++) st(ah, 4 * m + q, ld(ah, 4 * m + q) + bm * ld(tmp, 4 * r + q));
+        }
+      }
+      for (let r = 0; r < 4; r++) for (let q = 0; q < 4; q++) st(at, 4 * q + r, ld(ah, 4 * r + q));
+      for (let e1 = 0; e1 < 2; e1++) {
+        const f1 = e1 ? fa1 : fa0;
+        if (f1 == 0) continue;
+        const P = pa + e1;
+        for (let e2 = 0; e2 < 2; e2++) {
+          const f2 = e2 ? fb1 : fb0;
+          if (f2 == 0) continue;
+          const Q = pb + e2, f = f1 * f2, dX = Q - P;
+          if (s2 == 0) {
+            if (dX > 0) addTo(T, 16 * (slotOf(0, dX) * wc + P), f, ah);
+            else if (dX == 0) addTo(T, 16 * P, f, ah);
+          } else if (dy > 0 || dX > 0) {
+            addTo(T, 16 * (slotOf(dy, dX) * wc + P), f, ah);
+          } else if (dX == 0) {
+            addTo(T, 16 * P, f, ah);
+            addTo(T, 16 * P, f, at);
+          } else {
+            addTo(T, 16 * (slotOf(0, -dX) * wc + Q), f, at);
+          }
+        }
+      }
+    }
+  }
+}
+
+function addRow(d: usize, dOff: i32, t: usize, tOff: i32, P0: i32, P1: i32, f: f64, transposed: bool): void {
+  if (transposed) {
+    for (let P = P0; P < P1; P++) {
+      const o = dOff + 16 * P, m = tOff + 16 * P;
+      for (let r = 0; r < 4; r++) {
+        st(d, o + 4 * r, ld(d, o + 4 * r) + f * ld(t, m + r));
+        st(d, o + 4 * r + 1, ld(d, o + 4 * r + 1) + f * ld(t, m + 4 + r));
+        st(d, o + 4 * r + 2, ld(d, o + 4 * r + 2) + f * ld(t, m + 8 + r));
+        st(d, o + 4 * r + 3, ld(d, o + 4 * r + 3) + f * ld(t, m + 12 + r));
+      }
+    }
+  } else {
+    const lo = dOff + 16 * P0, hi = dOff + 16 * P1, sh = tOff - dOff;
+    for (let k = lo; k < hi; k++) st(d, k, ld(d, k) + f * ld(t, k + sh));
+  }
+}
+
+/** ylen: the fine rows (Y's length). */
+export function yPass(T: usize, Gh: usize, y: i32, wc: i32, nc: i32, Yp: usize, Yw0: usize, Yw1: usize, ylen: i32): void {
+  for (let s2 = 0; s2 < SLOTS; s2++) {
+    const dy = slotDy(s2), dX = slotDx(s2);
+    const y2 = y + dy;
+    if (y2 >= ylen) continue;
+    const P0 = imax(0, -dX), P1 = imin(wc, wc - dX);
+    for (let e1 = 0; e1 < 2; e1++) {
+      const f1 = e1 ? ld(Yw1, y) : ld(Yw0, y);
+      if (f1 == 0) break;
+      const A1 = ldi(Yp, y) + e1;
+      for (let e2 = 0; e2 < 2; e2++) {
+        const f2 = e2 ? ld(Yw1, y2) : ld(Yw0, y2);
+        if (f2 == 0) break;
+        const A2 = ldi(Yp, y2) + e2, f = f1 * f2, dY = A2 - A1;
+        if (s2 == 0) {
+          if (dY > 0) addRow(Gh, 16 * (slotOf(dY, 0) * nc + A1 * wc), T, 0, P0, P1, f, false);
+          else if (dY == 0) addRow(Gh, 16 * A1 * wc, T, 0, P0, P1, f, false);
+        } else if (dY > 0 || (dY == 0 && dX > 0)) {
+          addRow(Gh, 16 * (slotOf(dY, dX) * nc + A1 * wc), T, 16 * s2 * wc, P0, P1, f, false);
+        } else if (dY == 0 && dX == 0) {
+          addRow(Gh, 16 * A1 * wc, T, 16 * s2 * wc, P0, P1, f, false);
+          addRow(Gh, 16 * A1 * wc, T, 16 * s2 * wc, P0, P1, f, true);
+        } else {
+          addRow(Gh, 16 * (slotOf(-dY, -dX) * nc + A2 * wc + dX), T, 16 * s2 * wc, P0, P1, f, true);
+        }
+      }
+    }
+  }
+}
