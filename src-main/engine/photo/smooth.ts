@@ -1742,10 +1742,18 @@ export function runPart(S: ParSession, cmd: number, l: number, tid: number, scra
   const rhs = l === 0 ? r : L.b, sol = l === 0 ? z : L.x;
   const P = S.partial, po = 8 * tid, f = S.fargs;
   const k0 = 3 * r0 * L.w, k1 = 3 * r1 * L.w;
+  // Level 0's vector passes in WebAssembly: the sums land in this thread's scratch, then in P.
+  const wk = l === 0 ? wasmOf(L) : undefined;
+  const sums = (count: number) => { for (let j = 0; j < count; j++) P[po + j] = scratch[j]; };
   switch (cmd) {
     case K.INIT: {
       // r = b − A x; partial ‖b‖², ‖r‖².
       spmv1(L, x, q, r0, r1);
+      if (wk) {
+        wk.cgInit(b.byteOffset, q.byteOffset, r.byteOffset, k0, k1, scratch.byteOffset);
+        sums(6);
+        return;
+      }
       let bb0 = 0, bb1 = 0, bb2 = 0, s0 = 0, s1 = 0, s2 = 0;
       for (let k = k0; k < k1; k += 3) {
         const u0 = b[k] - q[k], u1 = b[k + 1] - q[k + 1], u2 = b[k + 2] - q[k + 2];
@@ -1758,6 +1766,11 @@ export function runPart(S: ParSession, cmd: number, l: number, tid: number, scra
     }
     case K.SPMV_DOT: {
       spmv1(L, p, q, r0, r1);
+      if (wk) {
+        wk.cgDot(p.byteOffset, q.byteOffset, k0, k1, scratch.byteOffset);
+        sums(3);
+        return;
+      }
       let s0 = 0, s1 = 0, s2 = 0;
       for (let k = k0; k < k1; k += 3) { s0 += p[k] * q[k]; s1 += p[k + 1] * q[k + 1]; s2 += p[k + 2] * q[k + 2]; }
       P[po] = s0; P[po + 1] = s1; P[po + 2] = s2;
@@ -1765,6 +1778,11 @@ export function runPart(S: ParSession, cmd: number, l: number, tid: number, scra
     }
     case K.UPDATE: {
       const a0 = f[0], a1 = f[1], a2 = f[2];
+      if (wk) {
+        wk.cgUpdate(x.byteOffset, p.byteOffset, r.byteOffset, q.byteOffset, k0, k1, a0, a1, a2, scratch.byteOffset);
+        sums(3);
+        return;
+      }
       let s0 = 0, s1 = 0, s2 = 0;
       for (let k = k0; k < k1; k += 3) {
         x[k] += a0 * p[k]; x[k + 1] += a1 * p[k + 1]; x[k + 2] += a2 * p[k + 2];
@@ -1777,6 +1795,7 @@ export function runPart(S: ParSession, cmd: number, l: number, tid: number, scra
     }
     case K.PUPDATE: {
       const b0 = f[0], b1 = f[1], b2 = f[2];
+      if (wk) return wk.cgDirection(p.byteOffset, z.byteOffset, k0, k1, b0, b1, b2);
       for (let k = k0; k < k1; k += 3) {
         p[k] = z[k] + b0 * p[k]; p[k + 1] = z[k + 1] + b1 * p[k + 1]; p[k + 2] = z[k + 2] + b2 * p[k + 2];
       }
@@ -1809,7 +1828,10 @@ export function runPart(S: ParSession, cmd: number, l: number, tid: number, scra
     case K.GSB: {
       if (L.k === 1) gsBwd1(L, rhs, sol, r0, r1, scratch, L.cross);
       else gsBwd4(L, rhs, sol, r0, r1, scratch, L.cross);
-      if (l === 0) {
+      if (l === 0 && wk) {
+        wk.cgDot(r.byteOffset, z.byteOffset, k0, k1, scratch.byteOffset);
+        sums(3);
+      } else if (l === 0) {
         // CG's r·z for the next step.
         let s0 = 0, s1 = 0, s2 = 0;
         for (let k = k0; k < k1; k += 3) { s0 += r[k] * z[k]; s1 += r[k + 1] * z[k + 1]; s2 += r[k + 2] * z[k + 2]; }

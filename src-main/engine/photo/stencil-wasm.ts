@@ -40,6 +40,11 @@ export interface StencilKernels {
   xPassRow4(w: number, h: number, n: number, a: number, B: number, y: number, T: number, wc: number,
     Xp: number, Xw0: number, Xw1: number, ah: number, at: number, tmp: number): void;
   yPass(T: number, Gh: number, y: number, wc: number, nc: number, Yp: number, Yw0: number, Yw1: number, ylen: number): void;
+  // Conjugate-gradient vector passes (values k0 ≤ k < k1; per-channel sums written to out).
+  cgInit(b: number, q: number, r: number, k0: number, k1: number, out: number): void;
+  cgDot(p: number, q: number, k0: number, k1: number, out: number): void;
+  cgUpdate(x: number, p: number, r: number, q: number, k0: number, k1: number, a0: number, a1: number, a2: number, out: number): void;
+  cgDirection(p: number, z: number, k0: number, k1: number, b0: number, b1: number, b2: number): void;
 }
 
 const PAGE = 65536;

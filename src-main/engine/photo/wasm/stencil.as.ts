@@ -740,3 +740,45 @@ export function yPass(T: usize, Gh: usize, y: i32, wc: i32, nc: i32, Yp: usize, 
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Conjugate-gradient vector passes over values k0 ≤ k < k1 (3 channels interleaved), for smooth.ts's
+// threaded CG (runPart); per-channel sums go to out[0..).
+
+/** r = b − q; out = (Σ b², Σ r²) per channel. */
+export function cgInit(b: usize, q: usize, r: usize, k0: i32, k1: i32, out: usize): void {
+  let bb0 = 0.0, bb1 = 0.0, bb2 = 0.0, s0 = 0.0, s1 = 0.0, s2 = 0.0;
+  for (let k = k0; k < k1; k += 3) {
+    const u0 = ld(b, k) - ld(q, k), u1 = ld(b, k + 1) - ld(q, k + 1), u2 = ld(b, k + 2) - ld(q, k + 2);
+    st(r, k, u0); st(r, k + 1, u1); st(r, k + 2, u2);
+    bb0 += ld(b, k) * ld(b, k); bb1 += ld(b, k + 1) * ld(b, k + 1); bb2 += ld(b, k + 2) * ld(b, k + 2);
+    s0 += u0 * u0; s1 += u1 * u1; s2 += u2 * u2;
+  }
+  st(out, 0, bb0); st(out, 1, bb1); st(out, 2, bb2); st(out, 3, s0); st(out, 4, s1); st(out, 5, s2);
+}
+
+/** out = Σ p·q per channel. */
+export function cgDot(p: usize, q: usize, k0: i32, k1: i32, out: usize): void {
+  let s0 = 0.0, s1 = 0.0, s2 = 0.0;
+  for (let k = k0; k < k1; k += 3) { s0 += ld(p, k) * ld(q, k); s1 += ld(p, k + 1) * ld(q, k + 1); s2 += ld(p, k + 2) * ld(q, k + 2); }
+  st(out, 0, s0); st(out, 1, s1); st(out, 2, s2);
+}
+
+/** x += a p, r −= a q (a per channel); out = Σ r² per channel. */
+export function cgUpdate(x: usize, p: usize, r: usize, q: usize, k0: i32, k1: i32, a0: f64, a1: f64, a2: f64, out: usize): void {
+  let s0 = 0.0, s1 = 0.0, s2 = 0.0;
+  for (let k = k0; k < k1; k += 3) {
+    st(x, k, ld(x, k) + a0 * ld(p, k)); st(x, k + 1, ld(x, k + 1) + a1 * ld(p, k + 1)); st(x, k + 2, ld(x, k + 2) + a2 * ld(p, k + 2));
+    const u0 = ld(r, k) - a0 * ld(q, k), u1 = ld(r, k + 1) - a1 * ld(q, k + 1), u2 = ld(r, k + 2) - a2 * ld(q, k + 2);
+    st(r, k, u0); st(r, k + 1, u1); st(r, k + 2, u2);
+    s0 += u0 * u0; s1 += u1 * u1; s2 += u2 * u2;
+  }
+  st(out, 0, s0); st(out, 1, s1); st(out, 2, s2);
+}
+
+/** p = z + b p (b per channel). */
+export function cgDirection(p: usize, z: usize, k0: i32, k1: i32, b0: f64, b1: f64, b2: f64): void {
+  for (let k = k0; k < k1; k += 3) {
+    st(p, k, ld(z, k) + b0 * ld(p, k)); st(p, k + 1, ld(z, k + 1) + b1 * ld(p, k + 1)); st(p, k + 2, ld(z, k + 2) + b2 * ld(p, k + 2));
+  }
+}
