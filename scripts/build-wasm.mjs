@@ -18,7 +18,7 @@ export async function generate() {
   const { error, stderr } = await asc.main([
     SRC, '--outFile', 'stencil.wasm', '-O3', '--noAssert', '--runtime', 'stub',
     // One shared memory, imported: the solver's arrays live in it and every thread runs on it.
-    '--importMemory', '--sharedMemory', '--enable', 'threads', '--initialMemory', '1', '--maximumMemory', '65536',
+    '--importMemory', '--sharedMemory', '--enable', 'threads', '--enable', 'simd', '--initialMemory', '1', '--maximumMemory', '65536',
   ], {
     writeFile(name, contents) {
       if (name.endsWith('.wasm')) binary = contents;

@@ -157,7 +157,7 @@ export function gaussianAffinity(img: RgbImage, opts: { sigma?: number } = {}): 
 }
 
 /** Row sums of the symmetric stencil. */
-function degrees(w: number, h: number, weights: Float64Array): Float64Array {
+export function degrees(w: number, h: number, weights: Float64Array): Float64Array {
   const n = w * h;
   const d = new Float64Array(n);
   for (let i = 0; i < n; i++) d[i] = weights[i];

@@ -79,7 +79,7 @@
  */
 import type { RgbImage } from '../image.ts';
 import { CancelledError, StudioError } from '../../errors.ts';
-import { SLOTS, SLOT_DX, SLOT_DY, gaussianAffinity, mattingAffinity, padReplicate, type Affinity } from './affinity.ts';
+import { MATTING_EPS, SLOTS, SLOT_DX, SLOT_DY, degrees, gaussianAffinity, mattingAffinity, padReplicate, type Affinity } from './affinity.ts';
 import { CTRL, GUIDED_KERNEL, MAX_BLOCKS, acquirePool, smoothThreads, type SmoothPool } from './smooth-pool.ts';
 import { guidedRows, type GuidedJob } from './guided-filter.ts';
 import { Arena, stencilKernels, wasmKernelsEnabled, type StencilKernels } from './stencil-wasm.ts';
@@ -243,7 +243,7 @@ function solveIn(
   sharedAlloc = pool !== undefined;
   let sys: SolverLevel, levels: SolverLevel[], b: Float64Array, x: Float64Array;
   try {
-    const aff = kind === 'matting' ? mattingAffinity(pc) : gaussianAffinity(pc, { sigma: opts.sigma });
+    const aff = kind === 'gaussian' ? gaussianAffinity(pc, { sigma: opts.sigma }) : arena ? mattingAffinityIn(arena, pc) : mattingAffinity(pc);
     tick('affinity');
     const B0 = precond === 'multigrid' ? nearNull(pc, aff.degree) : null;
     sys = buildSystem(aff, alpha);
@@ -370,8 +370,9 @@ export function buildSystem(aff: Affinity, alpha: number): SolverLevel {
   const { width: w, height: h, degree } = aff;
   const n = w * h;
   // Threaded solves need the matrix in shared memory: one copy then.
-  // The WebAssembly kernels need it in their arena (the affinity is built outside it).
-  const a = arena || (sharedAlloc && !(aff.weights.buffer instanceof SharedArrayBuffer)) ? f64(aff.weights.length) : aff.weights;
+  // The WebAssembly kernels need it in their arena, threads in shared memory: copied if it is not.
+  const copy = arena ? !arena.holds(aff.weights) : sharedAlloc && !(aff.weights.buffer instanceof SharedArrayBuffer);
+  const a = copy ? f64(aff.weights.length) : aff.weights;
   if (a !== aff.weights) {
     a.set(aff.weights);
     // Drop the unshared original now (the affinity is consumed either way).
@@ -390,6 +391,18 @@ export function buildSystem(aff: Affinity, alpha: number): SolverLevel {
   const L = newLevel(w, h, 1, a, f64(0), false);
   if (arena) L.mem = arena.memory;
   return L;
+}
+
+/** affinity.ts's mattingAffinity by the WebAssembly kernel (bit for bit), its weights in the arena. */
+function mattingAffinityIn(arena: Arena, img: RgbImage): Affinity {
+  const { width: w, height: h } = img;
+  const weights = arena.f64(SLOTS * w * h);
+  const mark = arena.mark();
+  const data = arena.f32(3 * w * h);
+  data.set(img.data);
+  stencilKernels(arena.memory).mattingAffinity(data.byteOffset, w, h, weights.byteOffset, MATTING_EPS / 9, arena.f64(54).byteOffset);
+  arena.release(mark);
+  return { width: w, height: h, weights, degree: degrees(w, h, weights) };
 }
 
 /** √d_i·(1, R_i, G_i, B_i): the null space of I − S for the matting affinity. */
@@ -1132,12 +1145,14 @@ function coarsen(L: SolverLevel, s: number, par?: { pool: SmoothPool; T: number 
   // Shared when threads add into them (any thread may run block 0); in the arena for its kernels.
   const G = par || arena ? sh(16 * nc) : new Float64Array(16 * nc);
   const Gh = par || arena ? sh(16 * SLOTS * nc) : new Float64Array(16 * SLOTS * nc);
+  const tq0 = performance.now();
   if (par) {
     coarsenThreaded(par.pool, par.T, L, { X, Y, wc, nc, G: [G], Gh: [Gh], T: [], scratch: [] });
   } else {
     const T = arena ? arena.f64(16 * SLOTS * wc) : new Float64Array(16 * SLOTS * wc);
     coarsenRows(L, 0, h, G, Gh, T, wc, nc, X, Y, arena ? arena.f64(64) : new Float64Array(64));
   }
+  const tq05 = performance.now();
   const kept = new Uint8Array(4 * nc);
   const V = new Float64Array(16), lam = new Float64Array(4);
   for (let l = 0; l < nc; l++) {
@@ -1155,6 +1170,7 @@ function coarsen(L: SolverLevel, s: number, par?: { pool: SmoothPool; T: number 
   }
 
   // A_c[L, M] = C_Lᵀ Ĝ[L, M] C_M; dropped unknowns get a unit diagonal (their rows are zero).
+  const tq07 = performance.now();
   galerkin(Gh, C, ac, wc, nc, new Float64Array(16));
   for (let l = 0; l < nc; l++) {
     for (let j = 0; j < 4; j++) {
@@ -1170,7 +1186,9 @@ function coarsen(L: SolverLevel, s: number, par?: { pool: SmoothPool; T: number 
       }
     }
   }
+  const tq1 = performance.now();
   if (mark !== undefined) arena!.release(mark);
+  if (process.env.STUDIO_SMOOTH_PROFILE) console.error(`  sums ${(tq05 - tq0).toFixed(0)} eig ${(tq07 - tq05).toFixed(0)} galerkin ${(tq1 - tq07).toFixed(0)} ms, then ${(performance.now() - tq1).toFixed(0)} ms (release)`);
   L.next = { s, wc, hc, px: X.p, wx0: X.w0, wx1: X.w1, py: Y.p, wy0: Y.w0, wy1: Y.w1, C, ...next };
   const coarse = newLevel(wc, hc, 4, ac, Bc, true);
   if (arena) coarse.mem = arena.memory;

@@ -40,6 +40,7 @@ export interface StencilKernels {
   xPassRow4(w: number, h: number, n: number, a: number, B: number, y: number, T: number, wc: number,
     Xp: number, Xw0: number, Xw1: number, ah: number, at: number, tmp: number): void;
   yPass(T: number, Gh: number, y: number, wc: number, nc: number, Yp: number, Yw0: number, Yw1: number, ylen: number): void;
+  mattingAffinity(data: number, w: number, h: number, weights: number, epsd: number, scratch: number): void;
   // Conjugate-gradient vector passes (values k0 ≤ k < k1; per-channel sums written to out).
   cgInit(b: number, q: number, r: number, k0: number, k1: number, out: number): void;
   cgDot(p: number, q: number, k0: number, k1: number, out: number): void;
@@ -80,6 +81,7 @@ export function stencilKernels(memory: WebAssembly.Memory): StencilKernels {
 export class Arena {
   readonly memory: WebAssembly.Memory;
   private top = BASE;
+  private readonly buffers = new WeakSet<ArrayBufferLike>();
 
   /** `bytes`: the expected total, allocated up front (more is grown into on demand). */
   constructor(bytes: number) {
@@ -118,11 +120,28 @@ export class Arena {
 
   f64(n: number): Float64Array {
     const p = this.take(8 * n); // first: it may grow the memory, and so replace its buffer
-    return new Float64Array(this.memory.buffer, p, n);
+    return new Float64Array(this.buffer(), p, n);
+  }
+
+  f32(n: number): Float32Array {
+    const p = this.take(4 * n);
+    return new Float32Array(this.buffer(), p, n);
   }
 
   i32(n: number): Int32Array {
     const p = this.take(4 * n);
-    return new Int32Array(this.memory.buffer, p, n);
+    return new Int32Array(this.buffer(), p, n);
+  }
+
+  /** Whether a view is one this arena handed out. */
+  holds(v: ArrayBufferView): boolean {
+    return this.buffers.has(v.buffer);
+  }
+
+  /** The memory's current buffer (a new object after each growth), remembered for holds(). */
+  private buffer(): ArrayBuffer {
+    const b = this.memory.buffer;
+    this.buffers.add(b);
+    return b;
   }
 }

@@ -23,6 +23,14 @@ const SLOTS: i32 = 13;
 @inline function imin(a: i32, b: i32): i32 { return a < b ? a : b; }
 @inline function iabs(a: i32): i32 { return a < 0 ? -a : a; }
 
+// Channels 0 and 1 of a pixel (or block row) in one f64x2, channel 2 scalar: lane by lane the same
+// products and sums in the same order as the scalar code, so the results are unchanged.
+@inline function ldv(p: usize, i: i32): v128 { return v128.load(p + (<usize>i << 3)); }
+@inline function stv(p: usize, i: i32, v: v128): void { v128.store(p + (<usize>i << 3), v); }
+@inline function splat(v: f64): v128 { return f64x2.splat(v); }
+/** c·(x[j], x[j + 1]). */
+@inline function m2(c: f64, x: usize, j: i32): v128 { return f64x2.mul(splat(c), ldv(x, j)); }
+
 function zero(p: usize, from: i32, to: i32): void {
   if (to > from) memory.fill(p + (<usize>from << 3), 0, <usize>(to - from) << 3);
 }
@@ -68,8 +76,7 @@ function quad1(a: usize, n: i32, w: i32, x: usize, base: i32, out: usize, oo: i3
       const v2 = ld(a, a2 + i), u2 = ld(a, a2 + i - o2), v3 = ld(a, a3 + i), u3 = ld(a, a3 + i - o3);
       const j0 = 3 * (i + o0), k0 = 3 * (i - o0), j1 = 3 * (i + o1), k1 = 3 * (i - o1);
       const j2 = 3 * (i + o2), k2 = 3 * (i - o2), j3 = 3 * (i + o3), k3 = 3 * (i - o3);
-      st(out, k, ld(out, k) + (v0 * ld(x, j0) + u0 * ld(x, k0) + v1 * ld(x, j1) + u1 * ld(x, k1) + v2 * ld(x, j2) + u2 * ld(x, k2) + v3 * ld(x, j3) + u3 * ld(x, k3)));
-      st(out, k + 1, ld(out, k + 1) + (v0 * ld(x, j0 + 1) + u0 * ld(x, k0 + 1) + v1 * ld(x, j1 + 1) + u1 * ld(x, k1 + 1) + v2 * ld(x, j2 + 1) + u2 * ld(x, k2 + 1) + v3 * ld(x, j3 + 1) + u3 * ld(x, k3 + 1)));
+      stv(out, k, f64x2.add(ldv(out, k), f64x2.add(f64x2.add(f64x2.add(f64x2.add(f64x2.add(f64x2.add(f64x2.add(m2(v0, x, j0), m2(u0, x, k0)), m2(v1, x, j1)), m2(u1, x, k1)), m2(v2, x, j2)), m2(u2, x, k2)), m2(v3, x, j3)), m2(u3, x, k3))));
       st(out, k + 2, ld(out, k + 2) + (v0 * ld(x, j0 + 2) + u0 * ld(x, k0 + 2) + v1 * ld(x, j1 + 2) + u1 * ld(x, k1 + 2) + v2 * ld(x, j2 + 2) + u2 * ld(x, k2 + 2) + v3 * ld(x, j3 + 2) + u3 * ld(x, k3 + 2)));
     }
   } else if (f) {
@@ -77,8 +84,7 @@ function quad1(a: usize, n: i32, w: i32, x: usize, base: i32, out: usize, oo: i3
       const i = base + c, k = oo + 3 * c;
       const v0 = ld(a, a0 + i), v1 = ld(a, a1 + i), v2 = ld(a, a2 + i), v3 = ld(a, a3 + i);
       const j0 = 3 * (i + o0), j1 = 3 * (i + o1), j2 = 3 * (i + o2), j3 = 3 * (i + o3);
-      st(out, k, ld(out, k) + (v0 * ld(x, j0) + v1 * ld(x, j1) + v2 * ld(x, j2) + v3 * ld(x, j3)));
-      st(out, k + 1, ld(out, k + 1) + (v0 * ld(x, j0 + 1) + v1 * ld(x, j1 + 1) + v2 * ld(x, j2 + 1) + v3 * ld(x, j3 + 1)));
+      stv(out, k, f64x2.add(ldv(out, k), f64x2.add(f64x2.add(f64x2.add(m2(v0, x, j0), m2(v1, x, j1)), m2(v2, x, j2)), m2(v3, x, j3))));
       st(out, k + 2, ld(out, k + 2) + (v0 * ld(x, j0 + 2) + v1 * ld(x, j1 + 2) + v2 * ld(x, j2 + 2) + v3 * ld(x, j3 + 2)));
     }
   } else {
@@ -86,8 +92,7 @@ function quad1(a: usize, n: i32, w: i32, x: usize, base: i32, out: usize, oo: i3
       const i = base + c, k = oo + 3 * c;
       const u0 = ld(a, a0 + i - o0), u1 = ld(a, a1 + i - o1), u2 = ld(a, a2 + i - o2), u3 = ld(a, a3 + i - o3);
       const k0 = 3 * (i - o0), k1 = 3 * (i - o1), k2 = 3 * (i - o2), k3 = 3 * (i - o3);
-      st(out, k, ld(out, k) + (u0 * ld(x, k0) + u1 * ld(x, k1) + u2 * ld(x, k2) + u3 * ld(x, k3)));
-      st(out, k + 1, ld(out, k + 1) + (u0 * ld(x, k0 + 1) + u1 * ld(x, k1 + 1) + u2 * ld(x, k2 + 1) + u3 * ld(x, k3 + 1)));
+      stv(out, k, f64x2.add(ldv(out, k), f64x2.add(f64x2.add(f64x2.add(m2(u0, x, k0), m2(u1, x, k1)), m2(u2, x, k2)), m2(u3, x, k3))));
       st(out, k + 2, ld(out, k + 2) + (u0 * ld(x, k0 + 2) + u1 * ld(x, k1 + 2) + u2 * ld(x, k2 + 2) + u3 * ld(x, k3 + 2)));
     }
   }
@@ -110,16 +115,14 @@ function pair1(a: usize, n: i32, w: i32, x: usize, base: i32, out: usize, oo: i3
     if (single) {
       for (let c = lo; c < hi; c++) {
         const i = base + c, v1 = ld(a, as + i), v2 = ld(a, as + i - os), j1 = 3 * (i + os), j2 = 3 * (i - os), k = oo + 3 * c;
-        st(out, k, ld(out, k) + (v1 * ld(x, j1) + v2 * ld(x, j2)));
-        st(out, k + 1, ld(out, k + 1) + (v1 * ld(x, j1 + 1) + v2 * ld(x, j2 + 1)));
+        stv(out, k, f64x2.add(ldv(out, k), f64x2.add(m2(v1, x, j1), m2(v2, x, j2))));
         st(out, k + 2, ld(out, k + 2) + (v1 * ld(x, j1 + 2) + v2 * ld(x, j2 + 2)));
       }
     } else {
       for (let c = lo; c < hi; c++) {
         const i = base + c, v1 = ld(a, as + i), v2 = ld(a, as + i - os), v3 = ld(a, at + i), v4 = ld(a, at + i - ot);
         const j1 = 3 * (i + os), j2 = 3 * (i - os), j3 = 3 * (i + ot), j4 = 3 * (i - ot), k = oo + 3 * c;
-        st(out, k, ld(out, k) + (v1 * ld(x, j1) + v2 * ld(x, j2) + v3 * ld(x, j3) + v4 * ld(x, j4)));
-        st(out, k + 1, ld(out, k + 1) + (v1 * ld(x, j1 + 1) + v2 * ld(x, j2 + 1) + v3 * ld(x, j3 + 1) + v4 * ld(x, j4 + 1)));
+        stv(out, k, f64x2.add(ldv(out, k), f64x2.add(f64x2.add(f64x2.add(m2(v1, x, j1), m2(v2, x, j2)), m2(v3, x, j3)), m2(v4, x, j4))));
         st(out, k + 2, ld(out, k + 2) + (v1 * ld(x, j1 + 2) + v2 * ld(x, j2 + 2) + v3 * ld(x, j3 + 2) + v4 * ld(x, j4 + 2)));
       }
     }
@@ -127,15 +130,13 @@ function pair1(a: usize, n: i32, w: i32, x: usize, base: i32, out: usize, oo: i3
     if (single) {
       for (let c = lo; c < hi; c++) {
         const i = base + c, v1 = ld(a, as + i), j1 = 3 * (i + os), k = oo + 3 * c;
-        st(out, k, ld(out, k) + v1 * ld(x, j1));
-        st(out, k + 1, ld(out, k + 1) + v1 * ld(x, j1 + 1));
+        stv(out, k, f64x2.add(ldv(out, k), m2(v1, x, j1)));
         st(out, k + 2, ld(out, k + 2) + v1 * ld(x, j1 + 2));
       }
     } else {
       for (let c = lo; c < hi; c++) {
         const i = base + c, v1 = ld(a, as + i), v3 = ld(a, at + i), j1 = 3 * (i + os), j3 = 3 * (i + ot), k = oo + 3 * c;
-        st(out, k, ld(out, k) + (v1 * ld(x, j1) + v3 * ld(x, j3)));
-        st(out, k + 1, ld(out, k + 1) + (v1 * ld(x, j1 + 1) + v3 * ld(x, j3 + 1)));
+        stv(out, k, f64x2.add(ldv(out, k), f64x2.add(m2(v1, x, j1), m2(v3, x, j3))));
         st(out, k + 2, ld(out, k + 2) + (v1 * ld(x, j1 + 2) + v3 * ld(x, j3 + 2)));
       }
     }
@@ -143,15 +144,13 @@ function pair1(a: usize, n: i32, w: i32, x: usize, base: i32, out: usize, oo: i3
     if (single) {
       for (let c = lo; c < hi; c++) {
         const i = base + c, v2 = ld(a, as + i - os), j2 = 3 * (i - os), k = oo + 3 * c;
-        st(out, k, ld(out, k) + v2 * ld(x, j2));
-        st(out, k + 1, ld(out, k + 1) + v2 * ld(x, j2 + 1));
+        stv(out, k, f64x2.add(ldv(out, k), m2(v2, x, j2)));
         st(out, k + 2, ld(out, k + 2) + v2 * ld(x, j2 + 2));
       }
     } else {
       for (let c = lo; c < hi; c++) {
         const i = base + c, v2 = ld(a, as + i - os), v4 = ld(a, at + i - ot), j2 = 3 * (i - os), j4 = 3 * (i - ot), k = oo + 3 * c;
-        st(out, k, ld(out, k) + (v2 * ld(x, j2) + v4 * ld(x, j4)));
-        st(out, k + 1, ld(out, k + 1) + (v2 * ld(x, j2 + 1) + v4 * ld(x, j4 + 1)));
+        stv(out, k, f64x2.add(ldv(out, k), f64x2.add(m2(v2, x, j2), m2(v4, x, j4))));
         st(out, k + 2, ld(out, k + 2) + (v2 * ld(x, j2 + 2) + v4 * ld(x, j4 + 2)));
       }
     }
@@ -349,28 +348,30 @@ export function prolong1(
 // Coarse levels: 4 unknowns per node, 3 channels (12 values per node), 4×4 blocks (smooth.ts's
 // block kernels of the same names).
 
+@inline function madd4(o: v128, b0: f64, x: v128, b1: f64, y: v128, b2: f64, z: v128, b3: f64, u: v128): v128 {
+  return f64x2.add(o, f64x2.add(f64x2.add(f64x2.add(f64x2.mul(splat(b0), x), f64x2.mul(splat(b1), y)), f64x2.mul(splat(b2), z)), f64x2.mul(splat(b3), u)));
+}
+
 /** out[k + 3r + ch] += Σ_q M[r][q] x[j + 3q + ch], M at a[m..m+16). */
 @inline function mulBlock(a: usize, m: i32, x: usize, j: i32, out: usize, k: i32): void {
-  const x0 = ld(x, j), x1 = ld(x, j + 1), x2 = ld(x, j + 2), y0 = ld(x, j + 3), y1 = ld(x, j + 4), y2 = ld(x, j + 5);
-  const z0 = ld(x, j + 6), z1 = ld(x, j + 7), z2 = ld(x, j + 8), u0 = ld(x, j + 9), u1 = ld(x, j + 10), u2 = ld(x, j + 11);
+  const X = ldv(x, j), Y = ldv(x, j + 3), Z = ldv(x, j + 6), U = ldv(x, j + 9);
+  const x2 = ld(x, j + 2), y2 = ld(x, j + 5), z2 = ld(x, j + 8), u2 = ld(x, j + 11);
   for (let r = 0; r < 4; r++) {
     const b0 = ld(a, m + 4 * r), b1 = ld(a, m + 4 * r + 1), b2 = ld(a, m + 4 * r + 2), b3 = ld(a, m + 4 * r + 3);
     const o = k + 3 * r;
-    st(out, o, ld(out, o) + (b0 * x0 + b1 * y0 + b2 * z0 + b3 * u0));
-    st(out, o + 1, ld(out, o + 1) + (b0 * x1 + b1 * y1 + b2 * z1 + b3 * u1));
+    stv(out, o, madd4(ldv(out, o), b0, X, b1, Y, b2, Z, b3, U));
     st(out, o + 2, ld(out, o + 2) + (b0 * x2 + b1 * y2 + b2 * z2 + b3 * u2));
   }
 }
 
 /** out[k + 3r + ch] += Σ_q M[q][r] x[j + 3q + ch] (the transposed block). */
 @inline function mulBlockT(a: usize, m: i32, x: usize, j: i32, out: usize, k: i32): void {
-  const x0 = ld(x, j), x1 = ld(x, j + 1), x2 = ld(x, j + 2), y0 = ld(x, j + 3), y1 = ld(x, j + 4), y2 = ld(x, j + 5);
-  const z0 = ld(x, j + 6), z1 = ld(x, j + 7), z2 = ld(x, j + 8), u0 = ld(x, j + 9), u1 = ld(x, j + 10), u2 = ld(x, j + 11);
+  const X = ldv(x, j), Y = ldv(x, j + 3), Z = ldv(x, j + 6), U = ldv(x, j + 9);
+  const x2 = ld(x, j + 2), y2 = ld(x, j + 5), z2 = ld(x, j + 8), u2 = ld(x, j + 11);
   for (let r = 0; r < 4; r++) {
     const b0 = ld(a, m + r), b1 = ld(a, m + 4 + r), b2 = ld(a, m + 8 + r), b3 = ld(a, m + 12 + r);
     const o = k + 3 * r;
-    st(out, o, ld(out, o) + (b0 * x0 + b1 * y0 + b2 * z0 + b3 * u0));
-    st(out, o + 1, ld(out, o + 1) + (b0 * x1 + b1 * y1 + b2 * z1 + b3 * u1));
+    stv(out, o, madd4(ldv(out, o), b0, X, b1, Y, b2, Z, b3, U));
     st(out, o + 2, ld(out, o + 2) + (b0 * x2 + b1 * y2 + b2 * z2 + b3 * u2));
   }
 }
@@ -780,5 +781,57 @@ export function cgUpdate(x: usize, p: usize, r: usize, q: usize, k0: i32, k1: i3
 export function cgDirection(p: usize, z: usize, k0: i32, k1: i32, b0: f64, b1: f64, b2: f64): void {
   for (let k = k0; k < k1; k += 3) {
     st(p, k, ld(z, k) + b0 * ld(p, k)); st(p, k + 1, ld(z, k + 1) + b1 * ld(p, k + 1)); st(p, k + 2, ld(z, k + 2) + b2 * ld(p, k + 2));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The matting affinity (affinity.ts's mattingAffinity, same operations in the same order): data,
+// the padded content image (float32, RGB); weights: 13 slot planes, zero on entry, added into;
+// scratch: 54 doubles.
+
+export function mattingAffinity(data: usize, w: i32, h: i32, weights: usize, epsd: f64, scratch: usize): void {
+  const n = w * h;
+  const dev = scratch, md = scratch + 27 * 8;
+  for (let cy = 1; cy < h - 1; cy++) {
+    for (let cx = 1; cx < w - 1; cx++) {
+      let mr = 0.0, mg = 0.0, mb = 0.0;
+      for (let k = 0; k < 9; k++) {
+        const p = (cy - 1 + k / 3) * w + cx - 1 + (k % 3);
+        mr += <f64>load<f32>(data + (<usize>(3 * p) << 2));
+        mg += <f64>load<f32>(data + (<usize>(3 * p + 1) << 2));
+        mb += <f64>load<f32>(data + (<usize>(3 * p + 2) << 2));
+      }
+      mr /= 9; mg /= 9; mb /= 9;
+      let srr = 0.0, srg = 0.0, srb = 0.0, sgg = 0.0, sgb = 0.0, sbb = 0.0;
+      for (let k = 0; k < 9; k++) {
+        const p = 3 * ((cy - 1 + k / 3) * w + cx - 1 + (k % 3));
+        const r = <f64>load<f32>(data + (<usize>p << 2)) - mr;
+        const g = <f64>load<f32>(data + (<usize>(p + 1) << 2)) - mg;
+        const b = <f64>load<f32>(data + (<usize>(p + 2) << 2)) - mb;
+        st(dev, 3 * k, r); st(dev, 3 * k + 1, g); st(dev, 3 * k + 2, b);
+        srr += r * r; srg += r * g; srb += r * b; sgg += g * g; sgb += g * b; sbb += b * b;
+      }
+      const l00 = Math.sqrt(srr / 9 + epsd);
+      const l10 = srg / 9 / l00, l20 = srb / 9 / l00;
+      const l11 = Math.sqrt(sgg / 9 + epsd - l10 * l10);
+      const l21 = (sgb / 9 - l20 * l10) / l11;
+      const l22 = Math.sqrt(sbb / 9 + epsd - l20 * l20 - l21 * l21);
+      for (let k = 0; k < 9; k++) {
+        const y0 = ld(dev, 3 * k) / l00;
+        const y1 = (ld(dev, 3 * k + 1) - l10 * y0) / l11;
+        const y2 = (ld(dev, 3 * k + 2) - l20 * y0 - l21 * y1) / l22;
+        st(md, 3 * k, y0); st(md, 3 * k + 1, y1); st(md, 3 * k + 2, y2);
+      }
+      for (let k = 0; k < 9; k++) {
+        const ky = k / 3, kx = k % 3;
+        const xr = ld(md, 3 * k), xg = ld(md, 3 * k + 1), xb = ld(md, 3 * k + 2);
+        const base = (cy - 1 + ky) * w + cx - 1 + kx;
+        for (let l = k; l < 9; l++) {
+          const v = (1 + xr * ld(md, 3 * l) + xg * ld(md, 3 * l + 1) + xb * ld(md, 3 * l + 2)) / 9;
+          const s = 5 * (l / 3 - ky) + (l % 3) - kx;
+          st(weights, s * n + base, ld(weights, s * n + base) + v);
+        }
+      }
+    }
   }
 }
