@@ -82,7 +82,7 @@ import { CancelledError, StudioError } from '../../errors.ts';
 import { MATTING_EPS, SLOTS, SLOT_DX, SLOT_DY, degrees, gaussianAffinity, mattingAffinity, padReplicate, type Affinity } from './affinity.ts';
 import { CTRL, GUIDED_KERNEL, MAX_BLOCKS, acquirePool, smoothThreads, type SmoothPool } from './smooth-pool.ts';
 import { guidedRows, type GuidedJob } from './guided-filter.ts';
-import { Arena, stencilKernels, wasmKernelsEnabled, type StencilKernels } from './stencil-wasm.ts';
+import { Arena, giveBackArena, stencilKernels, takeArena, wasmKernelsEnabled, type StencilKernels } from './stencil-wasm.ts';
 
 export interface SmoothProgress {
   stage: 'smoothing';
@@ -226,11 +226,14 @@ export function smooth(content: RgbImage, stylized: RgbImage, opts: SmoothOption
   if (!pool) threads = 1;
   const outer = arena;
   // ~62 doubles per pixel at 512×320 and 1024×640 (level 0 ~45, the coarse levels the rest).
-  arena = wasmKernelsEnabled() ? new Arena(8 * 62 * nPad) : undefined;
+  const own = wasmKernelsEnabled() ? takeArena(8 * 62 * nPad) : undefined;
+  arena = own;
   try {
     return solveIn(content, pc, ps, pool, threads, precond, kind, alpha, tol, maxIter, pad, opts, t0, tick);
   } finally {
     arena = outer;
+    // The result is copied out (cropClamp): nothing of the solve is used after this.
+    if (own) giveBackArena(own);
   }
 }
 

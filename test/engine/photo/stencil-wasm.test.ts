@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { PARALLEL, smooth, type SmoothOptions } from '../../../src-main/engine/photo/smooth.ts';
 import { closeSmoothPool } from '../../../src-main/engine/photo/smooth-pool.ts';
-import { Arena, stencilKernels } from '../../../src-main/engine/photo/stencil-wasm.ts';
+import { Arena, giveBackArena, stencilKernels, takeArena } from '../../../src-main/engine/photo/stencil-wasm.ts';
 import { noisy, scene } from './scenes.ts';
 
 const GENERATED = fileURLToPath(new URL('../../../src-main/engine/photo/stencil-wasm.gen.ts', import.meta.url));
@@ -32,6 +32,23 @@ test('the arena hands out zeroed, non-overlapping views the kernels address by b
   x.forEach((_, k) => { x[k] = k; });
   stencilKernels(arena.memory).spmv1(A.byteOffset, n, w, h, x.byteOffset, y.byteOffset, 0, h);
   assert.deepEqual(Array.from(y), Array.from(x, (v) => 2 * v));
+});
+
+test('a solve\'s arena is reused by the next (one memory, not one per solve), its views zeroed again', () => {
+  const first = takeArena(1 << 20);
+  const v = first.f64(1000);
+  v.fill(7);
+  const mark = first.mark();
+  first.f64(10).fill(3);
+  first.release(mark);
+  assert.ok(first.f64(10).every((x) => x === 0), 'released memory comes back zeroed');
+  giveBackArena(first);
+  const second = takeArena(1 << 20);
+  assert.equal(second.memory, first.memory);
+  const w = second.f64(1000);
+  assert.equal(w.byteOffset, v.byteOffset);
+  assert.ok(w.every((x) => x === 0), 'a reused arena hands out zeroed views');
+  giveBackArena(second);
 });
 
 function run(kernels: 'webassembly' | 'javascript', opts: SmoothOptions) {
