@@ -227,7 +227,8 @@ async function stylize(argv: string[]): Promise<number> {
 function smoothingLine(s: SmoothingReport): string {
   if (s.mode === 'fast') return `smoothing: guided filter r = ${s.radius}, ε = ${s.eps?.toExponential(2)}, ${formatDuration(s.ms)}`;
   const conv = s.converged ? '' : ' — NOT converged: raise --max-iter or --tol';
-  return `smoothing: exact (${s.affinity}, α = ${s.alpha}, ${s.solver} solver), ${s.iterations} iterations, residual ${s.residual?.toExponential(2)}, ${formatDuration(s.ms)}${conv}`;
+  const solver = s.kernels ? `${s.solver} solver, ${s.kernels === 'webassembly' ? 'WebAssembly' : 'JavaScript'} kernels` : `${s.solver} solver`;
+  return `smoothing: exact (${s.affinity}, α = ${s.alpha}, ${solver}), ${s.iterations} iterations, residual ${s.residual?.toExponential(2)}, ${formatDuration(s.ms)}${conv}`;
 }
 
 /** `studio batch`: a folder restyled, with a journal that makes any interruption resumable. */

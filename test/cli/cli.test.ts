@@ -67,7 +67,7 @@ test('stylize --method photo runs the PhotoWCT cascade (with label maps) and rep
   assert.deepEqual(rep.levels.map((l: { level: number }) => l.level), [4, 3, 2, 1]);
   for (const l of rep.levels) assert.ok(typeof l.covError === 'number' && l.ms >= 0 && Array.isArray(l.regions));
   // The exact smoothing ran by default, to its tolerance, and says so.
-  assert.match(r.stdout, /smoothing: exact \(matting, α = 0\.9999, cpu solver\), \d+ iterations, residual/);
+  assert.match(r.stdout, /smoothing: exact \(matting, α = 0\.9999, cpu solver, WebAssembly kernels\), \d+ iterations, residual/);
   assert.equal(rep.smoothing.mode, 'exact');
   assert.ok(rep.smoothing.converged && rep.smoothing.iterations > 0 && rep.smoothing.residual <= 1e-7);
   assert.ok(rep.stages.wctMs > 0 && rep.stages.smoothMs > 0);

@@ -35,41 +35,54 @@
  * solve run to 1e-10 except for values within a float32 ulp of a rounding boundary (1 of 491,520
  * and 1 of 1,966,080 values in bench/smooth.ts; 1e-6 would leave 2 at 512×320 and save 8 iterations).
  *
+ * Kernels in WebAssembly (stencil-wasm.ts). Every kernel of the solve — the level-0 stencil
+ * products and sweeps, the 4×4-block ones of the coarse levels, restriction, prolongation, the
+ * coarsening sums of the set-up, the matting affinity and CG's vector passes — runs as WebAssembly
+ * compiled from wasm/stencil.as.ts (AssemblyScript; scripts/build-wasm.mjs writes it, base64, into
+ * stencil-wasm.gen.ts, and a test recompiles it). They are line-for-line ports of the JavaScript
+ * kernels below (same operations in the same order; f64x2 only where its two lanes are channels 0
+ * and 1 of one pixel, so lane by lane the same arithmetic), so a solve gives bit-identical results
+ * either way; the JavaScript ones stay as the fallback and the reference (STUDIO_SMOOTH_WASM=0).
+ * WebAssembly reads only its own memory, so a solve's arrays come from an arena, one shared
+ * WebAssembly.Memory reused from solve to solve (their byteOffsets are the kernels' pointers).
+ * Measured at 1024×640 with 2 threads, per 57 iterations: GS sweeps, residual and stencil product
+ * 1.9–2.3× faster than V8's code for the same loops (no bounds checks, better register use), the
+ * block kernels 1.4× and their f64x2 rows 1.3× more; the whole solve 12.5 → 5.6 s. V8 ran the
+ * JavaScript kernels ~20% slower on views of the WebAssembly memory than on SharedArrayBuffers of
+ * their own, so all kernels moved, not just the hottest. The set-up's per-node 4×4 algebra
+ * (eigen-decompositions, Galerkin products, inverses; ~0.3 s at 1024×640) stays in JavaScript.
+ *
  * Threads (smooth-pool.ts, smooth-worker.ts). With more than one thread (default: the core count,
  * at most 8; STUDIO_SMOOTH_THREADS or the `threads` option to choose; 1 runs the single-threaded code
- * above, unchanged, and so do images of fewer than ~22k pixels), the matrices live in
- * SharedArrayBuffers, and every kernel of the levels with ≥ 65k unknowns (level 0 and 1 up to
- * 1024×640, also 2 at 2048×1280), restriction and prolongation included, runs on row blocks (2 per
- * thread) that the calling thread and a persistent pool of workers claim, in lock step through
- * Atomics. CG's dot products are per-block partial sums added in block order, so the result depends
- * on the block count (the thread count), never on which thread ran a block. Gauss–Seidel becomes
- * hybrid Gauss–Seidel: each block is swept on its own, its couplings to other blocks taken at their
- * values before the sweep (zero for the forward sweep from zero; gathered beforehand for the
- * backward one), so the forward sweep is (D + L_blocks)⁻¹ and the backward one its transpose and
- * the V-cycle stays symmetric. It costs no iterations here: 55, 57 and 69 at 512×320, 1024×640 and
- * 2048×1280 with 2 threads (4 blocks), as with 1; 55 with 8 blocks too. The coarsenings are split
- * by fine rows (per-block sums added in order). smooth() stays synchronous: the caller blocks in
- * Atomics.wait, which Node allows on any thread.
+ * above, unchanged, and so do images of fewer than ~22k pixels), the matrices live in shared memory
+ * (the arena, or SharedArrayBuffers with the JavaScript kernels), and every kernel of the levels with
+ * ≥ 65k unknowns (level 0 and 1 up to 1024×640, also 2 at 2048×1280), restriction and prolongation
+ * included, runs on row blocks (2 per thread) that the calling thread and a persistent pool of
+ * workers claim, in lock step through Atomics. CG's dot products are per-block partial sums added in
+ * block order, so the result depends on the block count (the thread count), never on which thread
+ * ran a block. Gauss–Seidel becomes hybrid Gauss–Seidel: each block is swept on its own, its
+ * couplings to other blocks taken at their values before the sweep (zero for the forward sweep from
+ * zero; gathered beforehand for the backward one), so the forward sweep is (D + L_blocks)⁻¹ and the
+ * backward one its transpose and the V-cycle stays symmetric. It costs no iterations here: 55, 57
+ * and 69 at 512×320, 1024×640 and 2048×1280 with 2 threads (4 blocks), as with 1; 55 with 8 blocks
+ * too. The coarsenings are split by fine rows (per-block sums added in order). smooth() stays
+ * synchronous: the caller blocks in Atomics.wait, which Node allows on any thread. Blocks are
+ * claimed rather than assigned because with one fixed block per thread a loaded machine made 2
+ * threads 2× slower than 1 (12.8 vs 6.2 s at load 7): every barrier waited for whichever thread was
+ * descheduled.
  *
- * Measured (bench/smooth.ts and a solve loop, Dune sample; this 2-core machine was shared with other
- * jobs, so each figure comes with the cores two spinning threads could get at the time):
- *   512×320, quiet (1.9 cores free): 1 thread 55 it 5.85–6.26 s (set-up 0.7–0.9 s), 2 threads 55 it
- *     3.85–4.3 s (set-up 0.6 s): 1.5×. Every kernel scales 1.45–1.67× (GS sweeps, residual,
- *     restriction, prolongation, stencil product alike, blocks split 3350 : 3274), while a pure
- *     arithmetic loop scales 2× (so probably memory and cache traffic, not investigated further).
- *     Total CPU 6.6–7.5 s vs 6.0–6.4 s. Peak RSS 290 MB (1 thread), 365–580 MB (2).
- *   512×320, busy (load 3–12, ~1 core free): 1 thread 5.7–8.6 s, 2 threads 3.35 s best, usually
- *     4.5–6.3 s: total CPU stays at one thread's, so 2 threads are never much slower than 1.
- *   1024×640, quiet: 1 thread 57 it 24.7 s, 2 threads 57 it 15.9–16.9 s (1.5×), of which set-up
- *     2.2–2.7 s (the first coarsening's sums take ~1 s on 2 threads, the affinity 0.5 s on one).
- *     Busy (load 3–6): 1 thread 22.5–29 s, 2 threads 21–29 s. Peak 490 MB (1 thread), 700–750 MB
- *     (2, also over repeated solves).
- *   2048×1280, busy (load 6–8): 1 thread 69 it 183 s, peak 1.5 GB; 2 threads 69 it 129 s, 2.0 GB.
- * 8-bit output with 2 threads: 1 of 491,520 values differs (by 1) from FastPhotoStyle's direct
- * factorisation at 512×320; against a solve to 1e-10, 1 of 491,520 at 512×320, 0 of 1,966,080 at
- * 1024×640. Blocks are claimed rather than assigned because with one fixed block per thread a
- * loaded machine made 2 threads 2× slower than 1 (12.8 vs 6.2 s at load 7): every barrier waited for
- * whichever thread was descheduled.
+ * Measured (bench/smooth.ts, Dune sample, this 2-core machine with ~1.95 cores free; best of 3 runs,
+ * the first, which starts the threads, in brackets):
+ *   512×320: 2 threads 1.51 s [1.84 s], 55 iterations, set-up 0.28 s, peak RSS 312 MB; 1 thread
+ *     2.48 s, 258 MB. FastPhotoStyle's method (a direct factorisation, 27 s here) is 18× slower.
+ *   1024×640: 2 threads 5.61 s [6.26 s], 57 iterations, set-up 0.98 s, 630 MB (three solves in a
+ *     row: 625 MB); 1 thread 10.6 s.
+ *   2048×1280: 2 threads 28.8 s, 69 iterations, set-up 6.2 s, 1.74 GB.
+ *   With the JavaScript kernels (STUDIO_SMOOTH_WASM=0): 512×320 2.95 s, 1024×640 12.5 s, 2048×1280
+ *     129 s (under load). Two threads scale the solve 1.6–1.9×.
+ * 8-bit output: 1 of 491,520 values differs (by 1) from a banded-Cholesky direct solve at 512×320;
+ * against a solve to 1e-10, 1 of 491,520 at 512×320 and 1 of 1,966,080 at 1024×640 (1 thread; 0
+ * with 2).
  *
  * Normalisation: as in the reference, S = D^-1/2 W D^-1/2 does not keep a constant image constant
  * where degrees vary (the padding ring is in fewer windows), and with α this close to 1 the deficit
@@ -129,7 +142,7 @@ export interface SmoothResult {
   setupMs: number;
   /** Threads the solve ran on. */
   threads: number;
-  /** Whether the fine level's kernels ran in WebAssembly (stencil-wasm.ts) or JavaScript. */
+  /** Whether the solve's kernels ran in WebAssembly (stencil-wasm.ts) or JavaScript. */
   kernels: 'webassembly' | 'javascript';
 }
 
@@ -1148,14 +1161,14 @@ function coarsen(L: SolverLevel, s: number, par?: { pool: SmoothPool; T: number 
   // Shared when threads add into them (any thread may run block 0); in the arena for its kernels.
   const G = par || arena ? sh(16 * nc) : new Float64Array(16 * nc);
   const Gh = par || arena ? sh(16 * SLOTS * nc) : new Float64Array(16 * SLOTS * nc);
-  const tq0 = performance.now();
+  const t0 = performance.now();
   if (par) {
     coarsenThreaded(par.pool, par.T, L, { X, Y, wc, nc, G: [G], Gh: [Gh], T: [], scratch: [] });
   } else {
     const T = arena ? arena.f64(16 * SLOTS * wc) : new Float64Array(16 * SLOTS * wc);
     coarsenRows(L, 0, h, G, Gh, T, wc, nc, X, Y, arena ? arena.f64(64) : new Float64Array(64));
   }
-  const tq05 = performance.now();
+  const t1 = performance.now();
   const kept = new Uint8Array(4 * nc);
   const V = new Float64Array(16), lam = new Float64Array(4);
   for (let l = 0; l < nc; l++) {
@@ -1173,7 +1186,7 @@ function coarsen(L: SolverLevel, s: number, par?: { pool: SmoothPool; T: number 
   }
 
   // A_c[L, M] = C_Lᵀ Ĝ[L, M] C_M; dropped unknowns get a unit diagonal (their rows are zero).
-  const tq07 = performance.now();
+  const t2 = performance.now();
   galerkin(Gh, C, ac, wc, nc, new Float64Array(16));
   for (let l = 0; l < nc; l++) {
     for (let j = 0; j < 4; j++) {
@@ -1189,9 +1202,8 @@ function coarsen(L: SolverLevel, s: number, par?: { pool: SmoothPool; T: number 
       }
     }
   }
-  const tq1 = performance.now();
   if (mark !== undefined) arena!.release(mark);
-  if (process.env.STUDIO_SMOOTH_PROFILE) console.error(`  sums ${(tq05 - tq0).toFixed(0)} eig ${(tq07 - tq05).toFixed(0)} galerkin ${(tq1 - tq07).toFixed(0)} ms, then ${(performance.now() - tq1).toFixed(0)} ms (release)`);
+  if (process.env.STUDIO_SMOOTH_PROFILE) console.error(`  sums ${(t1 - t0).toFixed(0)}, eigen ${(t2 - t1).toFixed(0)}, Galerkin ${(performance.now() - t2).toFixed(0)} ms`);
   L.next = { s, wc, hc, px: X.p, wx0: X.w0, wx1: X.w1, py: Y.p, wy0: Y.w0, wy1: Y.w1, C, ...next };
   const coarse = newLevel(wc, hc, 4, ac, Bc, true);
   if (arena) coarse.mem = arena.memory;

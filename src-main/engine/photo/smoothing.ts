@@ -17,7 +17,7 @@ export interface SmoothingReport {
   mode: SmoothingMode;
   /** Exact mode: where the solve ran ('cpu' multigrid PCG or 'tensor' ops on the backend). */
   solver?: 'cpu' | 'tensor';
-  /** The cpu solver: whether its fine-level kernels ran in WebAssembly or JavaScript. */
+  /** The cpu solver: whether its kernels ran in WebAssembly or JavaScript. */
   kernels?: 'webassembly' | 'javascript';
   alpha?: number;
   tol?: number;
