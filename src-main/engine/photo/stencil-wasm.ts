@@ -1,10 +1,11 @@
 /**
- * The smoothing solver's stencil kernels (every level's) in WebAssembly (wasm/stencil.as.ts, compiled by
+ * The smoothing solver's kernels in WebAssembly (every level's stencil and block kernels, transfers,
+ * coarsening sums, matting affinity, CG's vector passes: wasm/stencil.as.ts, compiled by
  * scripts/build-wasm.mjs into stencil-wasm.gen.ts), and the arena their arrays live in.
  *
  * WebAssembly reads only its own linear memory, so a solve that uses these kernels allocates its
- * arrays from an Arena: a bump allocator over one shared WebAssembly.Memory (zero-filled, grown on
- * demand, never freed piecemeal: the whole memory goes with the solve). Its typed-array views are
+ * arrays from an Arena: a bump allocator over one shared WebAssembly.Memory (views zeroed, grown on
+ * demand, set-up scratch released to a mark; the next solve reuses the memory). Its typed-array views are
  * ordinary Float64Arrays for the JavaScript kernels, SharedArrayBuffer-backed for the threads, and
  * their byteOffsets are the pointers the WebAssembly kernels take. Each thread instantiates the
  * module once per memory (the module has no state of its own).
@@ -56,7 +57,7 @@ const MAX_PAGES = 65536;
 
 let compiled: WebAssembly.Module | undefined;
 function stencilModule(): WebAssembly.Module {
-  // ~9 KB: compiling synchronously takes about a millisecond.
+  // ~21 KB: compiling it synchronously takes a few milliseconds.
   compiled ??= new WebAssembly.Module(Buffer.from(STENCIL_WASM_BASE64, 'base64'));
   return compiled;
 }
