@@ -679,7 +679,7 @@ const accOf = (L: SolverLevel): typeof acc1 => (L.k === 1 ? acc1 : acc4);
 function residualAfterSweep(L: SolverLevel, x: Float64Array, res: Float64Array, r0: number, r1: number): void {
   const { w, h } = L;
   const wk = wasmOf(L);
-  if (wk) return (L.k === 1 ? wk.residualAfterSweep1 : wk.residualAfterSweep4)(L.a.byteOffset, L.n, w, h, x.byteOffset, res.byteOffset, r0, r1);
+  if (wk) return wk.residualAfterSweep(L.a.byteOffset, L.n, w, h, L.k, x.byteOffset, res.byteOffset, r0, r1);
   const acc = accOf(L), stride = 3 * L.k * w;
   for (let r = r0; r < r1; r++) {
     const base = r * stride;
@@ -694,7 +694,7 @@ function residualAfterSweep(L: SolverLevel, x: Float64Array, res: Float64Array, 
 function crossCouplings(L: SolverLevel, x: Float64Array, cross: Float64Array, r0: number, r1: number): void {
   const { w, h } = L;
   const wk = wasmOf(L);
-  if (wk) return (L.k === 1 ? wk.crossCouplings1 : wk.crossCouplings4)(L.a.byteOffset, L.n, w, h, x.byteOffset, cross.byteOffset, r0, r1);
+  if (wk) return wk.crossCouplings(L.a.byteOffset, L.n, w, h, L.k, x.byteOffset, cross.byteOffset, r0, r1);
   const acc = accOf(L), stride = 3 * L.k * w;
   for (let r = r0; r < r1; r++) {
     const top = r0 > 0 && r < r0 + 2, bottom = r1 < h && r >= r1 - 2;

@@ -18,8 +18,6 @@ import { STENCIL_WASM_BASE64 } from './stencil-wasm.gen.ts';
 export interface StencilKernels {
   spmv1(a: number, n: number, w: number, h: number, x: number, y: number, r0: number, r1: number): void;
   gsFwdSweep1(a: number, dinv: number, n: number, w: number, b: number, x: number, r0: number, r1: number, row: number): void;
-  residualAfterSweep1(a: number, n: number, w: number, h: number, x: number, res: number, r0: number, r1: number): void;
-  crossCouplings1(a: number, n: number, w: number, h: number, x: number, cross: number, r0: number, r1: number): void;
   gsBwd1(a: number, dinv: number, n: number, w: number, h: number, b: number, x: number, r0: number, r1: number, row: number, cross: number): void;
   restrict1(w: number, h: number, B: number, r: number, R0: number, R1: number, row: number,
     wc: number, px: number, wx0: number, wx1: number, py: number, wy0: number, wy1: number, tmp: number): void;
@@ -27,8 +25,6 @@ export interface StencilKernels {
     wc: number, px: number, wx0: number, wx1: number, py: number, wy0: number, wy1: number, tmp: number): void;
   // Coarse levels (4×4 blocks).
   gsFwdSweep4(a: number, dinv: number, n: number, w: number, b: number, x: number, r0: number, r1: number, row: number): void;
-  residualAfterSweep4(a: number, n: number, w: number, h: number, x: number, res: number, r0: number, r1: number): void;
-  crossCouplings4(a: number, n: number, w: number, h: number, x: number, cross: number, r0: number, r1: number): void;
   gsBwd4(a: number, dinv: number, n: number, w: number, h: number, b: number, x: number, r0: number, r1: number, row: number, cross: number): void;
   restrict4(w: number, h: number, B: number, r: number, R0: number, R1: number, u: number,
     wc: number, px: number, wx0: number, wx1: number, py: number, wy0: number, wy1: number, tmp: number): void;
@@ -42,6 +38,9 @@ export interface StencilKernels {
     Xp: number, Xw0: number, Xw1: number, ah: number, at: number, tmp: number): void;
   yPass(T: number, Gh: number, y: number, wc: number, nc: number, Yp: number, Yw0: number, Yw1: number, ylen: number): void;
   mattingAffinity(data: number, w: number, h: number, weights: number, epsd: number, scratch: number): void;
+  // Either kind of level (k = 1 or 4 unknowns per node).
+  residualAfterSweep(a: number, n: number, w: number, h: number, k: number, x: number, res: number, r0: number, r1: number): void;
+  crossCouplings(a: number, n: number, w: number, h: number, k: number, x: number, cross: number, r0: number, r1: number): void;
   // Conjugate-gradient vector passes (values k0 ≤ k < k1; per-channel sums written to out).
   cgInit(b: number, q: number, r: number, k0: number, k1: number, out: number): void;
   cgDot(p: number, q: number, k0: number, k1: number, out: number): void;

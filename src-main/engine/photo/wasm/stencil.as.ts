@@ -217,34 +217,6 @@ export function gsFwdSweep1(a: usize, dinv: usize, n: i32, w: i32, b: usize, x: 
   }
 }
 
-/** res := b − A x after the forward sweep of block [r0, r1). */
-export function residualAfterSweep1(a: usize, n: i32, w: i32, h: i32, x: usize, res: usize, r0: i32, r1: i32): void {
-  const stride = 3 * w;
-  for (let r = r0; r < r1; r++) {
-    const base = r * stride;
-    zero(res, base, base + stride);
-    acc1(a, n, w, x, r, res, base, 1, SLOTS, true, false, 0, h);
-    if (r0 > 0 && r < r0 + 2) acc1(a, n, w, x, r, res, base, 3, SLOTS, false, true, 0, r0);
-    for (let k = base; k < base + stride; k++) st(res, k, -ld(res, k));
-  }
-}
-
-/** cross[rows of block [r0, r1) within 2 of its edges] = couplings to x outside the block. */
-export function crossCouplings1(a: usize, n: i32, w: i32, h: i32, x: usize, cross: usize, r0: i32, r1: i32): void {
-  const stride = 3 * w;
-  for (let r = r0; r < r1; r++) {
-    const top = r0 > 0 && r < r0 + 2, bottom = r1 < h && r >= r1 - 2;
-    if (!top && !bottom) {
-      r = imax(r, r1 - 3);
-      continue;
-    }
-    const base = r * stride;
-    zero(cross, base, base + stride);
-    if (top) acc1(a, n, w, x, r, cross, base, 3, SLOTS, false, true, 0, r0);
-    if (bottom) acc1(a, n, w, x, r, cross, base, 3, SLOTS, true, false, r1, h);
-  }
-}
-
 /** Backward Gauss–Seidel sweep over [r0, r1); cross = 0: no other blocks. */
 export function gsBwd1(a: usize, dinv: usize, n: i32, w: i32, h: i32, b: usize, x: usize, r0: i32, r1: i32, row: usize, cross: usize): void {
   for (let r = r1 - 1; r >= r0; r--) {
@@ -419,32 +391,6 @@ export function gsFwdSweep4(a: usize, dinv: usize, n: i32, w: i32, b: usize, x: 
       for (let q = 0; q < 12; q++) st(row, k + q, ld(b, 12 * i + q) - ld(row, k + q));
       solveDiag4(dinv, 16 * i, row, k, x, 12 * i);
     }
-  }
-}
-
-export function residualAfterSweep4(a: usize, n: i32, w: i32, h: i32, x: usize, res: usize, r0: i32, r1: i32): void {
-  const stride = 12 * w;
-  for (let r = r0; r < r1; r++) {
-    const base = r * stride;
-    zero(res, base, base + stride);
-    acc4(a, n, w, x, r, res, base, 1, SLOTS, true, false, 0, h);
-    if (r0 > 0 && r < r0 + 2) acc4(a, n, w, x, r, res, base, 3, SLOTS, false, true, 0, r0);
-    for (let k = base; k < base + stride; k++) st(res, k, -ld(res, k));
-  }
-}
-
-export function crossCouplings4(a: usize, n: i32, w: i32, h: i32, x: usize, cross: usize, r0: i32, r1: i32): void {
-  const stride = 12 * w;
-  for (let r = r0; r < r1; r++) {
-    const top = r0 > 0 && r < r0 + 2, bottom = r1 < h && r >= r1 - 2;
-    if (!top && !bottom) {
-      r = imax(r, r1 - 3);
-      continue;
-    }
-    const base = r * stride;
-    zero(cross, base, base + stride);
-    if (top) acc4(a, n, w, x, r, cross, base, 3, SLOTS, false, true, 0, r0);
-    if (bottom) acc4(a, n, w, x, r, cross, base, 3, SLOTS, true, false, r1, h);
   }
 }
 
@@ -833,5 +779,42 @@ export function mattingAffinity(data: usize, w: i32, h: i32, weights: usize, eps
         }
       }
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Either kind of level (k = 1: scalar stencil, k = 4: 4×4 blocks; 3·k values per node), as
+// smooth.ts's residualAfterSweep and crossCouplings.
+
+@inline function acc(k: i32, a: usize, n: i32, w: i32, x: usize, r: i32, out: usize, oo: i32, s0: i32, s1: i32, fwd: bool, bwd: bool, nlo: i32, nhi: i32): void {
+  if (k == 1) acc1(a, n, w, x, r, out, oo, s0, s1, fwd, bwd, nlo, nhi);
+  else acc4(a, n, w, x, r, out, oo, s0, s1, fwd, bwd, nlo, nhi);
+}
+
+/** res := b − A x after the forward sweep of block [r0, r1): −U x, and the lower couplings to rows above the block. */
+export function residualAfterSweep(a: usize, n: i32, w: i32, h: i32, k: i32, x: usize, res: usize, r0: i32, r1: i32): void {
+  const stride = 3 * k * w;
+  for (let r = r0; r < r1; r++) {
+    const base = r * stride;
+    zero(res, base, base + stride);
+    acc(k, a, n, w, x, r, res, base, 1, SLOTS, true, false, 0, h);
+    if (r0 > 0 && r < r0 + 2) acc(k, a, n, w, x, r, res, base, 3, SLOTS, false, true, 0, r0);
+    for (let q = base; q < base + stride; q++) st(res, q, -ld(res, q));
+  }
+}
+
+/** cross[rows of block [r0, r1) within 2 of its edges] = couplings to x outside the block. */
+export function crossCouplings(a: usize, n: i32, w: i32, h: i32, k: i32, x: usize, cross: usize, r0: i32, r1: i32): void {
+  const stride = 3 * k * w;
+  for (let r = r0; r < r1; r++) {
+    const top = r0 > 0 && r < r0 + 2, bottom = r1 < h && r >= r1 - 2;
+    if (!top && !bottom) {
+      r = imax(r, r1 - 3);
+      continue;
+    }
+    const base = r * stride;
+    zero(cross, base, base + stride);
+    if (top) acc(k, a, n, w, x, r, cross, base, 3, SLOTS, false, true, 0, r0);
+    if (bottom) acc(k, a, n, w, x, r, cross, base, 3, SLOTS, true, false, r1, h);
   }
 }
