@@ -2,8 +2,12 @@
 import type { RgbImage } from '../../../src-main/engine/image.ts';
 import { mulberry32 } from '../../../src-main/engine/random.ts';
 
-/** Smooth regions with edges and noise (the solver's hard modes need colour structure). */
-export function scene(w: number, h: number, seed: number): RgbImage {
+/**
+ * A small photo-like image: a gradient and two discs (smooth regions with edges: the solver's hard
+ * modes need colour structure), optionally dark stripes along the bottom, and a little noise.
+ */
+export function scene(w: number, h: number, seed: number, opts: { stripes?: boolean; noise?: number } = {}): RgbImage {
+  const { stripes = false, noise = 0.03 } = opts;
   const rng = mulberry32(seed);
   const data = new Float32Array(w * h * 3);
   for (let y = 0; y < h; y++) {
@@ -11,7 +15,8 @@ export function scene(w: number, h: number, seed: number): RgbImage {
       let c = [0.2 + 0.5 * (x / w), 0.3 + 0.4 * (y / h), 0.6 - 0.3 * (x / w)];
       if ((x - 0.3 * w) ** 2 + (y - 0.4 * h) ** 2 < (0.2 * h) ** 2) c = [0.9, 0.3, 0.2];
       if ((x - 0.7 * w) ** 2 + (y - 0.65 * h) ** 2 < (0.15 * h) ** 2) c = [0.1, 0.5 + 0.3 * (y / h), 0.2];
-      for (let k = 0; k < 3; k++) data[3 * (y * w + x) + k] = Math.min(1, Math.max(0, c[k] + 0.03 * (rng() - 0.5)));
+      if (stripes && y > 0.8 * h && x % 4 < 2) c = [c[0] * 0.5, c[1] * 0.5, c[2] * 0.5];
+      for (let k = 0; k < 3; k++) data[3 * (y * w + x) + k] = Math.min(1, Math.max(0, c[k] + noise * (rng() - 0.5)));
     }
   }
   return { width: w, height: h, data };
