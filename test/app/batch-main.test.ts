@@ -6,12 +6,10 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { register } from 'node:module';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { writeTinyFixtures } from '../../src-main/engine/models/tiny.ts';
+import { quitMain, startMain } from './electron-stub/harness.ts';
 import type { ImageRef, Reply, ServerEvent } from '../../src-main/api-contract.ts';
 import type { BatchSummaryReply } from '../../src-main/batch-contract.ts';
 
@@ -34,32 +32,18 @@ let dialogs: Record<string, unknown>[] = [];
 const samples = path.resolve('assets/samples');
 
 before(async () => {
-  tmp = await mkdtemp(path.join(tmpdir(), 'studio-batch-main-'));
-  await writeTinyFixtures(path.join(tmp, 'models'));
-  process.env.STUDIO_MODELS_DIR = path.join(tmp, 'models');
-  process.env.STUDIO_BACKEND = 'wasm';
-  // Every field the stand-in uses (see electron-stub/electron.mjs).
-  stub = { windows: [], handlers: new Map(), appListeners: {}, contentsCreated: [], menu: null, sent: [], opened: [], quitCalls: 0, userData: tmp };
-  (globalThis as unknown as { __electronStub: Stub }).__electronStub = stub;
-  register('./electron-stub/hooks.mjs', import.meta.url);
-  // Record what the main process asks its open dialogs for (the stub answers with nextOpen).
-  const electron = await import('./electron-stub/electron.mjs' as string) as { dialog: { showOpenDialog(...a: unknown[]): Promise<unknown> } };
-  const answer = electron.dialog.showOpenDialog;
-  electron.dialog.showOpenDialog = (_win: unknown, options: Record<string, unknown>) => {
-    dialogs.push(options);
-    return answer();
-  };
-  await import('../../src-main/app/main.ts');
-  for (let i = 0; i < 50 && !stub.handlers.has('studio:call'); i++) await new Promise((r) => setTimeout(r, 20));
+  ({ tmp, stub } = await startMain<Stub>('studio-batch-main-', async () => {
+    // Record what the main process asks its open dialogs for (the stub answers with nextOpen).
+    const electron = await import('./electron-stub/electron.mjs' as string) as { dialog: { showOpenDialog(...a: unknown[]): Promise<unknown> } };
+    const answer = electron.dialog.showOpenDialog;
+    electron.dialog.showOpenDialog = (_win: unknown, options: Record<string, unknown>) => {
+      dialogs.push(options);
+      return answer();
+    };
+  }));
 });
 
-after(async () => {
-  if (stub && stub.quitCalls === 0) {
-    for (const fn of stub.appListeners['before-quit'] ?? []) fn({ preventDefault: () => undefined });
-    for (let i = 0; i < 200 && stub.quitCalls === 0; i++) await new Promise((r) => setTimeout(r, 25));
-  }
-  if (tmp) await rm(tmp, { recursive: true, force: true });
-});
+after(() => quitMain(stub, tmp));
 
 function call<T>(method: string, payload: unknown): Promise<Reply<T>> {
   const wc = stub.windows[0].webContents;

@@ -7,12 +7,10 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { register } from 'node:module';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { writeTinyFixtures } from '../../src-main/engine/models/tiny.ts';
+import { quitMain, startMain } from './electron-stub/harness.ts';
 import type { ImageRef, Reply, RunResult } from '../../src-main/api-contract.ts';
 
 interface Stub {
@@ -41,28 +39,11 @@ let stub: Stub;
 const samples = path.resolve('assets/samples');
 
 before(async () => {
-  tmp = await mkdtemp(path.join(tmpdir(), 'studio-main-'));
-  await writeTinyFixtures(path.join(tmp, 'models'));
-  process.env.STUDIO_MODELS_DIR = path.join(tmp, 'models');
-  process.env.STUDIO_BACKEND = 'wasm';
-  stub = {
-    windows: [], handlers: new Map(), appListeners: {}, contentsCreated: [], menu: null, sent: [], opened: [], quitCalls: 0,
-    userData: tmp,
-  };
-  (globalThis as unknown as { __electronStub: Stub }).__electronStub = stub;
-  register('./electron-stub/hooks.mjs', import.meta.url);
-  await import('../../src-main/app/main.ts');
-  for (let i = 0; i < 50 && !stub.handlers.has('studio:call'); i++) await new Promise((r) => setTimeout(r, 20));
+  ({ tmp, stub } = await startMain<Stub>('studio-main-'));
 });
 
-after(async () => {
-  // If the quit test did not get to it, quit now: the engine worker would keep this process alive.
-  if (stub && stub.quitCalls === 0) {
-    for (const fn of stub.appListeners['before-quit'] ?? []) fn({ preventDefault: () => undefined });
-    for (let i = 0; i < 200 && stub.quitCalls === 0; i++) await new Promise((r) => setTimeout(r, 25));
-  }
-  if (tmp) await rm(tmp, { recursive: true, force: true });
-});
+// If the quit test did not get to it, quit now: the engine worker would keep this process alive.
+after(() => quitMain(stub, tmp));
 
 const win = () => stub.windows[0];
 function call<T>(method: string, payload: unknown, event?: unknown): Promise<Reply<T>> {
