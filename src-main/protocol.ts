@@ -64,6 +64,35 @@ export const PhotoParams = z.object({
 });
 export type PhotoParams = z.infer<typeof PhotoParams>;
 
+/**
+ * The model-free look transfer (engine/colour/match.ts): CIELAB, the linear transport map, iterative
+ * distribution transfer, the regrain (fast: local affine fit; exact: closed-form smoothing), the
+ * re-match. Defaults chosen by measurement (README, `npm run bench -- match`).
+ */
+export const MatchParams = z.object({
+  /** Longest side of the working image, px (the colours are cheap: a larger default than the networks'). */
+  size: z.number().int().min(16).max(16384).default(1024),
+  /** Strength: the result blended with the photo in L*a*b* (1 all the look, 0 the photo). */
+  alpha: z.number().min(0).max(1).default(1),
+  /** Transfer chroma only: the photo's L* stays exactly as it is. */
+  keepLuminance: z.boolean().default(false),
+  /** The regrain: fast (local affine fit, default: it keeps structure best for its cost), exact (closed-form smoothing), none. */
+  smooth: z.enum(['exact', 'fast', 'none']).default('fast'),
+  /** Seed of the distribution transfer's rotations and samples. */
+  seed: z.number().int().default(0),
+  /** Iteration limit of the distribution transfer (it stops earlier once the distribution stops changing). */
+  maxIterations: z.number().int().min(1).max(1000).default(30),
+  smoothing: SmoothParams.omit({ mode: true, radius: true, eps: true }).extend({
+    /** Fast regrain's window radius at the working size, px; default: the longest side / 15 (≈ 35 at 512 px). */
+    radius: z.number().int().min(1).max(1000).optional(),
+    /** Fast regrain's ε for a*b* (on the [0, 1] colour scale). */
+    eps: z.number().min(0).default(1e-4),
+    /** Fast regrain's ε for L* (L* units², 0–100 scale). */
+    epsL: z.number().min(0).default(1),
+  }).prefault({}),
+});
+export type MatchParams = z.infer<typeof MatchParams>;
+
 export const OutputOptions = z.object({
   out: z.string().min(1),
   format: z.enum(['png', 'jpeg', 'tiff']).optional(),
@@ -105,6 +134,23 @@ export const StylizePhotoJob = z.object({
   cacheStyle: z.boolean().optional(),
 });
 export type StylizePhotoJob = z.infer<typeof StylizePhotoJob>;
+
+export const StylizeMatchJob = z.object({
+  kind: z.literal('stylize-match'),
+  content: z.string().min(1),
+  style: z.string().min(1),
+  output: OutputOptions,
+  params: MatchParams,
+  contentLabels: z.string().optional(),
+  styleLabels: z.string().optional(),
+  report: z.string().optional(),
+  maxPixels: z.number().positive().optional(),
+  /** Keep the reference decoded for the next job with the same one: batches. */
+  cacheStyle: z.boolean().optional(),
+  /** Measure the look distance and structure kept (always with a report). */
+  measure: z.boolean().optional(),
+});
+export type StylizeMatchJob = z.infer<typeof StylizeMatchJob>;
 
 /** `studio smooth`: smooth an already stylised image with its content photo as the guide. */
 export const SmoothJob = z.object({
@@ -183,7 +229,7 @@ export const InfoJob = z.object({ kind: z.literal('info') });
 /** tfjs memory of the worker (tensors, bytes): what the leak checks compare before and after jobs. */
 export const MemoryJob = z.object({ kind: z.literal('memory') });
 
-export const Job = z.discriminatedUnion('kind', [StylizeGatysJob, StylizePhotoJob, SmoothJob, FeaturesJob, TrainDecoderJob, InfoJob, MemoryJob]);
+export const Job = z.discriminatedUnion('kind', [StylizeGatysJob, StylizePhotoJob, StylizeMatchJob, SmoothJob, FeaturesJob, TrainDecoderJob, InfoJob, MemoryJob]);
 export type Job = z.infer<typeof Job>;
 
 export interface LossValues {

@@ -19,7 +19,7 @@ import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { StudioError, isStudioError, type ErrorCode } from '../errors.ts';
-import type { GatysParams, PhotoParams, Job } from '../protocol.ts';
+import type { GatysParams, MatchParams, PhotoParams, Job } from '../protocol.ts';
 import { EngineClient, type RunningJob } from '../worker/client.ts';
 import { JOURNAL_NAME, JournalWriter, readJournal, type FileRecord } from './journal.ts';
 import { DEFAULT_NAME, globMatcher, outputExt, outputName, walkImages } from './plan.ts';
@@ -28,9 +28,10 @@ export interface BatchOptions {
   inDir: string;
   outDir: string;
   style: string;
-  method: 'photo' | 'gatys';
+  method: 'match' | 'photo' | 'gatys';
   photo?: PhotoParams;
   gatys?: GatysParams;
+  match?: MatchParams;
   model?: string;
   decoders?: string;
   recursive?: boolean;
@@ -153,7 +154,7 @@ export class BatchRun {
     const o = this.o;
     // The style by its content, not its path: the same picture elsewhere (a new upload) is the same batch.
     const settings = {
-      method: o.method, style: path.basename(o.style), styleSha256: await sha256File(o.style), params: o.method === 'photo' ? o.photo : o.gatys, model: o.model ?? null, decoders: o.decoders ?? null,
+      method: o.method, style: path.basename(o.style), styleSha256: await sha256File(o.style), params: o.method === 'photo' ? o.photo : o.method === 'match' ? o.match : o.gatys, model: o.model ?? null, decoders: o.decoders ?? null,
       name: o.name ?? DEFAULT_NAME, format: o.format ?? null, bitDepth: o.bitDepth ?? null, quality: o.quality ?? null,
     };
     return { fingerprint: createHash('sha256').update(JSON.stringify(settings)).digest('hex').slice(0, 16), settings };
@@ -283,7 +284,9 @@ export class BatchRun {
     await mkdir(path.dirname(outAbs), { recursive: true }).catch(() => undefined);
     await c.journal.append({ type: 'file', input, output, state: 'queued' });
     const output_ = { out: outAbs, format: o.format, bitDepth: o.bitDepth, quality: o.quality };
-    const job: Job = o.method === 'photo'
+    const job: Job = o.method === 'match'
+      ? { kind: 'stylize-match', content: inAbs, style: c.style, output: output_, params: o.match!, maxPixels: o.maxPixels, cacheStyle: true }
+      : o.method === 'photo'
       ? { kind: 'stylize-photo', content: inAbs, style: c.style, output: output_, params: o.photo!, model: o.model, decoders: o.decoders, maxPixels: o.maxPixels, cacheStyle: true }
       : { kind: 'stylize-gatys', content: inAbs, styles: [c.style], output: output_, params: { ...o.gatys!, previewEvery: 0 }, model: o.model, maxPixels: o.maxPixels, cacheStyle: true };
     const running = engine.run<{ ioMs?: number; totalMs?: number }>(job);

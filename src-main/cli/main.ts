@@ -8,7 +8,8 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StudioError, isStudioError, type ErrorCode } from '../errors.ts';
-import { FeaturesJob, GatysParams, PhotoParams, SmoothJob, SmoothParams, StylizePhotoJob, TrainDecoderJob, type Job } from '../protocol.ts';
+import { FeaturesJob, GatysParams, MatchParams, PhotoParams, SmoothJob, SmoothParams, StylizeMatchJob, StylizePhotoJob, TrainDecoderJob, type Job } from '../protocol.ts';
+import type { MatchResult } from '../worker/match.ts';
 import type { SmoothingReport } from '../engine/photo/smoothing.ts';
 import { EngineClient } from '../worker/client.ts';
 import type { StylizeResult } from '../worker/jobs.ts';
@@ -21,10 +22,13 @@ const HELP = `studio — style transfer for photographers
 
 Usage:
   studio stylize --method gatys --content PHOTO --style PAINTING --out RESULT [options]
+  studio stylize --method match --content PHOTO --style PHOTO --out RESULT [--alpha 1
+                 --keep-luminance --smooth fast|exact|none --content-labels L --style-labels L2
+                 --size 1024 --report R.json]   colour match: no model needed (options below)
   studio stylize --method photo --content PHOTO --style PHOTO --out RESULT [--alpha 1
                  --smooth exact|fast|none --content-labels L --style-labels L2 --size 512
                  --decoders DIR --report R.json]   (PhotoWCT, then the smoothing step; options below)
-  studio batch --in DIR --out DIR --method photo|gatys --style S [stylize options] [--recursive
+  studio batch --in DIR --out DIR --method match|photo|gatys --style S [stylize options] [--recursive
                  --pattern '*.jpg' --name '{name}-{style}.{ext}' --format --size --jobs N
                  --overwrite skip|replace]   a whole folder, resumable: run it again after any stop
   studio smooth --content PHOTO --stylized IMAGE --out RESULT [--mode exact|fast --alpha 0.9999
@@ -57,6 +61,15 @@ stylize options (Gatys):
   --format png|jpeg|tiff  --bit-depth 8|16  --quality 92  --max-pixels 100e6
   --report R.json      parameters, backend, per-iteration losses, stage times, peak memory
   --quiet
+
+match options (colour match: CIELAB, transport map, distribution transfer, regrain, re-match):
+  --alpha 1            strength: 1 the reference's look, 0 the photo as it is
+  --keep-luminance     take the reference's colours only; the photo's lightness stays exactly
+  --smooth fast        the regrain: fast (local affine fit, default), exact (closed-form smoothing), none
+  --size 1024          working size (longest side, px)
+  --radius N --eps 1e-4 --eps-l 1   the fast regrain's window (default: size/15) and ridges (a*b*, L*)
+  --seed 0 --max-iter 30   the distribution transfer's seed and iteration limit
+  --report R.json      look distance (photo → reference, result → reference), structure kept, iterations, stage times
 
 photo and smoothing options:
   --alpha 1            stylize: WCT strength (1 full style, 0 none); smooth: the closed form's α (β)
@@ -171,8 +184,22 @@ const STYLIZE_OPTIONS: ParseArgsConfig['options'] = {
   report: { type: 'string' }, quiet: { type: 'boolean' },
   alpha: { type: 'string' }, smooth: { type: 'string' }, decoders: { type: 'string' },
   'content-labels': { type: 'string' }, 'style-labels': { type: 'string' },
-  ...SMOOTHING_OPTIONS, 'smooth-alpha': { type: 'string' },
+  ...SMOOTHING_OPTIONS, 'smooth-alpha': { type: 'string' }, 'keep-luminance': { type: 'boolean' }, 'eps-l': { type: 'string' },
 };
+
+/** `--method match` settings (stylize and batch). */
+function matchParamsFrom(v: Values) {
+  const sm = smoothingFrom(v, 'smooth-alpha');
+  return MatchParams.parse(defined({
+    size: num('size', str(v.size), { int: true, min: 16, max: 16384 }), alpha: num('alpha', str(v.alpha), { min: 0, max: 1 }),
+    keepLuminance: v['keep-luminance'] === true ? true : undefined,
+    smooth: oneOf('smooth', str(v.smooth), ['exact', 'fast', 'none'] as const),
+    seed: num('seed', str(v.seed), { int: true }),
+    // --max-iter is the distribution transfer's limit here (the exact regrain keeps its own).
+    maxIterations: num('max-iter', str(v['max-iter']), { int: true, min: 1, max: 1000 }),
+    smoothing: defined({ ...sm, maxIter: undefined, radius: num('radius', str(v.radius), { int: true, min: 1, max: 1000 }), epsL: num('eps-l', str(v['eps-l']), { min: 0 }) }),
+  }));
+}
 
 function outputFrom(v: Values, out: string) {
   const bitDepth = num('bit-depth', str(v['bit-depth']), { int: true, min: 8, max: 16 });
@@ -193,10 +220,16 @@ async function stylize(argv: string[]): Promise<number> {
   if (!content) throw new StudioError('BAD_ARGUMENT', '--content is required (the photo to stylise)');
   if (styles.length === 0) throw new StudioError('BAD_ARGUMENT', '--style is required (the painting or photo whose look to take)');
   if (!out) throw new StudioError('BAD_ARGUMENT', '--out is required (where to write the result)');
-  const method = oneOf('method', str(v.method) ?? 'gatys', ['gatys', 'photo'] as const)!;
+  const method = oneOf('method', str(v.method) ?? 'gatys', ['gatys', 'photo', 'match'] as const)!;
   const maxPixels = num('max-pixels', str(v['max-pixels']), { min: 1 });
   let job: Job;
-  if (method === 'photo') {
+  if (method === 'match') {
+    if (styles.length > 1) throw new StudioError('BAD_ARGUMENT', 'colour match takes one --style photo');
+    job = StylizeMatchJob.parse(defined({
+      kind: 'stylize-match', content, style: styles[0], output: outputFrom(v, out), contentLabels: str(v['content-labels']), styleLabels: str(v['style-labels']),
+      report: str(v.report), maxPixels, measure: true, params: matchParamsFrom(v),
+    }));
+  } else if (method === 'photo') {
     if (styles.length > 1) throw new StudioError('BAD_ARGUMENT', 'the photo method takes one --style photo');
     job = StylizePhotoJob.parse(defined({
       kind: 'stylize-photo', content, style: styles[0], output: outputFrom(v, out), model: str(v.model), decoders: str(v.decoders),
@@ -214,14 +247,24 @@ async function stylize(argv: string[]): Promise<number> {
     };
   }
   const quiet = v.quiet === true;
-  const r = await withEngine(str(v.backend), (c) => runJob<StylizeResult & { smoothing?: SmoothingReport }>(c, job, quiet));
+  const r = await withEngine(str(v.backend), (c) => runJob<StylizeResult & { smoothing?: SmoothingReport } & Partial<MatchResult>>(c, job, quiet));
   if (!quiet) {
     const detail = r.iterations !== undefined ? `, ${r.iterations} iterations, final loss ${r.finalLoss?.toExponential(4)}` : '';
-    process.stdout.write(`wrote ${r.out} (${r.width}×${r.height}${detail}, ${formatDuration(r.totalMs)} on ${r.backend})\n`);
+    process.stdout.write(`wrote ${r.out} (${r.width}×${r.height}${detail}, ${formatDuration(r.totalMs)}${r.match ? '' : ` on ${r.backend}`})\n`);
     if (r.smoothing && r.smoothing.mode !== 'none') process.stdout.write(`${smoothingLine(r.smoothing)}\n`);
+    if (r.match) process.stdout.write(`${matchLines(r.match, r.measures)}\n`);
     if (r.report) process.stdout.write(`report: ${r.report}\n`);
   }
   return 0;
+}
+
+function matchLines(m: MatchResult['match'], q?: MatchResult['measures']): string {
+  const lines = [
+    `colour match in ${m.colourSpace} (${m.channels}): transfer ${m.idt.iterations} iterations${m.idt.converged ? '' : ' (limit reached)'}, `
+      + `regrain ${m.regrain.mode}${m.rematch ? `, re-match ${m.rematch.idt.iterations} iterations` : ''}, ${formatDuration(m.ms)}`,
+  ];
+  if (q) lines.push(`look distance to the reference ${q.before.toFixed(2)} → ${q.after.toFixed(2)} (${(100 * q.remaining).toFixed(1)}% left), structure kept ${q.structure.toFixed(3)}`);
+  return lines.join('\n');
 }
 
 function smoothingLine(s: SmoothingReport): string {
@@ -241,7 +284,7 @@ async function batch(argv: string[]): Promise<number> {
   if (!inDir) throw new StudioError('BAD_ARGUMENT', '--in is required (the folder of photos)');
   if (!outDir) throw new StudioError('BAD_ARGUMENT', '--out is required (the folder for the results; created if missing)');
   if (styles.length !== 1) throw new StudioError('BAD_ARGUMENT', 'give one --style (the painting or photo whose look to take)');
-  const method = oneOf('method', str(v.method) ?? 'photo', ['gatys', 'photo'] as const)!;
+  const method = oneOf('method', str(v.method) ?? 'photo', ['gatys', 'photo', 'match'] as const)!;
   const { BatchRun } = await import('../batch/run.ts');
   const out = outputFrom(v, 'unused');
   const run = new BatchRun({
@@ -251,6 +294,7 @@ async function batch(argv: string[]): Promise<number> {
       smooth: oneOf('smooth', str(v.smooth), ['exact', 'fast', 'none'] as const), smoothing: smoothingFrom(v, 'smooth-alpha'),
     })) : undefined,
     gatys: method === 'gatys' ? gatysParamsFrom(v) : undefined,
+    match: method === 'match' ? matchParamsFrom(v) : undefined,
     recursive: v.recursive === true, pattern: str(v.pattern), name: str(v.name), format: out.format, bitDepth: out.bitDepth, quality: out.quality,
     jobs: num('jobs', str(v.jobs), { int: true, min: 1, max: 16 }), overwrite: oneOf('overwrite', str(v.overwrite), ['skip', 'replace'] as const),
     maxPixels: num('max-pixels', str(v['max-pixels']), { min: 1 }), backend: str(v.backend),

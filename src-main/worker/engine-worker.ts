@@ -12,6 +12,7 @@ import { CancelFlag } from './cancel.ts';
 import { info, runFeatures, runStylizeGatys } from './jobs.ts';
 import { runTrainDecoder } from './train.ts';
 import { runSmooth, runStylizePhoto } from './photo.ts';
+import { runStylizeMatch } from './match.ts';
 
 const port = parentPort;
 if (!port) throw new Error('engine-worker must run in a worker thread');
@@ -48,6 +49,8 @@ async function run(id: number, rawJob: unknown, flag: CancelFlag): Promise<unkno
       return runTrainDecoder(job, ctx);
     case 'stylize-photo':
       return runStylizePhoto(job, ctx);
+    case 'stylize-match':
+      return runStylizeMatch(job, ctx);
     case 'smooth':
       await backendReady;
       return runSmooth(job, ctx);

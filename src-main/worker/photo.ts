@@ -22,7 +22,7 @@ import type { SmoothJob, StylizePhotoJob } from '../protocol.ts';
 import type { JobContext } from './jobs.ts';
 
 /** A label map is any-size, but must have its photo's shape: a map for another picture is an error. */
-async function readLabels(file: string, photo: DecodedImage, what: string): Promise<LabelImage> {
+export async function readLabels(file: string, photo: DecodedImage, what: string): Promise<LabelImage> {
   const m = await readImage(file); // full size: resizing would blend region colours
   const ra = m.width / m.height;
   const rb = photo.source.width / photo.source.height;

@@ -188,7 +188,7 @@ export async function eigenOf(a: tf.Tensor2D): Promise<{ values: Float64Array; v
 export function spectralFunction(values: Float64Array, vectors: Float64Array, n: number, f: (lambda: number) => number, cutoff: number): tf.Tensor2D {
   const scaled = new Float32Array(n * n);
   const transposed = new Float32Array(n * n);
-  const fs = Array.from(values, (v) => (v >= cutoff ? f(v) : 0));
+  const fs = spectrumOf(values, f, cutoff);
   for (let i = 0; i < n; i++) {
     for (let k = 0; k < n; k++) {
       const v = vectors[i * n + k];
@@ -197,6 +197,35 @@ export function spectralFunction(values: Float64Array, vectors: Float64Array, n:
     }
   }
   return tf.tidy(() => tf.matMul(tf.tensor2d(scaled, [n, n]), tf.tensor2d(transposed, [n, n])));
+}
+
+/** f(λ) per eigenvalue, 0 below the cut-off (REFERENCE §3's rank cut-off). */
+function spectrumOf(values: Float64Array, f: (lambda: number) => number, cutoff: number): Float64Array {
+  return Float64Array.from(values, (v) => (v >= cutoff ? f(v) : 0));
+}
+
+/**
+ * E·diag(f(λ))·Eᵀ of a small symmetric matrix in float64 on the CPU, eigenvalues below `cutoff` → 0:
+ * the same spectral rule as the tensor path, for colour covariances (2×2, 3×3) where a backend round
+ * trip would cost more than the arithmetic. `a` is row-major and not modified.
+ */
+export function symmetricFunction64(a: Float64Array, n: number, f: (lambda: number) => number, cutoff: number): Float64Array {
+  const { values, vectors } = symmetricEigen(a, n);
+  const fs = spectrumOf(values, f, cutoff);
+  const out = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) {
+      let s = 0;
+      for (let k = 0; k < n; k++) s += vectors[i * n + k] * fs[k] * vectors[j * n + k];
+      out[i * n + j] = out[j * n + i] = s;
+    }
+  }
+  return out;
+}
+
+/** sqrt and pseudo-inverse sqrt of a small symmetric PSD matrix in float64 (see symmetricFunction64). */
+export function sqrtAndInvSqrt64(a: Float64Array, n: number, cutoff: number): { sqrt: Float64Array; invSqrt: Float64Array } {
+  return { sqrt: symmetricFunction64(a, n, Math.sqrt, cutoff), invSqrt: symmetricFunction64(a, n, (v) => 1 / Math.sqrt(v), cutoff) };
 }
 
 async function eigenSqrt(a: tf.Tensor2D, n: number, cutoff: number): Promise<Pick<SqrtResult, 'sqrt' | 'invSqrt' | 'method' | 'dropped'>> {
