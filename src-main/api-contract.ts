@@ -5,7 +5,7 @@
  * the renderer imports the types. Browser-safe: imports nothing but zod and the job schemas.
  */
 import { z } from 'zod';
-import { GatysParams, PhotoParams } from './protocol.ts';
+import { GatysParams, MatchParams, PhotoParams } from './protocol.ts';
 import type { LossValues } from './protocol.ts';
 import type { SerializedError } from './errors.ts';
 // Type only (erased when built): the contract stays browser-safe.
@@ -32,15 +32,17 @@ export const UploadImageRequest = z.object({ role: ImageRole, name: FileName, by
 
 export const StylizeRequest = z.object({
   runId: RunId,
-  method: z.enum(['gatys', 'photo']),
+  /** gatys: artistic; photo: neural photorealistic (PhotoWCT); match: colour match (no model needed). */
+  method: z.enum(['gatys', 'photo', 'match']),
   content: Id,
-  /** Gatys: one or more paintings (blend weights in gatys.styleWeights); photo: exactly one. */
+  /** Gatys: one or more paintings (blend weights in gatys.styleWeights); photo and match: exactly one. */
   styles: z.array(Id).min(1).max(8),
   contentLabels: Id.optional(),
   styleLabels: Id.optional(),
   model: z.string().max(200).optional(),
   gatys: GatysParams.optional(),
   photo: PhotoParams.optional(),
+  match: MatchParams.optional(),
   /** 'preview': the small fast run only; 'full': the full size only; 'both': preview, then full size. */
   phases: z.enum(['preview', 'full', 'both']).default('both'),
   /** Longest side of the preview, px. */

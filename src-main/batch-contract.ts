@@ -4,7 +4,7 @@
  * Browser-safe like the rest of the contract: zod and the job schemas only.
  */
 import { z } from 'zod';
-import { GatysParams, PhotoParams } from './protocol.ts';
+import { GatysParams, MatchParams, PhotoParams } from './protocol.ts';
 // Types only (erased when built): the contract stays browser-safe.
 import type { BatchProgress, BatchSummary, FileEvent } from './batch/run.ts';
 
@@ -22,9 +22,10 @@ export const BatchStartRequest = z.object({
   outDir: FolderPath,
   /** An image opened or uploaded with role 'style'. */
   style: Id,
-  method: z.enum(['gatys', 'photo']),
+  method: z.enum(['gatys', 'photo', 'match']),
   gatys: GatysParams.optional(),
   photo: PhotoParams.optional(),
+  match: MatchParams.optional(),
   model: z.string().max(200).optional(),
   recursive: z.boolean().default(false),
   /** Glob on file names ('*.jpg', '{a,b}*.png'); empty: every image. */

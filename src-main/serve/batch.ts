@@ -16,7 +16,7 @@ import type { z } from 'zod';
 import type { BatchEvent, BatchReplies, BatchRequests, BatchSummaryReply } from '../batch-contract.ts';
 import { BatchRun, type BatchProgress, type BatchSummary, type FileEvent } from '../batch/run.ts';
 import { StudioError } from '../errors.ts';
-import { GatysParams, PhotoParams } from '../protocol.ts';
+import { GatysParams, MatchParams, PhotoParams } from '../protocol.ts';
 import type { EngineClient } from '../worker/client.ts';
 
 export type BatchMethod = keyof typeof BatchRequests;
@@ -150,6 +150,7 @@ export class BatchHandlers {
       inDir, outDir, style, method: req.method,
       photo: req.method === 'photo' ? PhotoParams.parse(req.photo ?? {}) : undefined,
       gatys: req.method === 'gatys' ? GatysParams.parse(req.gatys ?? {}) : undefined,
+      match: req.method === 'match' ? MatchParams.parse(req.match ?? {}) : undefined,
       model: req.model, recursive: req.recursive, pattern: req.pattern?.trim() || undefined,
       format: req.format, quality: req.quality, jobs: req.jobs, overwrite: req.overwrite,
       engine: this.host.makeEngine,

@@ -19,7 +19,7 @@ import {
   type Reply, type RunEvent, type RunResult, type ServerEvent, type StudioInfo,
 } from '../api-contract.ts';
 import { serializeError, StudioError } from '../errors.ts';
-import { GatysParams, PhotoParams, TrainDecoderJob, type Job, type JobEvent } from '../protocol.ts';
+import { GatysParams, MatchParams, PhotoParams, TrainDecoderJob, type Job, type JobEvent } from '../protocol.ts';
 import { readImage, probeImage, type SourceInfo } from '../io/images.ts';
 import { writeImage } from '../io/write.ts';
 import type { EngineClient, RunningJob } from '../worker/client.ts';
@@ -251,7 +251,7 @@ export class StudioHandlers {
   async stylize(req: z.output<typeof ApiRequests.stylize>): Promise<RunResult> {
     const content = this.image(req.content, 'content');
     const styles = req.styles.map((s) => this.image(s, 'style'));
-    if (req.method === 'photo' && styles.length !== 1) throw new StudioError('BAD_ARGUMENT', 'the photorealistic method takes one style photo');
+    if (req.method !== 'gatys' && styles.length !== 1) throw new StudioError('BAD_ARGUMENT', 'the photorealistic methods take one reference photo');
     if (Boolean(req.contentLabels) !== Boolean(req.styleLabels)) {
       throw new StudioError('BAD_ARGUMENT', 'label maps come in pairs', 'open a label map for both the photo and the style, or neither');
     }
@@ -276,6 +276,13 @@ export class StudioHandlers {
             ? { ...g, size: Math.min(g.size, req.previewSize), iters: Math.min(g.iters, 60), scales: 1, previewEvery: Math.max(1, Math.min(g.previewEvery, 5)) }
             : g;
           job = { kind: 'stylize-gatys', content: content.path, styles: inputs.slice(1), output, params, model: req.model };
+        } else if (req.method === 'match') {
+          const m = MatchParams.parse(req.match ?? {});
+          const params = phase === 'preview' ? { ...m, size: Math.min(m.size, req.previewSize) } : m;
+          job = {
+            kind: 'stylize-match', content: content.path, style: styles[0].path, output, params,
+            contentLabels: labels?.[0].path, styleLabels: labels?.[1].path,
+          };
         } else {
           const ph = PhotoParams.parse(req.photo ?? {});
           const params = phase === 'preview' ? { ...ph, size: Math.min(ph.size, req.previewSize) } : ph;

@@ -7,9 +7,9 @@ import { useCallback, useEffect, useRef, useState, type DragEvent } from 'react'
 import type { ImageRef, ImageRole, RunResult, ServerEvent, StudioInfo, StylizeRequest } from '../../src-main/api-contract.ts';
 import { api, asApiError, type ApiError } from './api.ts';
 import { blobUrl, ERROR_TITLES, formatBytes, formatDuration, newRunId, nextStep } from './format.ts';
-import { DEFAULTS, loadSettings, saveSettings, type GatysSettings, type Method, type PhotoSettings, type Settings } from './settings.ts';
+import { DEFAULTS, loadSettings, saveSettings, type GatysSettings, type MatchSettings, type Method, type PhotoEngine, type PhotoSettings, type Settings } from './settings.ts';
 import { ImagePicker, type PickedImage } from './components/ImagePicker.tsx';
-import { GatysControls, PhotoControls } from './components/Controls.tsx';
+import { GatysControls, MatchControls, PhotoControls } from './components/Controls.tsx';
 import { Segmented } from './components/Field.tsx';
 import { Viewer, type ViewImages } from './components/Viewer.tsx';
 import { ExportDialog, type ExportChoice } from './components/ExportDialog.tsx';
@@ -150,6 +150,11 @@ export function App() {
 
   const method = settings.method;
   const model = settings.model && info?.models.some((m) => m.name === settings.model) ? settings.model : (info?.models.find((m) => m.name === 'vgg19') ?? info?.models[0])?.name;
+  // The neural photorealistic mode needs weights with all four PhotoWCT decoders; colour match needs nothing.
+  const neuralReady = Boolean(info?.models.find((m) => m.name === model)?.decoders.length === 4);
+  const photoEngine: PhotoEngine = settings.photoEngine === 'neural' && neuralReady ? 'neural' : 'match';
+  /** What the engine runs: artistic, neural photorealistic, or colour match. */
+  const engineMethod = method === 'gatys' ? 'gatys' : photoEngine === 'neural' ? 'photo' : 'match';
   const styleCountOk = method === 'gatys' ? images.styles.length >= 1 : images.styles.length === 1;
   const ready = Boolean(images.content && styleCountOk && !run);
 
@@ -177,11 +182,12 @@ export function App() {
     const labels = method === 'photo' && images.contentLabels && images.styleLabels ? { contentLabels: images.contentLabels.id, styleLabels: images.styleLabels.id } : {};
     try {
       const r = await api.call('stylize', {
-        runId, method, content: images.content.id, styles: images.styles.map((s) => s.id), model, phases, ...labels,
-        gatys: method === 'gatys'
+        runId, method: engineMethod, content: images.content.id, styles: images.styles.map((s) => s.id), model, phases, ...labels,
+        gatys: engineMethod === 'gatys'
           ? { ...settings.gatys, styleWeights: blendWeights() }
           : undefined,
-        photo: method === 'photo' ? { ...settings.photo, smooth: settings.photo.smooth as NonNullable<StylizeRequest['photo']>['smooth'] } : undefined,
+        photo: engineMethod === 'photo' ? { ...settings.photo, smooth: settings.photo.smooth as NonNullable<StylizeRequest['photo']>['smooth'] } : undefined,
+        match: engineMethod === 'match' ? settings.match : undefined,
       });
       if (runRef.current?.runId === runId) setNotice(`${r.phase === 'preview' ? 'Preview' : 'Full size'} ready: ${r.width}×${r.height} in ${formatDuration(r.totalMs)} on ${r.backend}`);
     } catch (e) {
@@ -235,6 +241,7 @@ export function App() {
 
   const setGatys = (v: Partial<GatysSettings>) => setSettings((s) => ({ ...s, gatys: { ...s.gatys, ...v } }));
   const setPhoto = (v: Partial<PhotoSettings>) => setSettings((s) => ({ ...s, photo: { ...s.photo, ...v } }));
+  const setMatch = (v: Partial<MatchSettings>) => setSettings((s) => ({ ...s, match: { ...s.match, ...v } }));
   const setMethod = (m: Method) => {
     setSettings((s) => ({ ...s, method: m }));
     if (m === 'photo') setImages((im) => ({ ...im, styles: im.styles.slice(-1) }));
@@ -316,8 +323,19 @@ export function App() {
               <h3>Method</h3>
               <Segmented<Method> testId="method" value={method} onChange={setMethod} options={[
                 { value: 'gatys', label: 'Artistic', tip: 'Gatys et al.: the photo takes the brush strokes and textures of a painting' },
-                { value: 'photo', label: 'Photorealistic', tip: 'PhotoWCT + smoothing: the photo takes the colours and light of another photo, and stays a photo' },
+                { value: 'photo', label: 'Photorealistic', tip: 'The photo takes the colours and light of another photo, and stays a photo' },
               ]} />
+              {method === 'photo' && (
+                <>
+                  <Segmented<PhotoEngine> testId="photo-engine" value={photoEngine} onChange={(photoEngine) => setSettings((s) => ({ ...s, photoEngine }))} options={[
+                    { value: 'match', label: 'Colour match', tip: "The reference's colour distribution moved onto the photo, then the photo's own detail given back: no model needed" },
+                    { value: 'neural', label: 'Neural (PhotoWCT)', tip: neuralReady ? 'PhotoWCT in VGG19 auto-encoders, then the smoothing step' : 'Needs VGG19 weights with the four PhotoWCT decoders (Models panel)' },
+                  ]} />
+                  {!neuralReady && (
+                    <p className="dim small" data-testid="neural-needs">Neural mode needs VGG19 weights with PhotoWCT decoders: import FastPhotoStyle's photo_wct.pth in Models. Colour match needs no model.</p>
+                  )}
+                </>
+              )}
             </section>
             <section>
               <h3>Images</h3>
@@ -360,10 +378,12 @@ export function App() {
               )}
             </section>
             <section>
-              <h3>Settings <button type="button" className="link" title="Back to the defaults" onClick={() => setSettings((s) => ({ ...s, gatys: DEFAULTS.gatys, photo: DEFAULTS.photo }))}>reset</button></h3>
-              {method === 'gatys'
+              <h3>Settings <button type="button" className="link" title="Back to the defaults" onClick={() => setSettings((s) => ({ ...s, gatys: DEFAULTS.gatys, photo: DEFAULTS.photo, match: DEFAULTS.match }))}>reset</button></h3>
+              {engineMethod === 'gatys'
                 ? <GatysControls s={settings.gatys} set={setGatys} />
-                : <PhotoControls s={settings.photo} set={setPhoto} smoothModes={info?.smoothModes ?? [settings.photo.smooth]} />}
+                : engineMethod === 'match'
+                  ? <MatchControls s={settings.match} set={setMatch} />
+                  : <PhotoControls s={settings.photo} set={setPhoto} smoothModes={info?.smoothModes ?? [settings.photo.smooth]} />}
               {info && info.models.length > 1 && (
                 <label className="field" title="The VGG19 weights to use">
                   <span className="field-label">Model</span>
@@ -403,10 +423,10 @@ export function App() {
         <span data-testid="backend">{info ? `${info.backend.name} · ${info.backend.device}` : 'starting the engine…'}</span>
         {info && <span className="dim">{info.backend.threads} thread{info.backend.threads === 1 ? '' : 's'}</span>}
         {model && <span className="dim">model: {model}</span>}
-        {model && info?.models.find((m) => m.name === model)?.source.startsWith('tiny') && (
+        {model && engineMethod !== 'match' && info?.models.find((m) => m.name === model)?.source.startsWith('tiny') && (
           <span className="warn-text" title="A tiny network with random weights for trying the pipeline; results look like coloured texture. Fetch or import VGG19 in Models.">test network: results are not real styles</span>
         )}
-        {info && info.models.length === 0 && <button type="button" className="link warn" onClick={() => setTab('models')}>no model installed — open Models</button>}
+        {info && info.models.length === 0 && <button type="button" className="link warn" title="Artistic and the neural photorealistic mode need VGG19 weights; colour match needs none" onClick={() => setTab('models')}>no model installed — open Models</button>}
         <span className="spacer" />
         <span className="status-msg" data-testid="notice" title={log.join('\n')}>{notice ?? (run ? `${run.phase === 'full' ? 'Full size' : 'Preview'}: ${run.stage}` : '')}</span>
       </footer>

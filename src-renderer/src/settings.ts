@@ -1,7 +1,9 @@
 /** The controls' state: the engine's own defaults (from the job schemas), presets, and persistence. */
-import { GatysParams, PhotoParams } from '../../src-main/protocol.ts';
+import { GatysParams, MatchParams, PhotoParams } from '../../src-main/protocol.ts';
 
 export type Method = 'gatys' | 'photo';
+/** Photorealistic: colour match (no model) or the neural PhotoWCT (weights and decoders). */
+export type PhotoEngine = 'match' | 'neural';
 
 export interface GatysSettings {
   size: number;
@@ -23,18 +25,30 @@ export interface PhotoSettings {
   smooth: string;
 }
 
+export interface MatchSettings {
+  size: number;
+  alpha: number;
+  keepLuminance: boolean;
+  smooth: 'fast' | 'exact' | 'none';
+}
+
 export interface Settings {
   method: Method;
+  photoEngine: PhotoEngine;
   gatys: GatysSettings;
   photo: PhotoSettings;
+  match: MatchSettings;
   model?: string;
 }
 
 const g = GatysParams.parse({});
 const p = PhotoParams.parse({});
+const m = MatchParams.parse({});
 
 export const DEFAULTS: Settings = {
   method: 'gatys',
+  photoEngine: 'match',
+  match: { size: m.size, alpha: m.alpha, keepLuminance: m.keepLuminance, smooth: m.smooth },
   gatys: {
     size: g.size, iters: g.iters, optimizer: g.optimizer, contentWeight: g.contentWeight, styleWeight: g.styleWeight, tvWeight: g.tvWeight,
     preserveColors: g.preserveColors, scales: g.scales, styleScale: g.styleScale, init: g.init, seed: g.seed,
@@ -54,6 +68,12 @@ export const GATYS_PRESETS: Preset<GatysSettings>[] = [
   { name: 'Strong', tip: "The painting's textures and colours dominate", values: { styleWeight: 1000, contentWeight: 5, preserveColors: false, iters: 800 } },
 ];
 
+export const MATCH_PRESETS: Preset<MatchSettings>[] = [
+  { name: 'Subtle', tip: "Half the reference photo's colours blended with the original's", values: { alpha: 0.5, keepLuminance: false } },
+  { name: 'Balanced', tip: "Most of the reference's colours and tones", values: { alpha: 0.8, keepLuminance: false } },
+  { name: 'Strong', tip: "The reference photo's full colours and tones", values: { alpha: 1, keepLuminance: false } },
+];
+
 export const PHOTO_PRESETS: Preset<PhotoSettings>[] = [
   { name: 'Subtle', tip: 'Half the reference photo\'s look blended with the original', values: { alpha: 0.5 } },
   { name: 'Balanced', tip: 'Most of the reference look, some of the original', values: { alpha: 0.8 } },
@@ -69,6 +89,8 @@ export function loadSettings(): Settings {
     const s = JSON.parse(raw) as Partial<Settings>;
     return {
       method: s.method === 'photo' ? 'photo' : 'gatys',
+      photoEngine: s.photoEngine === 'neural' ? 'neural' : 'match',
+      match: { ...DEFAULTS.match, ...s.match },
       gatys: { ...DEFAULTS.gatys, ...s.gatys },
       photo: { ...DEFAULTS.photo, ...s.photo },
       model: s.model,

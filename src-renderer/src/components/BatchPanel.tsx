@@ -12,7 +12,7 @@ import type { BatchEvent, BatchSummaryReply } from '../../../src-main/batch-cont
 import type { ImageRef, StudioInfo } from '../../../src-main/api-contract.ts';
 import { api, asApiError, type ApiError } from '../api.ts';
 import { blobUrl, formatDuration, newRunId } from '../format.ts';
-import { GATYS_PRESETS, loadSettings, PHOTO_PRESETS, type Method } from '../settings.ts';
+import { GATYS_PRESETS, loadSettings, MATCH_PRESETS, PHOTO_PRESETS, type Method, type PhotoEngine } from '../settings.ts';
 import { Field, NumberInput, Segmented } from './Field.tsx';
 import { ImagePicker, type PickedImage } from './ImagePicker.tsx';
 import '../batch.css';
@@ -31,6 +31,7 @@ interface Options {
   inDir: string;
   outDir: string;
   method: Method;
+  photoEngine: PhotoEngine;
   preset: Preset;
   size: number;
   smooth: string;
@@ -45,7 +46,9 @@ interface Options {
 function loadOptions(): Options {
   const s = loadSettings();
   const base: Options = {
-    inDir: '', outDir: '', method: s.method, preset: 'Balanced', size: s[s.method].size, smooth: s.photo.smooth,
+    inDir: '', outDir: '', method: s.method, photoEngine: s.photoEngine, preset: 'Balanced',
+    size: s.method === 'photo' && s.photoEngine === 'match' ? s.match.size : s[s.method].size,
+    smooth: s.method === 'photo' && s.photoEngine === 'match' ? s.match.smooth : s.photo.smooth,
     recursive: false, pattern: '', format: '', jobs: 1, overwrite: 'skip',
   };
   try {
@@ -196,10 +199,14 @@ export function BatchPanel({ info, model, onError }: { info?: StudioInfo; model?
     try {
       const gp = GATYS_PRESETS.find((p) => p.name === o.preset)?.values ?? {};
       const pp = PHOTO_PRESETS.find((p) => p.name === o.preset)?.values ?? {};
+      const mp = MATCH_PRESETS.find((p) => p.name === o.preset)?.values ?? {};
+      const method = o.method === 'photo' && o.photoEngine === 'match' ? 'match' : o.method;
+      const smooth = o.smooth as 'exact' | 'fast' | 'none';
       const s = await api.call('batchStart', {
-        runId, inDir: o.inDir.trim(), outDir: o.outDir.trim(), style: style.id, method: o.method, model,
-        gatys: o.method === 'gatys' ? { ...gp, size: o.size } : undefined,
-        photo: o.method === 'photo' ? { alpha: pp.alpha, size: o.size, smooth: o.smooth as 'exact' | 'fast' | 'none' } : undefined,
+        runId, inDir: o.inDir.trim(), outDir: o.outDir.trim(), style: style.id, method, model,
+        gatys: method === 'gatys' ? { ...gp, size: o.size } : undefined,
+        photo: method === 'photo' ? { alpha: pp.alpha, size: o.size, smooth } : undefined,
+        match: method === 'match' ? { ...mp, size: o.size, smooth } : undefined,
         recursive: o.recursive, pattern: o.pattern.trim() || undefined, format: o.format || undefined, jobs: o.jobs, overwrite: o.overwrite,
       });
       setSummary(s);
@@ -231,7 +238,7 @@ export function BatchPanel({ info, model, onError }: { info?: StudioInfo; model?
   const hidden = p ? Math.max(0, finished - all.filter((r) => r.state !== 'running' && r.state !== 'stopped').length) : 0;
   const status = run?.cancelling ? 'Cancelling…' : pausing ? 'Pausing…' : p?.paused ? 'Paused' : run ? 'Running' : undefined;
   const busy = Boolean(run);
-  const presets = o.method === 'photo' ? PHOTO_PRESETS : GATYS_PRESETS;
+  const presets = o.method === 'gatys' ? GATYS_PRESETS : o.photoEngine === 'match' ? MATCH_PRESETS : PHOTO_PRESETS;
 
   return (
     <div className="batch" data-testid="batch-panel">
@@ -250,6 +257,12 @@ export function BatchPanel({ info, model, onError }: { info?: StudioInfo; model?
             { value: 'gatys', label: 'Artistic', tip: 'Each photo takes the brush strokes and textures of a painting' },
             { value: 'photo', label: 'Photorealistic', tip: 'Each photo takes the colours and light of a reference photo, and stays a photo' },
           ]} />
+          {o.method === 'photo' && (
+            <Segmented<PhotoEngine> testId="batch-photo-engine" value={o.photoEngine} onChange={(photoEngine) => set({ photoEngine, smooth: photoEngine === 'match' ? 'fast' : loadSettings().photo.smooth })} options={[
+              { value: 'match', label: 'Colour match', tip: 'No model needed; a fraction of a second a photo' },
+              { value: 'neural', label: 'Neural (PhotoWCT)', tip: 'Needs VGG19 weights with PhotoWCT decoders' },
+            ]} />
+          )}
           <div className="batch-style">
             <ImagePicker label={o.method === 'photo' ? 'Reference photo' : 'Painting'} hint="The style for every photo of the folder" testId="batch-style"
               image={style} busy={styleBusy} onClear={busy ? undefined : () => setStyle(undefined)}
@@ -274,7 +287,7 @@ export function BatchPanel({ info, model, onError }: { info?: StudioInfo; model?
               </div>
             </Field>
             {o.method === 'photo' && (
-              <Field label="Smoothing" tip="The step that keeps results photographic: exact is best, fast is several times quicker.">
+              <Field label={o.photoEngine === 'match' ? 'Regrain' : 'Smoothing'} tip="The step that keeps results photographic: exact is the closed-form solve, fast is many times quicker.">
                 <select value={o.smooth} onChange={(e) => set({ smooth: e.target.value })} data-testid="batch-smooth">
                   {(info?.smoothModes ?? [o.smooth]).map((m) => <option key={m} value={m}>{m}</option>)}
                 </select>

@@ -1,6 +1,6 @@
 /** The method's main controls, with presets; the rarer ones folded under "More". */
-import type { GatysSettings, PhotoSettings, Preset } from '../settings.ts';
-import { GATYS_PRESETS, PHOTO_PRESETS } from '../settings.ts';
+import type { GatysSettings, MatchSettings, PhotoSettings, Preset } from '../settings.ts';
+import { GATYS_PRESETS, MATCH_PRESETS, PHOTO_PRESETS } from '../settings.ts';
 import { Field, NumberInput, Segmented } from './Field.tsx';
 
 function Presets<T>({ presets, current, onPick }: { presets: Preset<T>[]; current: T; onPick(v: Partial<T>): void }) {
@@ -94,6 +94,33 @@ export function PhotoControls({ s, set, smoothModes }: { s: PhotoSettings; set(v
       </Field>
       <Field label="Smoothing" tip="The step after the stylisation that makes the result photographic again.">
         <Segmented options={smoothModes.map((m) => ({ value: m, label: SMOOTH_LABELS[m]?.label ?? m, tip: SMOOTH_LABELS[m]?.tip }))} value={smoothModes.includes(s.smooth) ? s.smooth : smoothModes[0]} onChange={(smooth) => set({ smooth })} />
+      </Field>
+    </div>
+  );
+}
+
+const REGRAIN_LABELS: Record<MatchSettings['smooth'], { label: string; tip: string }> = {
+  fast: { label: 'Fast', tip: "Local affine fit to the photo: gives back its edges, texture and grain; a fraction of a second." },
+  exact: { label: 'Exact', tip: 'Closed-form smoothing with the photo as the guide; seconds, and keeps a little less fine structure.' },
+  none: { label: 'None', tip: 'The colour transfer as it is: can look posterised where the reference has few colours.' },
+};
+
+/** Colour match: no model needed. */
+export function MatchControls({ s, set }: { s: MatchSettings; set(v: Partial<MatchSettings>): void }) {
+  return (
+    <div className="controls">
+      <Presets presets={MATCH_PRESETS} current={s} onPick={set} />
+      <SizeField value={s.size} onChange={(size) => set({ size })} />
+      <Field label="Strength" tip="α: how much of the reference photo's look replaces the original's (1 = all of it)." value={`${Math.round(s.alpha * 100)}%`}>
+        <input type="range" min={0} max={1} step={0.01} value={s.alpha} onChange={(e) => set({ alpha: Number(e.target.value) })} aria-label="Strength" />
+      </Field>
+      <label className="toggle" title="Take only the reference's colours; the photo's exposure and tones stay exactly as they are.">
+        <input type="checkbox" checked={s.keepLuminance} onChange={(e) => set({ keepLuminance: e.target.checked })} data-testid="keep-luminance" />
+        <span>Keep the photo's luminance</span>
+      </label>
+      <Field label="Regrain" tip="The step that gives the photo back its own detail after the colours are moved.">
+        <Segmented<MatchSettings['smooth']> options={(['fast', 'exact', 'none'] as const).map((m) => ({ value: m, label: REGRAIN_LABELS[m].label, tip: REGRAIN_LABELS[m].tip }))}
+          value={s.smooth} onChange={(smooth) => set({ smooth })} />
       </Field>
     </div>
   );
