@@ -227,11 +227,26 @@ test('export: JPEG and 16-bit PNG downloads with the photo\'s metadata kept', as
   assert.ok((await readFile(photoPath)).length > 1000);
 });
 
-test('photorealistic: PhotoWCT with the tiny decoders, preview then full size', async () => {
+test('photorealistic: colour match is the default and gives a real result', async () => {
   await page.getByTestId('method').getByRole('radio', { name: 'Photorealistic' }).click();
   await page.getByTestId('pick-style-0').getByRole('button', { name: /Remove/ }).click();
   await page.getByTestId('pick-style-input').setInputFiles(path.join(SAMPLES, 'photo-Dune.jpg'));
   await page.getByTestId('pick-style-0').getByText('photo-Dune.jpg').waitFor();
+  assert.equal(await page.getByTestId('photo-engine').getByRole('radio', { name: 'Colour match' }).getAttribute('aria-checked'), 'true');
+  // The tiny network has all four decoders: the neural mode is offered, so no note on what it needs.
+  assert.equal(await page.getByTestId('neural-needs').count(), 0);
+  await page.getByTestId('keep-luminance').waitFor();
+  await page.getByTestId('run').click();
+  await page.getByTestId('progress').waitFor();
+  await page.getByTestId('progress').waitFor({ state: 'detached', timeout: 60_000 });
+  assert.equal(await page.getByTestId('error').count(), 0, 'the colour match failed');
+  // The photo is 451×300: its own size (colour match works at up to 1024 px).
+  assert.match(await page.getByTestId('viewer-caption').innerText(), /Full size · 451×300 px/);
+  await shot('09a-result-colour-match');
+});
+
+test('photorealistic: PhotoWCT with the tiny decoders, preview then full size', async () => {
+  await page.getByTestId('photo-engine').getByRole('radio', { name: 'Neural (PhotoWCT)' }).click();
   await setNumber('size', 160);
   await page.getByTestId('run').click();
   await page.getByTestId('progress').waitFor();
@@ -369,6 +384,23 @@ test('without weights the window says so and what to do, and keeps the images', 
     assert.match(await p2.getByTestId('pick-style-0').innerText(), /art-shipwreck\.jpg/);
     assert.ok(await p2.getByTestId('run').isEnabled());
     await p2.screenshot({ path: path.join(SHOTS, '15-no-model.png') });
+    await p2.getByTestId('error').getByRole('button', { name: 'Dismiss' }).click();
+
+    // Photorealistic needs no model: colour match runs, and one line says what the neural mode needs.
+    await p2.getByTestId('method').getByRole('radio', { name: 'Photorealistic' }).click();
+    await p2.getByTestId('pick-style-0').getByRole('button', { name: /Remove/ }).click();
+    await p2.getByTestId('pick-style-input').setInputFiles(path.join(SAMPLES, 'photo-Storm.jpg'));
+    await p2.getByTestId('pick-style-0').getByText('photo-Storm.jpg').waitFor();
+    assert.match(await p2.getByTestId('neural-needs').innerText(), /Neural mode needs VGG19 weights with PhotoWCT decoders/);
+    // Even a remembered choice of the neural mode runs colour match while there are no decoders.
+    await p2.getByTestId('photo-engine').getByRole('radio', { name: 'Neural (PhotoWCT)' }).click();
+    assert.equal(await p2.getByTestId('photo-engine').getByRole('radio', { name: 'Colour match' }).getAttribute('aria-checked'), 'true');
+    await p2.getByTestId('run').click();
+    await p2.getByTestId('progress').waitFor();
+    await p2.getByTestId('progress').waitFor({ state: 'detached', timeout: 60_000 });
+    assert.equal(await p2.getByTestId('error').count(), 0, 'colour match without any model');
+    assert.match(await p2.getByTestId('viewer-caption').innerText(), /Full size · 451×300 px/);
+    await p2.screenshot({ path: path.join(SHOTS, '16-colour-match-no-model.png') });
   } finally {
     await p2.close();
     await stopServe(empty.proc);

@@ -545,10 +545,29 @@ async function demo(argv: string[]): Promise<number> {
     ['content-astronaut.jpg', 'art-the_scream.jpg'],
     ['content-coffee.jpg', 'art-shipwreck.jpg'],
   ];
+  // Colour match first: real photographic results with no model at all.
+  const photoPairs = [
+    ['content-chelsea.jpg', 'photo-Storm.jpg'],
+    ['content-coffee.jpg', 'photo-GreenMeadow.jpg'],
+    ['content-rocket.jpg', 'photo-Dune.jpg'],
+  ];
   await withEngine(str(v.backend), async (client) => {
+    process.stdout.write('colour match (no model needed):\n');
+    for (const [c, s] of photoPairs) {
+      const name = `${path.parse(c).name.replace('content-', '')}-${path.parse(s).name.replace('photo-', '').toLowerCase()}-match`;
+      const out = path.join(outDir, `${name}.jpg`);
+      process.stdout.write(`${c} × ${s} → ${out}\n`);
+      const r = await runJob<MatchResult>(client, {
+        kind: 'stylize-match', content: path.join(samples, c), style: path.join(samples, s), report: path.join(outDir, `${name}.json`),
+        params: MatchParams.parse({}), output: { out, quality: 92 },
+      }, false);
+      const q = r.measures!;
+      process.stdout.write(`  ${r.width}×${r.height}, look distance ${(100 * q.remaining).toFixed(1)}% left, structure kept ${q.structure.toFixed(3)}, ${formatDuration(r.totalMs)}\n`);
+    }
+    process.stdout.write(installed ? 'artistic (Gatys, VGG19):\n' : 'artistic (Gatys) on the tiny TEST network — texture, not painting; fetch VGG19 for real results:\n');
     for (const [c, s] of pairs) {
       const name = `${path.parse(c).name.replace('content-', '')}-${path.parse(s).name.replace('art-', '')}`;
-      const out = path.join(outDir, `${name}.jpg`);
+      const out = path.join(outDir, `${name}${installed ? '' : '-test-network'}.jpg`);
       process.stdout.write(`${c} × ${s} → ${out}\n`);
       const r = await runJob<StylizeResult>(client, {
         kind: 'stylize-gatys', content: path.join(samples, c), styles: [path.join(samples, s)], model,
