@@ -17,6 +17,7 @@ const SECTIONS: Record<string, { file: string; what: string }> = {
   photowct: { file: 'photowct.ts', what: 'PhotoWCT per stage at 512×512 and 1024×512' },
   smooth: { file: 'smooth.ts', what: 'exact smoothing at 512×320, 1024×640, 2048×1280 and the guided filter' },
   precision: { file: 'precision.ts', what: 'mixed-precision training: underflow, loss, step time, file sizes' },
+  match: { file: 'match.ts', what: 'colour match: the whole method at 1024 px (fast, none, exact vs the smoothing alone) and quality on every bundled pair' },
   batch: { file: 'batch.ts', what: 'studio batch: files per minute at 1024 px, fast and exact smoothing, --jobs 1 and 2' },
 };
 

@@ -21,9 +21,10 @@ import { mulberry32 } from '../random.ts';
 import { regionRejection, type LabelRegion } from '../photo/labels.ts';
 import type { SmoothingHooks, SmoothingMode, SmoothingReport } from '../photo/smoothing.ts';
 import { ColourLattice } from './lattice.ts';
-import { labToRgb, labToRgbKeepL, rgbPixelToLab, rgbToLab } from './spaces.ts';
+import { labToRgb, labToRgbKeepL, lightness, rgbPixelToLab, rgbToLab } from './spaces.ts';
 import { applyTransport, gaussianOf, iterativeDistributionTransfer, transportMap, IDT_DEFAULTS, QuantileMap, type IdtReport } from './transfer.ts';
-import { regrain, type RegrainSettings } from './regrain.ts';
+import { fitScale, regrain, regrainFast, type RegrainSettings } from './regrain.ts';
+import { downsample } from '../photo/affine-transfer.ts';
 
 export const COLOUR_SPACE = 'CIELAB (D65)';
 
@@ -48,6 +49,8 @@ export interface TransferOptions {
 }
 
 export const TRANSFER_DEFAULTS = { sample: 8192, lattice: 41, seed: 0 } as const;
+/** The re-match's map is gentle (the colours are already close): a coarser lattice carries it. */
+export const REMATCH_LATTICE = 33;
 
 export interface RegionReport extends Omit<LabelRegion, 'covError' | 'meanError' | 'whitening' | 'coloring'> {
   idtIterations?: number;
@@ -90,7 +93,11 @@ function gather(lab: Float32Array | Float64Array, idx: ArrayLike<number>, channe
   return out;
 }
 
-const allIndices = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
+const allIndices = (n: number) => {
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) out[i] = i;
+  return out;
+};
 const ALL = [0, 1, 2] as const, CHROMA = [1, 2] as const;
 
 /** The pixel indices of every label (≥ 0). */
@@ -211,7 +218,8 @@ function prepare(content: RgbImage, style: RgbImage, opts: TransferOptions) {
   if (!Number.isInteger(o.lattice) || o.lattice < 2 || o.lattice > 129) throw new StudioError('BAD_ARGUMENT', `colour match: lattice must be an integer in [2, 129], got ${o.lattice}`);
   const rng = mulberry32(o.seed);
   const regions = regionsOf(style, content.width * content.height, o.sample, rng, opts.labels);
-  return { o, rng, regions, labC: rgbToLab(content.data) as Float32Array };
+  let labC: Float32Array | undefined;
+  return { o, rng, regions, photoLab: () => (labC ??= rgbToLab(content.data) as Float32Array) };
 }
 
 /**
@@ -221,7 +229,8 @@ function prepare(content: RgbImage, style: RgbImage, opts: TransferOptions) {
  */
 export function transferColours(content: RgbImage, style: RgbImage, opts: TransferOptions = {}): { image: RgbImage; lab: Float32Array; photoLab: Float32Array; report: TransferReport } {
   const t0 = performance.now();
-  const { o, rng, regions, labC } = prepare(content, style, opts);
+  const { o, rng, regions, photoLab } = prepare(content, style, opts);
+  const labC = photoLab();
   const { lab, idt, regularized } = transferLab(labC, regions, o.keepLuminance ? CHROMA : ALL, o, rng);
   return {
     image: toRgb(lab, o.keepLuminance === true, content, regions), lab, photoLab: labC,
@@ -271,7 +280,8 @@ function rematch(lab: Float32Array, regions: Regions, o: Resolved, rng: () => nu
     }
   }
   // a*b* conditioned on L*: a 3-D transfer whose L* stays the tone curve's (with keepLuminance, a*b* alone).
-  const chroma = o.keepLuminance ? transferLab(toned, regions, CHROMA, o, rng) : transferLab(toned, regions, ALL, { ...o, linear: false, pin: 0 }, rng);
+  const r = { ...o, lattice: Math.min(o.lattice, REMATCH_LATTICE) };
+  const chroma = o.keepLuminance ? transferLab(toned, regions, CHROMA, r, rng) : transferLab(toned, regions, ALL, { ...r, linear: false, pin: 0 }, rng);
   return { lab: chroma.lab, idt: chroma.idt };
 }
 
@@ -283,7 +293,7 @@ export async function colourMatch(content: RgbImage, style: RgbImage, opts: Matc
   const mode = opts.regrain ?? 'fast';
   if (mode !== 'none' && !opts.smoothing) throw new StudioError('INTERNAL', 'colour match: the regrain needs its smoothing settings');
   const keepLuminance = opts.keepLuminance === true;
-  const { o, rng, regions, labC } = prepare(content, style, { ...opts, checkCancelled: opts.checkCancelled ?? (() => void opts.hooks?.checkCancelled?.()) });
+  const { o, rng, regions, photoLab } = prepare(content, style, { ...opts, checkCancelled: opts.checkCancelled ?? (() => void opts.hooks?.checkCancelled?.()) });
   const { width, height } = content;
   const base = {
     colourSpace: COLOUR_SPACE, channels: keepLuminance ? 'a*b*' as const : 'L*a*b*' as const, steps: { linear: o.linear !== false, idt: o.idt !== false },
@@ -296,18 +306,41 @@ export async function colourMatch(content: RgbImage, style: RgbImage, opts: Matc
       report: { ...base, idt: { iterations: 0, converged: true, changes: [] }, regularized: 0, regrain: { mode: 'none', width, height, ms: 0 }, ms: 0, stageMs: { transfer: 0, regrain: 0, rematch: 0, finish: 0 } },
     };
   }
-  const exact = mode === 'exact';
+  const channels = keepLuminance ? CHROMA : ALL;
   opts.onStage?.('colour transfer', 0);
-  const transferred = transferLab(labC, regions, keepLuminance ? CHROMA : ALL, o, rng);
-  if (mode !== 'none') opts.onStage?.(`regrain (${mode})`, exact ? 0.1 : 0.4);
-  const tTransfer = performance.now() - t0;
-  const grained = await regrain(content, labC, transferred.lab, mode, opts.smoothing!, keepLuminance, opts.hooks);
+  // The fast regrain fits at 1/s of the size: steps 2–3 then run on the reduced photo alone (the
+  // full-size transferred image would only be reduced again), unless label maps need every pixel.
+  const s2 = mode === 'fast' && !opts.labels ? fitScale(width, height) : 1;
+  let transferred: ReturnType<typeof transferLab>;
+  let grained: Awaited<ReturnType<typeof regrain>>;
+  let t1: number;
+  if (s2 > 1) {
+    const small = downsample(content.data, 3, width, height, s2);
+    const smallRgb = Float32Array.from(small.data);
+    const labSmall = rgbToLab(smallRgb) as Float32Array;
+    const pairs = [{ ci: allIndices(small.width * small.height), target: regions.pairs[0].target }];
+    transferred = transferLab(labSmall, { pairs }, channels, o, rng);
+    t1 = performance.now();
+    opts.onStage?.('regrain (fast)', 0.4);
+    opts.hooks?.checkCancelled?.();
+    const photoL = lightness(content.data);
+    grained = regrainFast(content, photoL, {
+      rgb: smallRgb, L: Float32Array.from({ length: small.width * small.height }, (_, k) => labSmall[3 * k]), lab: transferred.lab, width: small.width, height: small.height,
+    }, opts.smoothing!, keepLuminance);
+  } else {
+    transferred = transferLab(photoLab(), regions, channels, o, rng);
+    t1 = performance.now();
+    if (mode !== 'none') opts.onStage?.(`regrain (${mode})`, mode === 'exact' ? 0.1 : 0.4);
+    grained = await regrain(content, photoLab(), transferred.lab, mode, opts.smoothing!, keepLuminance, opts.hooks);
+  }
+  const tTransfer = t1 - t0;
   const t2 = performance.now();
-  if (mode !== 'none' && opts.rematch !== false) opts.onStage?.('re-match', exact ? 0.9 : 0.7);
+  if (mode !== 'none' && opts.rematch !== false) opts.onStage?.('re-match', mode === 'exact' ? 0.9 : 0.7);
   const again = mode !== 'none' && opts.rematch !== false ? rematch(grained.lab, regions, o, rng) : undefined;
   const lab = again?.lab ?? grained.lab;
   const t3 = performance.now();
   if (alpha < 1 || keepLuminance) {
+    const labC = photoLab();
     for (let i = 0; i < lab.length; i += 3) {
       lab[i] = keepLuminance ? labC[i] : alpha * lab[i] + (1 - alpha) * labC[i];
       lab[i + 1] = alpha * lab[i + 1] + (1 - alpha) * labC[i + 1];

@@ -64,27 +64,52 @@ export async function regrain(
     report = r.report;
   } else {
     hooks.checkCancelled?.();
-    // The fast guided filter (He & Sun 2015): coefficients fitted at 1/s of the size (s = 1 up to
-    // FIT_SIDE px), applied at full size; the windows keep their size in the picture (r/s).
-    const s2 = Math.max(1, Math.floor(Math.max(w, h) / FIT_SIDE));
-    const r = Math.max(1, Math.round(s.radius / s2));
-    const L = new Float64Array(n), photoL = new Float64Array(n), ab = new Float64Array(2 * n);
-    for (let k = 0; k < n; k++) {
-      photoL[k] = photoLab[3 * k]; L[k] = lab[3 * k]; ab[2 * k] = lab[3 * k + 1]; ab[2 * k + 1] = lab[3 * k + 2];
-    }
+    // The fit's inputs at 1/s of the size: the photo's colours and L*, and the transferred L*a*b*.
+    const s2 = fitScale(w, h);
+    const photoL = new Float64Array(n);
+    for (let k = 0; k < n; k++) photoL[k] = photoLab[3 * k];
     const small = (x: ArrayLike<number>, c: number) => (s2 === 1 ? { data: x, width: w, height: h } : downsample(x, c, w, h, s2));
-    const gRgb = small(photo.data, 3), gL = small(photoL, 1);
-    const wl = gRgb.width, hl = gRgb.height;
-    // a*b* by the colour guide, on the [0, 1] scale its ε is given in.
-    const abFit = fitLocalAffine(gRgb.data, Float64Array.from(small(ab, 2).data, (v) => v / AB_SCALE), wl, hl, 3, 2, { radius: r, eps: s.eps });
-    const abOut = applyLocalAffine(abFit, photo.data, w, h);
-    const LOut = keepLuminance ? undefined : applyLocalAffine(fitLocalAffine(gL.data, small(L, 1).data, wl, hl, 1, 1, { radius: r, eps: s.epsL, nonNegative: true }), photoL, w, h);
-    for (let k = 0, i = 0; k < n; k++, i += 3) {
-      out[i] = LOut ? Math.min(100, Math.max(0, LOut[k])) : photoLab[i];
-      out[i + 1] = abOut[2 * k] * AB_SCALE;
-      out[i + 2] = abOut[2 * k + 1] * AB_SCALE;
-    }
-    report = { mode, radius: s.radius, eps: s.eps, width: w, height: h, ms: performance.now() - t0 };
+    const rgb = small(photo.data, 3);
+    const grained = regrainFast(photo, photoL, { rgb: rgb.data, L: small(photoL, 1).data, lab: small(lab, 3).data, width: rgb.width, height: rgb.height }, s, keepLuminance);
+    out.set(grained.lab);
+    report = grained.report;
   }
   return { lab: out, report: { ...report, ms: performance.now() - t0 } };
+}
+
+/**
+ * The fast regrain (He & Sun's fast guided filter): coefficients fitted at 1/s of the size (s = 1 up
+ * to FIT_SIDE px, see `fitScale`), applied at full size; the windows keep their size in the picture
+ * (r/s). `fit` holds the photo's sRGB and L* and the transferred L*a*b* at the fit size; `photoL` is
+ * the photo's L* at full size. With `keepLuminance` the output's L* is the photo's.
+ */
+export function regrainFast(
+  photo: RgbImage, photoL: ArrayLike<number>, fit: { rgb: ArrayLike<number>; L: ArrayLike<number>; lab: ArrayLike<number>; width: number; height: number },
+  s: RegrainSettings, keepLuminance: boolean,
+): { lab: Float32Array; report: SmoothingReport } {
+  const t0 = performance.now();
+  const { width: w, height: h } = photo;
+  const n = w * h, wl = fit.width, hl = fit.height, nl = wl * hl;
+  const r = Math.max(1, Math.round((s.radius * wl) / w));
+  const ab = new Float64Array(2 * nl), L = new Float64Array(nl);
+  for (let k = 0; k < nl; k++) {
+    L[k] = fit.lab[3 * k];
+    // a*b* on the [0, 1] scale the colour guide's ε is given in.
+    ab[2 * k] = fit.lab[3 * k + 1] / AB_SCALE;
+    ab[2 * k + 1] = fit.lab[3 * k + 2] / AB_SCALE;
+  }
+  const abOut = applyLocalAffine(fitLocalAffine(fit.rgb, ab, wl, hl, 3, 2, { radius: r, eps: s.eps }), photo.data, w, h);
+  const LOut = keepLuminance ? undefined : applyLocalAffine(fitLocalAffine(fit.L, L, wl, hl, 1, 1, { radius: r, eps: s.epsL, nonNegative: true }), photoL, w, h);
+  const out = new Float32Array(3 * n);
+  for (let k = 0, i = 0; k < n; k++, i += 3) {
+    out[i] = LOut ? Math.min(100, Math.max(0, LOut[k])) : photoL[k];
+    out[i + 1] = abOut[2 * k] * AB_SCALE;
+    out[i + 2] = abOut[2 * k + 1] * AB_SCALE;
+  }
+  return { lab: out, report: { mode: 'fast', radius: s.radius, eps: s.eps, width: w, height: h, ms: performance.now() - t0 } };
+}
+
+/** The fast regrain's reduction: 1 up to 2·FIT_SIDE − 1 px on the longest side, then ⌊side / FIT_SIDE⌋. */
+export function fitScale(w: number, h: number): number {
+  return Math.max(1, Math.floor(Math.max(w, h) / FIT_SIDE));
 }
