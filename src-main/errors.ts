@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'CORRUPT_IMAGE'
   | 'EMPTY_IMAGE'
   | 'IMAGE_TOO_LARGE'
+  | 'IMAGE_TOO_SMALL'
   | 'UNSUPPORTED_FORMAT'
   | 'UNWRITABLE_OUTPUT'
   | 'OUTPUT_IS_INPUT'

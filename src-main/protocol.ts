@@ -35,6 +35,14 @@ export const GatysParams = z.object({
 export type GatysParams = z.infer<typeof GatysParams>;
 export type GatysParamsInput = z.input<typeof GatysParams>;
 
+/**
+ * The size of a photorealistic result: 'full' (the photo's own), 'working' (the size the look was
+ * computed at), or a longest side in px (never larger than the photo). Full and px are carried from
+ * the working size by the local affine colour model (worker/fullres.ts).
+ */
+export const OutputSize = z.union([z.enum(['full', 'working']), z.number().int().min(16).max(65535)]);
+export type OutputSize = z.infer<typeof OutputSize>;
+
 /** PhotoWCT's smoothing step (REFERENCE §3): R = (1 − α)(I − αS)⁻¹Y, or the guided filter. */
 export const SmoothParams = z.object({
   mode: z.enum(['exact', 'fast']).default('exact'),
@@ -61,6 +69,7 @@ export const PhotoParams = z.object({
   smooth: z.enum(['exact', 'fast', 'none']).default('exact'),
   /** The smoothing's settings (its mode is `smooth`). */
   smoothing: SmoothParams.omit({ mode: true }).prefault({}),
+  outputSize: OutputSize.default('full'),
 });
 export type PhotoParams = z.infer<typeof PhotoParams>;
 
@@ -80,6 +89,7 @@ export const MatchParams = z.object({
   smooth: z.enum(['exact', 'fast', 'none']).default('fast'),
   /** Seed of the distribution transfer's rotations and samples. */
   seed: z.number().int().default(0),
+  outputSize: OutputSize.default('full'),
   /** Iteration limit of the distribution transfer (it stops earlier once the distribution stops changing). */
   maxIterations: z.number().int().min(1).max(1000).default(30),
   smoothing: SmoothParams.omit({ mode: true, radius: true, eps: true }).extend({
@@ -161,6 +171,7 @@ export const SmoothJob = z.object({
   params: SmoothParams,
   /** Longest side to work at (the stylised image is downscaled to it; the content photo is resized to match). */
   size: z.number().int().min(16).max(16384).optional(),
+  outputSize: OutputSize.default('full'),
   report: z.string().optional(),
   maxPixels: z.number().positive().optional(),
 });

@@ -8,8 +8,9 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StudioError, isStudioError, type ErrorCode } from '../errors.ts';
-import { FeaturesJob, GatysParams, MatchParams, PhotoParams, SmoothJob, SmoothParams, StylizeMatchJob, StylizePhotoJob, TrainDecoderJob, type Job } from '../protocol.ts';
+import { FeaturesJob, GatysParams, MatchParams, PhotoParams, SmoothJob, SmoothParams, StylizeMatchJob, StylizePhotoJob, TrainDecoderJob, type Job, type OutputSize } from '../protocol.ts';
 import type { MatchResult } from '../worker/match.ts';
+import type { FullResReport } from '../worker/fullres.ts';
 import type { SmoothingReport } from '../engine/photo/smoothing.ts';
 import { EngineClient } from '../worker/client.ts';
 import type { StylizeResult } from '../worker/jobs.ts';
@@ -70,6 +71,12 @@ match options (colour match: CIELAB, transport map, distribution transfer, regra
   --radius N --eps 1e-4 --eps-l 1   the fast regrain's window (default: size/15) and ridges (a*b*, L*)
   --seed 0 --max-iter 30   the distribution transfer's seed and iteration limit
   --report R.json      look distance (photo → reference, result → reference), structure kept, iterations, stage times
+
+full resolution (match, photo and smooth; batch too):
+  --output-size full   full (the photo's own size, default), working (the --size result as computed), or PX:
+                       the look is computed at --size, then carried to the output size by a local affine
+                       colour model fitted there (the photo's own detail, the look's colours), in float
+                       from 16-bit photos, written 16-bit where the format holds it
 
 photo and smoothing options:
   --alpha 1            stylize: WCT strength (1 full style, 0 none); smooth: the closed form's α (β)
@@ -185,7 +192,17 @@ const STYLIZE_OPTIONS: ParseArgsConfig['options'] = {
   alpha: { type: 'string' }, smooth: { type: 'string' }, decoders: { type: 'string' },
   'content-labels': { type: 'string' }, 'style-labels': { type: 'string' },
   ...SMOOTHING_OPTIONS, 'smooth-alpha': { type: 'string' }, 'keep-luminance': { type: 'boolean' }, 'eps-l': { type: 'string' },
+  'output-size': { type: 'string' },
 };
+
+/** --output-size full | working | PX (photorealistic methods and `smooth`). */
+function outputSizeFrom(v: Values): OutputSize | undefined {
+  const raw = str(v['output-size']);
+  if (raw === undefined) return undefined;
+  if (raw === 'full' || raw === 'working') return raw;
+  const px = num('output-size', raw, { int: true, min: 16, max: 65535 });
+  return px;
+}
 
 /** `--method match` settings (stylize and batch). */
 function matchParamsFrom(v: Values) {
@@ -193,6 +210,7 @@ function matchParamsFrom(v: Values) {
   return MatchParams.parse(defined({
     size: num('size', str(v.size), { int: true, min: 16, max: 16384 }), alpha: num('alpha', str(v.alpha), { min: 0, max: 1 }),
     keepLuminance: v['keep-luminance'] === true ? true : undefined,
+    outputSize: outputSizeFrom(v),
     smooth: oneOf('smooth', str(v.smooth), ['exact', 'fast', 'none'] as const),
     seed: num('seed', str(v.seed), { int: true }),
     // --max-iter is the distribution transfer's limit here (the exact regrain keeps its own).
@@ -237,25 +255,35 @@ async function stylize(argv: string[]): Promise<number> {
       params: PhotoParams.parse(defined({
         size: num('size', str(v.size), { int: true, min: 16, max: 16384 }), alpha: num('alpha', str(v.alpha), { min: 0, max: 1 }),
         smooth: oneOf('smooth', str(v.smooth), ['exact', 'fast', 'none'] as const),
-        smoothing: smoothingFrom(v, 'smooth-alpha'),
+        smoothing: smoothingFrom(v, 'smooth-alpha'), outputSize: outputSizeFrom(v),
       })),
     }));
   } else {
+    if (v['output-size'] !== undefined) {
+      throw new StudioError('BAD_ARGUMENT', '--output-size is for the photorealistic methods: an artistic result keeps its --size', 'raise --size for a larger painting-like result (its textures are synthesised, not carried)');
+    }
     job = {
       kind: 'stylize-gatys', content, styles, params: gatysParamsFrom(v), model: str(v.model), report: str(v.report),
       maxPixels, output: outputFrom(v, out),
     };
   }
   const quiet = v.quiet === true;
-  const r = await withEngine(str(v.backend), (c) => runJob<StylizeResult & { smoothing?: SmoothingReport } & Partial<MatchResult>>(c, job, quiet));
+  const r = await withEngine(str(v.backend), (c) => runJob<StylizeResult & { smoothing?: SmoothingReport; fullResolution?: FullResReport } & Partial<MatchResult>>(c, job, quiet));
   if (!quiet) {
     const detail = r.iterations !== undefined ? `, ${r.iterations} iterations, final loss ${r.finalLoss?.toExponential(4)}` : '';
     process.stdout.write(`wrote ${r.out} (${r.width}×${r.height}${detail}, ${formatDuration(r.totalMs)}${r.match ? '' : ` on ${r.backend}`})\n`);
     if (r.smoothing && r.smoothing.mode !== 'none') process.stdout.write(`${smoothingLine(r.smoothing)}\n`);
     if (r.match) process.stdout.write(`${matchLines(r.match, r.measures)}\n`);
+    if (r.fullResolution) process.stdout.write(`${fullResLine(r.fullResolution)}\n`);
     if (r.report) process.stdout.write(`report: ${r.report}\n`);
   }
   return 0;
+}
+
+function fullResLine(f: FullResReport): string {
+  const s = f.stages;
+  return `full resolution: the look at ${f.working.width}×${f.working.height} carried to ${f.output.width}×${f.output.height} (${f.output.bitDepth}-bit) in ${(f.ms / 1000).toFixed(1)} s `
+    + `(fit ${(s.fitMs / 1000).toFixed(2)}, decode ${(s.decodeMs / 1000).toFixed(2)}, apply ${(s.applyMs / 1000).toFixed(2)}, encode and write ${(s.writeMs / 1000).toFixed(2)} s), peak memory ${Math.round(f.peakRssBytes / 2 ** 20)} MB`;
 }
 
 function matchLines(m: MatchResult['match'], q?: MatchResult['measures']): string {
@@ -263,7 +291,7 @@ function matchLines(m: MatchResult['match'], q?: MatchResult['measures']): strin
     `colour match in ${m.colourSpace} (${m.channels}): transfer ${m.idt.iterations} iterations${m.idt.converged ? '' : ' (limit reached)'}, `
       + `regrain ${m.regrain.mode}${m.rematch ? `, re-match ${m.rematch.idt.iterations} iterations` : ''}, ${formatDuration(m.ms)}`,
   ];
-  if (q) lines.push(`look distance to the reference ${q.before.toFixed(2)} → ${q.after.toFixed(2)} (${(100 * q.remaining).toFixed(1)}% left), structure kept ${q.structure.toFixed(3)}`);
+  if (q) lines.push(`look distance to the reference ${q.before.toFixed(2)} → ${q.after.toFixed(2)} (${(100 * q.remaining).toFixed(1)}% left), structure kept ${Number.isNaN(q.structure) ? 'n/a (narrower than its 7×7 window)' : q.structure.toFixed(3)}`);
   return lines.join('\n');
 }
 
@@ -285,13 +313,14 @@ async function batch(argv: string[]): Promise<number> {
   if (!outDir) throw new StudioError('BAD_ARGUMENT', '--out is required (the folder for the results; created if missing)');
   if (styles.length !== 1) throw new StudioError('BAD_ARGUMENT', 'give one --style (the painting or photo whose look to take)');
   const method = oneOf('method', str(v.method) ?? 'photo', ['gatys', 'photo', 'match'] as const)!;
+  if (method === 'gatys' && v['output-size'] !== undefined) throw new StudioError('BAD_ARGUMENT', '--output-size is for the photorealistic methods: an artistic result keeps its --size');
   const { BatchRun } = await import('../batch/run.ts');
   const out = outputFrom(v, 'unused');
   const run = new BatchRun({
     inDir, outDir, style: styles[0], method, model: str(v.model), decoders: str(v.decoders),
     photo: method === 'photo' ? PhotoParams.parse(defined({
       size: num('size', str(v.size), { int: true, min: 16, max: 16384 }), alpha: num('alpha', str(v.alpha), { min: 0, max: 1 }),
-      smooth: oneOf('smooth', str(v.smooth), ['exact', 'fast', 'none'] as const), smoothing: smoothingFrom(v, 'smooth-alpha'),
+      smooth: oneOf('smooth', str(v.smooth), ['exact', 'fast', 'none'] as const), smoothing: smoothingFrom(v, 'smooth-alpha'), outputSize: outputSizeFrom(v),
     })) : undefined,
     gatys: method === 'gatys' ? gatysParamsFrom(v) : undefined,
     match: method === 'match' ? matchParamsFrom(v) : undefined,
@@ -337,7 +366,7 @@ async function smoothCommand(argv: string[]): Promise<number> {
     content: { type: 'string' }, stylized: { type: 'string' }, out: { type: 'string' }, mode: { type: 'string' },
     alpha: { type: 'string' }, size: { type: 'string' }, report: { type: 'string' }, backend: { type: 'string' },
     format: { type: 'string' }, 'bit-depth': { type: 'string' }, quality: { type: 'string' }, 'max-pixels': { type: 'string' },
-    quiet: { type: 'boolean' }, ...SMOOTHING_OPTIONS,
+    quiet: { type: 'boolean' }, 'output-size': { type: 'string' }, ...SMOOTHING_OPTIONS,
   });
   const content = str(v.content), stylized = str(v.stylized), out = str(v.out);
   if (!content) throw new StudioError('BAD_ARGUMENT', '--content is required (the photo that was stylised: it guides the smoothing)');
@@ -346,12 +375,14 @@ async function smoothCommand(argv: string[]): Promise<number> {
   const job = SmoothJob.parse(defined({
     kind: 'smooth', content, stylized, output: outputFrom(v, out), report: str(v.report),
     size: num('size', str(v.size), { int: true, min: 16, max: 16384 }), maxPixels: num('max-pixels', str(v['max-pixels']), { min: 1 }),
+    outputSize: outputSizeFrom(v),
     params: SmoothParams.parse(defined({ mode: oneOf('mode', str(v.mode), ['exact', 'fast'] as const), ...smoothingFrom(v, 'alpha') })),
   }));
   const quiet = v.quiet === true;
-  const r = await withEngine(str(v.backend), (c) => runJob<{ out: string; width: number; height: number; smoothing: SmoothingReport; totalMs: number; report?: string }>(c, job, quiet));
+  const r = await withEngine(str(v.backend), (c) => runJob<{ out: string; width: number; height: number; smoothing: SmoothingReport; totalMs: number; report?: string; fullResolution?: FullResReport }>(c, job, quiet));
   if (!quiet) {
     process.stdout.write(`wrote ${r.out} (${r.width}×${r.height}, ${formatDuration(r.totalMs)})\n${smoothingLine(r.smoothing)}\n`);
+    if (r.fullResolution) process.stdout.write(`${fullResLine(r.fullResolution)}\n`);
     if (r.report) process.stdout.write(`report: ${r.report}\n`);
   }
   return 0;

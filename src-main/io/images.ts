@@ -299,8 +299,20 @@ export function fitLongestSide(width: number, height: number, maxSide?: number, 
   return { width: Math.max(1, Math.round(width * s)), height: Math.max(1, Math.round(height * s)) };
 }
 
-/** Decodes a file to RGB float32 HWC in [0, 1], sRGB, upright, alpha removed, optionally resized. */
-export async function readImage(file: string, opts: ReadOptions = {}): Promise<DecodedImage> {
+/** A decoded image as integers: RGB HWC, 8 or 16 bits (the source's depth), sRGB, upright, alpha removed. */
+export interface RawImage {
+  width: number;
+  height: number;
+  bitDepth: 8 | 16;
+  samples: Uint8Array | Uint16Array;
+  source: SourceInfo;
+}
+
+/**
+ * Decodes a file to integer RGB at the source's bit depth (what full-resolution work streams through:
+ * a 45-megapixel photo is 135 MB of 8-bit samples, against 540 MB as float32).
+ */
+export async function readImageRaw(file: string, opts: ReadOptions = {}): Promise<RawImage> {
   if (opts.maxSide !== undefined && !(Number.isInteger(opts.maxSide) && opts.maxSide >= 1)) {
     throw new StudioError('BAD_ARGUMENT', `maxSide must be a positive integer, not ${opts.maxSide}`);
   }
@@ -343,6 +355,14 @@ export async function readImage(file: string, opts: ReadOptions = {}): Promise<D
     throw new StudioError('INTERNAL', `decoding ${file} gave ${width}×${height}×${channels}, expected ${target.width}×${target.height}×3`);
   }
 
+  const bytes = sixteen && out.data.byteOffset % 2 !== 0 ? Buffer.from(out.data) : out.data;
+  const samples = sixteen ? new Uint16Array(bytes.buffer, bytes.byteOffset, width * height * 3) : new Uint8Array(bytes.buffer, bytes.byteOffset, width * height * 3);
+  return { width, height, bitDepth: sixteen ? 16 : 8, samples, source };
+}
+
+/** Decodes a file to RGB float32 HWC in [0, 1], sRGB, upright, alpha removed, optionally resized. */
+export async function readImage(file: string, opts: ReadOptions = {}): Promise<DecodedImage> {
+  const { width, height, bitDepth, samples, source } = await readImageRaw(file, opts);
   let data: Float32Array;
   try {
     data = new Float32Array(width * height * 3);
@@ -350,15 +370,12 @@ export async function readImage(file: string, opts: ReadOptions = {}): Promise<D
     throw new StudioError('IMAGE_TOO_LARGE', `${file}: not enough memory for ${width}×${height} pixels`,
       'use a smaller size, or downscale the image first', { cause: e });
   }
-  if (sixteen) {
-    const bytes = out.data.byteOffset % 2 === 0 ? out.data : Buffer.from(out.data);
-    const src = new Uint16Array(bytes.buffer, bytes.byteOffset, data.length);
-    for (let i = 0; i < data.length; i++) data[i] = src[i] / 65535;
+  if (bitDepth === 16) {
+    for (let i = 0; i < data.length; i++) data[i] = samples[i] / 65535;
   } else {
     const lut = new Float32Array(256);
     for (let v = 0; v < 256; v++) lut[v] = v / 255;
-    const src = out.data;
-    for (let i = 0; i < data.length; i++) data[i] = lut[src[i]];
+    for (let i = 0; i < data.length; i++) data[i] = lut[samples[i]];
   }
   return { width, height, data, source };
 }

@@ -533,10 +533,12 @@ function srgbIcc(): Promise<Buffer> {
 }
 
 /** Float [0,1] → 8- or 16-bit samples, rounded, clamped (NaN → 0). */
-function quantise(data: Float32Array, bitDepth: 8 | 16): Uint8ClampedArray | Uint16Array {
+function quantise(data: Float32Array, bitDepth: 8 | 16): Uint8Array | Uint16Array {
   if (bitDepth === 8) {
-    const out = new Uint8ClampedArray(data.length);
-    for (let i = 0; i < data.length; i++) out[i] = data[i] * 255;
+    // Through a clamped view: rounds half to even and clamps, as before.
+    const out = new Uint8Array(data.length);
+    const clamped = new Uint8ClampedArray(out.buffer);
+    for (let i = 0; i < data.length; i++) clamped[i] = data[i] * 255;
     return out;
   }
   const out = new Uint16Array(data.length);
@@ -547,12 +549,16 @@ function quantise(data: Float32Array, bitDepth: 8 | 16): Uint8ClampedArray | Uin
   return out;
 }
 
-/** Encodes `image` and writes it atomically to `out`; see the header for the options and what metadata is kept. */
-export async function writeImage(out: string, image: RgbPixels, opts: WriteOptions = {}): Promise<WriteResult> {
-  const { width, height, data } = image;
-  if (!(Number.isInteger(width) && width >= 1 && Number.isInteger(height) && height >= 1) || !(data instanceof Float32Array) || data.length !== width * height * 3) {
-    throw new StudioError('BAD_ARGUMENT', `cannot write ${out}: expected ${width}×${height}×3 float32 RGB samples, got ${data?.length}`);
-  }
+/** Integer RGB samples already at the output's bit depth (full-resolution results are made this way). */
+export interface RawPixels {
+  width: number;
+  height: number;
+  bitDepth: 8 | 16;
+  samples: Uint8Array | Uint16Array;
+}
+
+/** Checks the options against the output; returns the format and the bit depth to write. */
+async function outputPlan(out: string, width: number, height: number, opts: WriteOptions): Promise<{ format: OutputFormat; bitDepth: 8 | 16 }> {
   if (opts.bitDepth !== undefined && opts.bitDepth !== 8 && opts.bitDepth !== 16) {
     throw new StudioError('BAD_ARGUMENT', `bit depth must be 8 or 16, not ${opts.bitDepth}`);
   }
@@ -566,10 +572,37 @@ export async function writeImage(out: string, image: RgbPixels, opts: WriteOptio
   if (format === 'jpeg' && (width > 65535 || height > 65535)) {
     throw new StudioError('BAD_ARGUMENT', `cannot write ${out}: ${width}×${height} is larger than JPEG allows (65535 px a side)`, 'use PNG or TIFF');
   }
-  const bitDepth: 8 | 16 = opts.bitDepth ?? (opts.metadataFrom?.bitDepth === 16 && format !== 'jpeg' ? 16 : 8);
+  return { format, bitDepth: opts.bitDepth ?? (opts.metadataFrom?.bitDepth === 16 && format !== 'jpeg' ? 16 : 8) };
+}
+
+/** The bit depth `writeImage`/`writeRawImage` will write for these options (for callers that quantise themselves). */
+export async function outputBitDepth(out: string, width: number, height: number, opts: WriteOptions = {}): Promise<8 | 16> {
+  return (await outputPlan(out, width, height, opts)).bitDepth;
+}
+
+/** Encodes `image` and writes it atomically to `out`; see the header for the options and what metadata is kept. */
+export async function writeImage(out: string, image: RgbPixels, opts: WriteOptions = {}): Promise<WriteResult> {
+  const { width, height, data } = image;
+  if (!(Number.isInteger(width) && width >= 1 && Number.isInteger(height) && height >= 1) || !(data instanceof Float32Array) || data.length !== width * height * 3) {
+    throw new StudioError('BAD_ARGUMENT', `cannot write ${out}: expected ${width}×${height}×3 float32 RGB samples, got ${data?.length}`);
+  }
+  const { bitDepth } = await outputPlan(out, width, height, opts);
+  return writeRawImage(out, { width, height, bitDepth, samples: quantise(data, bitDepth) }, opts);
+}
+
+/** `writeImage` for samples already quantised to the output's bit depth (`outputBitDepth`). */
+export async function writeRawImage(out: string, image: RawPixels, opts: WriteOptions = {}): Promise<WriteResult> {
+  const { width, height, samples } = image;
+  if (!(Number.isInteger(width) && width >= 1 && Number.isInteger(height) && height >= 1) || samples?.length !== width * height * 3) {
+    throw new StudioError('BAD_ARGUMENT', `cannot write ${out}: expected ${width}×${height}×3 RGB samples, got ${samples?.length}`);
+  }
+  const { format, bitDepth } = await outputPlan(out, width, height, opts);
+  if (bitDepth !== image.bitDepth || (bitDepth === 16) !== (samples instanceof Uint16Array)) {
+    throw new StudioError('INTERNAL', `cannot write ${out}: ${image.bitDepth}-bit samples for a ${bitDepth}-bit output`);
+  }
   const notes: string[] = [];
 
-  const samples = quantise(data, bitDepth);
+  // A Uint16Array tells sharp the samples are 16-bit (a Buffer would be read as 8-bit).
   let img = sharp(samples, { raw: { width, height, channels: 3 }, limitInputPixels: false });
   if (bitDepth === 16) img = img.toColourspace('rgb16');
   if (format === 'png') img = img.png();

@@ -12,6 +12,7 @@ import { stylizeGatys } from '../engine/gatys/stylize.ts';
 import { ACCEPTED_FORMATS, readImage } from '../io/images.ts';
 import { cacheKey, cached } from './style-cache.ts';
 import { writeImage, checkOutputPath } from '../io/write.ts';
+import { checkWorkingSize } from './limits.ts';
 import type { FeaturesJob, JobEvent, StylizeGatysJob } from '../protocol.ts';
 import { writeNpy } from '../engine/tensors/npy.ts';
 import { imageToTensor } from '../engine/image.ts';
@@ -51,6 +52,8 @@ export async function runStylizeGatys(job: StylizeGatysJob, ctx: JobContext): Pr
   const p = job.params;
   // Fail on a bad output path now, not after a long optimisation.
   await checkOutputPath(job.output.out, [job.content, ...job.styles], job.output.format);
+  await checkWorkingSize(job.content, p.size, 'gatys', job.maxPixels);
+  for (const s of job.styles) await checkWorkingSize(s, Math.round(p.size * p.styleScale), 'gatys', job.maxPixels);
   const backend = await initBackend();
 
   ctx.emit({ type: 'progress', stage: 'load', fraction: 0, elapsedMs: elapsed() });

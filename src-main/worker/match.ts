@@ -10,7 +10,9 @@ import { colourMatch, type MatchReport } from '../engine/colour/match.ts';
 import { lookDistance, structureKept } from '../engine/colour/metrics.ts';
 import { LabelPalette, labelImageToIds } from '../engine/photo/labels.ts';
 import { readImage } from '../io/images.ts';
-import { checkOutputPath, writeImage } from '../io/write.ts';
+import { checkOutputPath } from '../io/write.ts';
+import { checkFullResMemory, writePhotoResult, type FullResReport } from './fullres.ts';
+import { checkWorkingSize } from './limits.ts';
 import { StudioError } from '../errors.ts';
 import type { MatchParams, StylizeMatchJob } from '../protocol.ts';
 import type { JobContext } from './jobs.ts';
@@ -28,15 +30,19 @@ export interface MatchMeasures {
   after: number;
   /** after / before. */
   remaining: number;
-  /** Mean SSIM structure term between the result's and the photo's L*. */
+  /** Mean SSIM structure term between the result's and the photo's L* (NaN when narrower than its 7×7 window). */
   structure: number;
   ms: number;
 }
 
 export interface MatchResult {
   out: string;
+  /** The written result's size. */
   width: number;
   height: number;
+  /** The size the look was computed at. */
+  working: { width: number; height: number };
+  fullResolution?: FullResReport;
   totalMs: number;
   backend: string;
   match: Omit<MatchReport, 'regions'>;
@@ -55,6 +61,8 @@ export async function runStylizeMatch(job: StylizeMatchJob, ctx: JobContext): Pr
   if (Boolean(job.contentLabels) !== Boolean(job.styleLabels)) {
     throw new StudioError('BAD_ARGUMENT', 'label maps come in pairs: give both --content-labels and --style-labels');
   }
+  await checkWorkingSize(job.content, p.size, 'match', job.maxPixels);
+  if (p.outputSize !== 'working') await checkFullResMemory(job.content, p.outputSize, job.maxPixels);
   ctx.emit({ type: 'progress', stage: 'load', fraction: 0, elapsedMs: elapsed() });
   const content = await readImage(job.content, { maxSide: p.size, maxPixels: job.maxPixels });
   const readStyle = () => readImage(job.style, { maxSide: p.size, maxPixels: job.maxPixels });
@@ -90,10 +98,15 @@ export async function runStylizeMatch(job: StylizeMatchJob, ctx: JobContext): Pr
   });
   const matchMs = elapsed() - readMs;
 
-  ctx.emit({ type: 'progress', stage: 'write', fraction: 0.97, elapsedMs: elapsed() });
+  const carry = p.outputSize !== 'working';
+  ctx.emit({ type: 'progress', stage: carry ? 'full resolution' : 'write', fraction: 0.9, elapsedMs: elapsed() });
   const tw = elapsed();
-  await writeImage(job.output.out, image, {
-    format: job.output.format, bitDepth: job.output.bitDepth, quality: job.output.quality, metadataFrom: content.source, inputs: [job.content, job.style],
+  const written = await writePhotoResult({
+    photoFile: job.content, workingPhoto: content, workingResult: image, outputSize: p.outputSize, maxPixels: job.maxPixels, out: job.output.out,
+    write: { format: job.output.format, bitDepth: job.output.bitDepth, quality: job.output.quality, inputs: [job.content, job.style] },
+    checkCancelled: () => ctx.checkCancelled(),
+    onProgress: (f) => ctx.emit({ type: 'progress', stage: 'full resolution', fraction: 0.9 + 0.08 * f, elapsedMs: elapsed() }),
+    keepLightness: p.keepLuminance,
   });
   const writeMs = elapsed() - tw;
 
@@ -101,7 +114,9 @@ export async function runStylizeMatch(job: StylizeMatchJob, ctx: JobContext): Pr
   if (job.measure || job.report) {
     const tm = performance.now();
     const before = lookDistance(content, style), after = lookDistance(image, style);
-    measures = { before, after, remaining: before > 0 ? after / before : 0, structure: structureKept(image, content), ms: performance.now() - tm };
+    // Structure needs one 7×7 window: a narrower picture (a panorama strip) has none to compare (NaN).
+    const structure = Math.min(image.width, image.height) >= 7 ? structureKept(image, content) : NaN;
+    measures = { before, after, remaining: before > 0 ? after / before : 0, structure, ms: performance.now() - tm };
   }
   const totalMs = elapsed();
   const { regions, ...match } = report;
@@ -109,15 +124,17 @@ export async function runStylizeMatch(job: StylizeMatchJob, ctx: JobContext): Pr
     await writeFile(job.report, JSON.stringify({
       method: 'match', params: { ...p, smoothing: { ...p.smoothing, radius } },
       inputs: { content: job.content, style: job.style, contentLabels: job.contentLabels ?? null, styleLabels: job.styleLabels ?? null, width: content.width, height: content.height, styleWidth: style.width, styleHeight: style.height },
+      working: { width: content.width, height: content.height }, output: { width: written.width, height: written.height },
+      fullResolution: written.fullResolution ?? null,
       colourSpace: report.colourSpace, channels: report.channels, iterations: { transfer: report.idt.iterations, rematch: report.rematch?.idt.iterations ?? 0 },
       converged: report.idt.converged, regularized: report.regularized, regions: regions ?? null, regrain: report.regrain,
       lookDistance: { photoToReference: measures!.before, resultToReference: measures!.after, remaining: measures!.remaining },
-      structureKept: measures!.structure,
+      structureKept: Number.isNaN(measures!.structure) ? null : measures!.structure,
       stages: { readMs, ...Object.fromEntries(Object.entries(report.stageMs).map(([k, v]) => [`${k}Ms`, v])), matchMs, writeMs, measureMs: measures!.ms },
       totalMs, notes,
     }, null, 2));
   }
   return {
-    out: job.output.out, width: image.width, height: image.height, totalMs, backend: backendInfo()?.name ?? 'none', match, measures, report: job.report, notes, ioMs: readMs + writeMs,
+    out: job.output.out, width: written.width, height: written.height, working: { width: content.width, height: content.height }, fullResolution: written.fullResolution, totalMs, backend: backendInfo()?.name ?? 'none', match, measures, report: job.report, notes, ioMs: readMs + writeMs,
   };
 }

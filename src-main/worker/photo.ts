@@ -16,9 +16,11 @@ import type { SmoothProgress } from '../engine/photo/smooth.ts';
 import type { LabelImage } from '../engine/photo/labels.ts';
 import type { RgbImage } from '../engine/image.ts';
 import { readImage, type DecodedImage } from '../io/images.ts';
-import { checkOutputPath, writeImage } from '../io/write.ts';
+import { checkOutputPath } from '../io/write.ts';
+import { checkFullResMemory, writePhotoResult, type FullResReport } from './fullres.ts';
+import { checkWorkingSize } from './limits.ts';
 import { StudioError } from '../errors.ts';
-import type { SmoothJob, StylizePhotoJob } from '../protocol.ts';
+import type { OutputSize, SmoothJob, StylizePhotoJob } from '../protocol.ts';
 import type { JobContext } from './jobs.ts';
 
 /** A label map is any-size, but must have its photo's shape: a map for another picture is an error. */
@@ -36,7 +38,7 @@ export async function readLabels(file: string, photo: DecodedImage, what: string
 }
 
 /** The smoothing stage with its progress mapped onto [from, 1] of the job's bar. */
-async function smoothStage(content: RgbImage, stylized: RgbImage, mode: SmoothingMode, params: StylizePhotoJob['params']['smoothing'], ctx: JobContext, elapsed: () => number, from: number) {
+async function smoothStage(content: RgbImage, stylized: RgbImage, mode: SmoothingMode, params: StylizePhotoJob['params']['smoothing'], ctx: JobContext, elapsed: () => number, from: number, to = 1) {
   if (mode !== 'none') ctx.emit({ type: 'progress', stage: `smoothing (${mode})`, fraction: from, elapsedMs: elapsed() });
   const start = elapsed();
   return runSmoothing(content, stylized, mode, params, {
@@ -44,17 +46,33 @@ async function smoothStage(content: RgbImage, stylized: RgbImage, mode: Smoothin
     onProgress: (q: SmoothProgress) => {
       const spent = elapsed() - start;
       ctx.emit({
-        type: 'progress', stage: `smoothing (${mode})`, fraction: from + (1 - from) * q.fraction, iteration: q.iteration, elapsedMs: elapsed(),
+        type: 'progress', stage: `smoothing (${mode})`, fraction: from + (to - from) * q.fraction, iteration: q.iteration, elapsedMs: elapsed(),
         etaMs: q.fraction > 0.05 ? (spent * (1 - q.fraction)) / q.fraction : undefined,
       });
     },
   });
 }
 
+/** The write, at the working size or carried to the output size, with its progress on [0.9, 1]. */
+async function writeStage(photoFile: string, content: DecodedImage, image: RgbImage, outputSize: OutputSize, job: { output: StylizePhotoJob['output']; maxPixels?: number; style?: string; stylized?: string }, ctx: JobContext, elapsed: () => number) {
+  const carry = outputSize !== 'working';
+  ctx.emit({ type: 'progress', stage: carry ? 'full resolution' : 'write', fraction: carry ? 0.9 : 1, elapsedMs: elapsed() });
+  return writePhotoResult({
+    photoFile, workingPhoto: content, workingResult: image, outputSize, maxPixels: job.maxPixels, out: job.output.out,
+    write: { format: job.output.format, bitDepth: job.output.bitDepth, quality: job.output.quality, inputs: [photoFile, ...[job.style, job.stylized].filter((x): x is string => Boolean(x))] },
+    checkCancelled: () => ctx.checkCancelled(),
+    onProgress: (f) => ctx.emit({ type: 'progress', stage: 'full resolution', fraction: 0.9 + 0.1 * f, elapsedMs: elapsed() }),
+  });
+}
+
 export interface PhotoResult {
   out: string;
+  /** The written result's size. */
   width: number;
   height: number;
+  /** The size the look was computed at. */
+  working: { width: number; height: number };
+  fullResolution?: FullResReport;
   totalMs: number;
   backend: string;
   smoothing: SmoothingReport;
@@ -71,6 +89,9 @@ export async function runStylizePhoto(job: StylizePhotoJob, ctx: JobContext): Pr
   if (Boolean(job.contentLabels) !== Boolean(job.styleLabels)) {
     throw new StudioError('BAD_ARGUMENT', 'label maps come in pairs: give both --content-labels and --style-labels');
   }
+  await checkWorkingSize(job.content, p.size, 'photo', job.maxPixels);
+  await checkWorkingSize(job.style, p.size, 'photo', job.maxPixels);
+  if (p.outputSize !== 'working') await checkFullResMemory(job.content, p.outputSize, job.maxPixels);
   const backend = await initBackend();
   ctx.emit({ type: 'progress', stage: 'load', fraction: 0, elapsedMs: elapsed() });
   const modelDir = resolveModel(job.model);
@@ -105,7 +126,8 @@ export async function runStylizePhoto(job: StylizePhotoJob, ctx: JobContext): Pr
   const readMs = loadMs - tRead;
 
   // Share of the progress bar for the cascade; the exact smoothing takes the rest.
-  const wctShare = p.smooth === 'exact' ? 0.4 : 0.95;
+  const carry = p.outputSize !== 'working';
+  const wctShare = (p.smooth === 'exact' ? 0.4 : 0.95) * (carry ? 0.9 : 1);
   const stylized = await photoWct(weights, decoders, content, style, {
     alpha: p.alpha, styleCache,
     // FastPhotoStyle's own encoder: its exact +I regulariser (on its scale), as the paper's code.
@@ -115,13 +137,10 @@ export async function runStylizePhoto(job: StylizePhotoJob, ctx: JobContext): Pr
     onLevel: (done, total, level) => ctx.emit({ type: 'progress', stage: `PhotoWCT relu${level}_1`, fraction: wctShare * done / total, iteration: done, iterations: total, elapsedMs: elapsed() }),
   }, labels);
   const wctMs = elapsed() - loadMs;
-  const smoothed = await smoothStage(content, stylized.image, p.smooth, p.smoothing, ctx, elapsed, wctShare);
+  const smoothed = await smoothStage(content, stylized.image, p.smooth, p.smoothing, ctx, elapsed, wctShare, carry ? 0.9 : 1);
 
-  ctx.emit({ type: 'progress', stage: 'write', fraction: 1, elapsedMs: elapsed() });
   const tw = elapsed();
-  await writeImage(job.output.out, smoothed.image, {
-    format: job.output.format, bitDepth: job.output.bitDepth, quality: job.output.quality, metadataFrom: content.source, inputs: [job.content, job.style],
-  });
+  const written = await writeStage(job.content, content, smoothed.image, p.outputSize, job, ctx, elapsed);
   const writeMs = elapsed() - tw;
   const totalMs = elapsed();
   if (job.report) {
@@ -129,10 +148,14 @@ export async function runStylizePhoto(job: StylizePhotoJob, ctx: JobContext): Pr
       method: 'photo', params: p, backend: { name: backend.name, device: backend.device },
       model: { source: weights.source, widths: weights.widths, decoders: decodersDir },
       inputs: { content: job.content, style: job.style, contentLabels: job.contentLabels ?? null, styleLabels: job.styleLabels ?? null, width: content.width, height: content.height },
+      working: { width: content.width, height: content.height }, output: { width: written.width, height: written.height }, fullResolution: written.fullResolution ?? null,
       levels: stylized.levels, smoothing: smoothed.report, stages: { loadMs, wctMs, smoothMs: smoothed.report.ms, writeMs }, totalMs,
     }, null, 2));
   }
-  return { out: job.output.out, width: content.width, height: content.height, totalMs, backend: backend.name, smoothing: smoothed.report, report: job.report, ioMs: readMs + writeMs };
+  return {
+    out: job.output.out, width: written.width, height: written.height, working: { width: content.width, height: content.height }, fullResolution: written.fullResolution,
+    totalMs, backend: backend.name, smoothing: smoothed.report, report: job.report, ioMs: readMs + writeMs,
+  };
 }
 
 /**
@@ -140,10 +163,12 @@ export async function runStylizePhoto(job: StylizePhotoJob, ctx: JobContext): Pr
  * exactly that size as its guide (FastPhotoStyle does the same); the output keeps the content
  * photo's metadata.
  */
-export async function runSmooth(job: SmoothJob, ctx: JobContext): Promise<{ out: string; width: number; height: number; smoothing: SmoothingReport; totalMs: number; report?: string }> {
+export async function runSmooth(job: SmoothJob, ctx: JobContext): Promise<{ out: string; width: number; height: number; working: { width: number; height: number }; fullResolution?: FullResReport; smoothing: SmoothingReport; totalMs: number; report?: string }> {
   const t0 = performance.now();
   const elapsed = () => performance.now() - t0;
   await checkOutputPath(job.output.out, [job.content, job.stylized], job.output.format);
+  await checkWorkingSize(job.stylized, job.size, 'smooth', job.maxPixels);
+  if (job.outputSize !== 'working') await checkFullResMemory(job.content, job.outputSize, job.maxPixels);
   ctx.emit({ type: 'progress', stage: 'load', fraction: 0, elapsedMs: elapsed() });
   const stylized = await readImage(job.stylized, { maxSide: job.size, maxPixels: job.maxPixels });
   const probe = await readImage(job.content, { maxSide: 64, maxPixels: job.maxPixels });
@@ -154,18 +179,16 @@ export async function runSmooth(job: SmoothJob, ctx: JobContext): Promise<{ out:
   }
   const content = await readImage(job.content, { size: { width: stylized.width, height: stylized.height }, maxPixels: job.maxPixels });
   const loadMs = elapsed();
-  const { image, report } = await smoothStage(content, stylized, job.params.mode, job.params, ctx, elapsed, 0);
-  ctx.emit({ type: 'progress', stage: 'write', fraction: 1, elapsedMs: elapsed() });
-  await writeImage(job.output.out, image, {
-    format: job.output.format, bitDepth: job.output.bitDepth, quality: job.output.quality, metadataFrom: content.source, inputs: [job.content, job.stylized],
-  });
+  const { image, report } = await smoothStage(content, stylized, job.params.mode, job.params, ctx, elapsed, 0, job.outputSize === 'working' ? 1 : 0.9);
+  const written = await writeStage(job.content, content, image, job.outputSize, job, ctx, elapsed);
   const totalMs = elapsed();
   if (job.report) {
     await writeFile(job.report, JSON.stringify({
       method: 'smooth', params: job.params, backend: backendInfo()?.name ?? null,
       inputs: { content: job.content, stylized: job.stylized, width: stylized.width, height: stylized.height },
+      working: { width: image.width, height: image.height }, output: { width: written.width, height: written.height }, fullResolution: written.fullResolution ?? null,
       smoothing: report, stages: { loadMs, smoothMs: report.ms }, totalMs,
     }, null, 2));
   }
-  return { out: job.output.out, width: image.width, height: image.height, smoothing: report, totalMs, report: job.report };
+  return { out: job.output.out, width: written.width, height: written.height, working: { width: image.width, height: image.height }, fullResolution: written.fullResolution, smoothing: report, totalMs, report: job.report };
 }

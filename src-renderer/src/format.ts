@@ -30,6 +30,7 @@ export function nextStep(code: string): string | undefined {
     case 'NOT_AN_IMAGE': case 'CORRUPT_IMAGE': case 'EMPTY_IMAGE': case 'UNSUPPORTED_FORMAT':
       return 'Choose another file: JPEG, PNG, TIFF or WebP.';
     case 'IMAGE_TOO_LARGE': return 'Lower the size, or use a smaller image.';
+    case 'IMAGE_TOO_SMALL': return 'Raise the size, or crop the image to a less narrow shape.';
     case 'INTERNAL': return 'Your images and settings are kept: try again, or with a smaller size.';
     default: return undefined;
   }
@@ -37,7 +38,7 @@ export function nextStep(code: string): string | undefined {
 
 export const ERROR_TITLES: Record<string, string> = {
   FILE_NOT_FOUND: 'File not found', NOT_AN_IMAGE: 'Not an image', CORRUPT_IMAGE: 'The image is damaged',
-  EMPTY_IMAGE: 'The image is empty', IMAGE_TOO_LARGE: 'Too large', UNSUPPORTED_FORMAT: 'Format not supported',
+  EMPTY_IMAGE: 'The image is empty', IMAGE_TOO_LARGE: 'Too large', IMAGE_TOO_SMALL: 'Too small or too thin', UNSUPPORTED_FORMAT: 'Format not supported',
   UNWRITABLE_OUTPUT: 'Cannot save there', OUTPUT_IS_INPUT: 'That would overwrite an original', BAD_ARGUMENT: 'Check the settings',
   BAD_FILE: 'Cannot read the file', MODEL_MISSING: 'No model installed', BAD_MODEL: 'The model is damaged',
   CHECKSUM_MISMATCH: 'Download damaged', DOWNLOAD_FAILED: 'Download failed', BACKEND_UNAVAILABLE: 'Compute backend unavailable',

@@ -61,9 +61,13 @@ test('stylize --method photo runs the PhotoWCT cascade (with label maps) and rep
   const r = await studio(['stylize', '--method', 'photo', '--content', content, '--style', photoStyle, '--out', out, '--model', model,
     '--size', '96', '--report', report, '--content-labels', labels, '--style-labels', styleLabels]);
   assert.equal(r.code, 0, r.stderr);
+  // Computed at 96 px, written at the photo's own size (the default --output-size full).
   const meta = await sharp(out).metadata();
-  assert.equal(meta.width, 96);
+  assert.equal(meta.width, 512);
   const rep = JSON.parse(await readFile(report, 'utf8'));
+  assert.deepEqual([rep.working.width, rep.output.width], [96, 512]);
+  assert.ok(rep.fullResolution.stages.applyMs >= 0 && rep.fullResolution.fit.radius >= 1);
+  assert.match(r.stdout, /full resolution: the look at 96×64 carried to 512×341/);
   assert.deepEqual(rep.levels.map((l: { level: number }) => l.level), [4, 3, 2, 1]);
   for (const l of rep.levels) assert.ok(typeof l.covError === 'number' && l.ms >= 0 && Array.isArray(l.regions));
   // The exact smoothing ran by default, to its tolerance, and says so.
@@ -98,7 +102,7 @@ test('smooth: exact and fast modes on a stylised image, guided by its photo at a
   await sharp(content).resize(80).modulate({ hue: 120, saturation: 1.4 }).linear(1.1, 10).png().toFile(stylizedFile);
   const exactOut = path.join(dir, 'smoothed.png');
   const report = path.join(dir, 'smooth.json');
-  const r = await studio(['smooth', '--content', tagged, '--stylized', stylizedFile, '--out', exactOut, '--report', report]);
+  const r = await studio(['smooth', '--content', tagged, '--stylized', stylizedFile, '--out', exactOut, '--report', report, '--output-size', 'working']);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /wrote .*smoothed\.png \(80×53,/);
   assert.match(r.stdout, /smoothing: exact .* \d+ iterations, residual \d\.\d+e-\d+/);
@@ -127,7 +131,12 @@ test('smooth: exact and fast modes on a stylised image, guided by its photo at a
   const f = await studio(['smooth', '--content', tagged, '--stylized', stylizedFile, '--out', fastOut, '--mode', 'fast', '--radius', '8']);
   assert.equal(f.code, 0, f.stderr);
   assert.match(f.stdout, /smoothing: guided filter r = 8/);
-  assert.equal((await sharp(fastOut).metadata()).format, 'jpeg');
+  // By default the smoothed look is carried to the photo's own size, keeping its EXIF.
+  assert.match(f.stdout, /wrote .*smoothed-fast\.jpg \(512×341,/);
+  const fm = await sharp(fastOut).metadata();
+  assert.equal(fm.format, 'jpeg');
+  assert.equal(fm.width, 512);
+  assert.ok(fm.exif?.includes('StudioCam'));
 
   // Another picture's shape, a bad mode and a missing file are clear errors, exit 2.
   const square = path.join(dir, 'square-photo.png');

@@ -209,3 +209,47 @@ export function applyLocalAffine(fit: AffineFit, guide: ArrayLike<number>, W: nu
   }
   return dst;
 }
+
+/**
+ * `applyLocalAffine` from integer samples to integer samples (a colour fit, cin = cout = 3): rows
+ * y0 ≤ y < y1 of a W×H guide at `srcBits` (8 or 16) into `dst` at `dstBits`, clamped to the range
+ * and rounded. Full-resolution results go this way, with no float copy of the photo.
+ */
+export function applyLocalAffineToSamples(
+  fit: AffineFit, src: Uint8Array | Uint16Array, srcBits: 8 | 16, W: number, H: number, dst: Uint8Array | Uint16Array, dstBits: 8 | 16, y0 = 0, y1 = H,
+): void {
+  const { width: w, height: h, cin, cout, coeffs } = fit;
+  if (cin !== 3 || cout !== 3) throw new StudioError('INTERNAL', `applyLocalAffineToSamples: a colour fit is needed, got ${cin} → ${cout}`);
+  if (src.length !== W * H * 3 || dst.length !== W * H * 3) throw new StudioError('INTERNAL', `applyLocalAffineToSamples: ${W}×${H}×3 samples expected`);
+  const inScale = 1 / (srcBits === 16 ? 65535 : 255), outMax = dstBits === 16 ? 65535 : 255;
+  const C2 = 12;
+  const sx = w / W, sy = h / H;
+  const xl = new Int32Array(W), xr = new Int32Array(W), fx = new Float64Array(W);
+  for (let x = 0; x < W; x++) {
+    const u = Math.min(w - 1, Math.max(0, (x + 0.5) * sx - 0.5));
+    xl[x] = Math.floor(u) * C2;
+    xr[x] = Math.min(w - 1, Math.floor(u) + 1) * C2;
+    fx[x] = u - Math.floor(u);
+  }
+  const row = new Float64Array(w * C2);
+  for (let y = y0; y < y1; y++) {
+    const v = Math.min(h - 1, Math.max(0, (y + 0.5) * sy - 0.5));
+    const yt = Math.floor(v), yb = Math.min(h - 1, yt + 1), fy = v - yt;
+    const ot = yt * w * C2, ob = yb * w * C2;
+    // The maps scaled to integer output units, so each pixel is one lerp and a dot product.
+    for (let k = 0; k < w * C2; k++) row[k] = (coeffs[ot + k] + fy * (coeffs[ob + k] - coeffs[ot + k])) * outMax;
+    for (let x = 0, p = y * W * 3; x < W; x++, p += 3) {
+      const l = xl[x], r = xr[x], f = fx[x];
+      const R = src[p] * inScale, G = src[p + 1] * inScale, B = src[p + 2] * inScale;
+      for (let c = 0; c < 3; c++) {
+        const k = 3 * c;
+        const a0 = row[l + k] + f * (row[r + k] - row[l + k]);
+        const a1 = row[l + k + 1] + f * (row[r + k + 1] - row[l + k + 1]);
+        const a2 = row[l + k + 2] + f * (row[r + k + 2] - row[l + k + 2]);
+        const b = row[l + 9 + c] + f * (row[r + 9 + c] - row[l + 9 + c]);
+        const q = a0 * R + a1 * G + a2 * B + b;
+        dst[p + c] = q > 0 ? (q < outMax ? Math.round(q) : outMax) : 0;
+      }
+    }
+  }
+}

@@ -1,0 +1,175 @@
+/**
+ * Full resolution for the photorealistic methods (REFERENCE §7): the look is computed at a working
+ * size; a local affine colour model from the photo's colours to the result's is fitted there (small
+ * windows, small ε: the model the matting Laplacian itself assumes), its coefficient maps are
+ * upsampled bilinearly, and applied to the photo decoded at the output size. The result is an
+ * edge-aware function of the full photo: its own detail, grain and edges, the look's colours.
+ *
+ * Memory stays bounded: the photo is decoded once as integers at its own bit depth (no float copy),
+ * the model is applied band by band of rows straight into the output's integer samples (16-bit when
+ * the output is), and sharp encodes from those. A 45-megapixel photo: 135 MB in (8-bit), 270 MB out
+ * (16-bit), the encoded file; nothing in between scales with the photo.
+ */
+import os from 'node:os';
+import type { RgbImage } from '../engine/image.ts';
+import { applyLocalAffineToSamples, fitLocalAffine } from '../engine/photo/affine-transfer.ts';
+import { readImageRaw, probeImage, fitLongestSide, type DecodedImage } from '../io/images.ts';
+import { outputBitDepth, writeImage, writeRawImage, type WriteOptions } from '../io/write.ts';
+import type { OutputSize } from '../protocol.ts';
+import { StudioError } from '../errors.ts';
+import { labToRgbKeepL, rgbPixelToLab } from '../engine/colour/spaces.ts';
+
+/**
+ * The carry's fit, chosen by measurement (bench/fullres.ts): 3×3 windows at the working size and
+ * ε = 1e-4 (colours on [0, 1]). Larger windows or ε average away more of the working-size look
+ * (downscaled full result vs working result: r 1 → 44.5 dB, r 2 → 42.4, r 4 → 40.7 dB; ε 1e-3
+ * costs another 2–3 dB), and the photo's own detail comes through the same at any of them.
+ */
+export const CARRY_FIT = { radius: 1, eps: 1e-4 } as const;
+
+/** Rows per band: small enough to cancel promptly, large enough to keep the loop tight. */
+const BAND_ROWS = 256;
+
+export interface FullResReport {
+  working: { width: number; height: number };
+  output: { width: number; height: number; bitDepth: 8 | 16 };
+  fit: { radius: number; eps: number };
+  stages: { fitMs: number; decodeMs: number; applyMs: number; writeMs: number };
+  ms: number;
+  /** The process's peak resident memory after the stage (bytes). */
+  peakRssBytes: number;
+}
+
+/** The output size for `outputSize` and a photo of `source` size: the photo's own, or a longest side (never enlarged). */
+export function outputDimensions(source: { width: number; height: number }, outputSize: 'full' | number): { width: number; height: number } {
+  return outputSize === 'full' ? { width: source.width, height: source.height } : fitLongestSide(source.width, source.height, outputSize);
+}
+
+/**
+ * Bytes the full-resolution stage needs for an output of `pixels`: the decoded photo (8 or 16 bits),
+ * the output samples (16-bit at most), and the encoded file (at most about the samples' size).
+ */
+export function fullResBytes(pixels: number, sourceBits: 8 | 16): number {
+  return pixels * 3 * (sourceBits / 8 + 2 + 2) + 64 * 2 ** 20;
+}
+
+/** Refuses, before any work, an output the machine's memory cannot hold; names the largest that fits. */
+export async function checkFullResMemory(file: string, outputSize: 'full' | number, maxPixels?: number): Promise<void> {
+  const info = await probeImage(file, { maxPixels });
+  const { width, height } = outputDimensions(info, outputSize);
+  const need = fullResBytes(width * height, info.bitDepth === 16 ? 16 : 8);
+  const limit = memoryLimit();
+  if (need > limit) {
+    const scale = Math.sqrt((limit - 64 * 2 ** 20) / (need - 64 * 2 ** 20));
+    const side = Math.floor(Math.max(width, height) * scale);
+    throw new StudioError('IMAGE_TOO_LARGE',
+      `a ${width}×${height} result needs about ${(need / 2 ** 30).toFixed(1)} GB of memory for the full-resolution stage, more than the ${(limit / 2 ** 30).toFixed(1)} GB this machine can give`,
+      `use --output-size ${side} (the largest that fits), or close other programs`);
+  }
+}
+
+/** Memory a job may plan on: STUDIO_MEMORY_LIMIT (bytes, for tests and shared machines), else 80% of the machine's. */
+export function memoryLimit(): number {
+  const env = Number(process.env.STUDIO_MEMORY_LIMIT);
+  return Number.isFinite(env) && env > 0 ? env : 0.8 * os.totalmem();
+}
+
+/**
+ * Writes the result at the output size: fits the model on (working photo → working result), decodes
+ * the photo at the output size, applies the model band by band, writes with the photo's metadata.
+ */
+export async function writeFullResolution(args: {
+  photoFile: string;
+  workingPhoto: RgbImage;
+  workingResult: RgbImage;
+  outputSize: 'full' | number;
+  maxPixels?: number;
+  out: string;
+  write: Omit<WriteOptions, 'metadataFrom'>;
+  checkCancelled?: () => void;
+  onProgress?: (fraction: number) => void;
+  /** Put back each pixel's CIE L* from the full photo (colour match's keep luminance: exact at every size). */
+  keepLightness?: boolean;
+}): Promise<FullResReport> {
+  const t0 = performance.now();
+  const { workingPhoto: wp, workingResult: wr } = args;
+  if (wp.width !== wr.width || wp.height !== wr.height) {
+    throw new StudioError('INTERNAL', `full resolution: the working photo is ${wp.width}×${wp.height}, its result ${wr.width}×${wr.height}`);
+  }
+  await checkFullResMemory(args.photoFile, args.outputSize, args.maxPixels);
+  const fit = fitLocalAffine(wp.data, wr.data, wp.width, wp.height, 3, 3, CARRY_FIT);
+  const t1 = performance.now();
+  args.checkCancelled?.();
+  const info = await probeImage(args.photoFile, { maxPixels: args.maxPixels });
+  const target = outputDimensions(info, args.outputSize);
+  const raw = await readImageRaw(args.photoFile, { size: target, maxPixels: args.maxPixels });
+  const t2 = performance.now();
+  const { width: W, height: H } = raw;
+  const write = { ...args.write, metadataFrom: raw.source };
+  const bitDepth = await outputBitDepth(args.out, W, H, write);
+  let samples: Uint8Array | Uint16Array;
+  try {
+    samples = bitDepth === 16 ? new Uint16Array(W * H * 3) : new Uint8Array(W * H * 3);
+  } catch (e) {
+    throw new StudioError('IMAGE_TOO_LARGE', `not enough memory for a ${W}×${H} result`, 'use a smaller --output-size', { cause: e });
+  }
+  for (let y0 = 0; y0 < H; y0 += BAND_ROWS) {
+    args.checkCancelled?.();
+    applyLocalAffineToSamples(fit, raw.samples, raw.bitDepth, W, H, samples, bitDepth, y0, Math.min(H, y0 + BAND_ROWS));
+    if (args.keepLightness) restoreLightness(raw.samples, raw.bitDepth, samples, bitDepth, y0 * W, Math.min(H, y0 + BAND_ROWS) * W);
+    args.onProgress?.(Math.min(1, (y0 + BAND_ROWS) / H));
+  }
+  const t3 = performance.now();
+  await writeRawImage(args.out, { width: W, height: H, bitDepth, samples }, write);
+  const t4 = performance.now();
+  return {
+    working: { width: wp.width, height: wp.height },
+    output: { width: W, height: H, bitDepth },
+    fit: { ...CARRY_FIT },
+    stages: { fitMs: t1 - t0, decodeMs: t2 - t1, applyMs: t3 - t2, writeMs: t4 - t3 },
+    ms: t4 - t0,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+  };
+}
+
+/** Pixels p0 ≤ p < p1 of `dst` get the L* of the same pixels of `src`, keeping their hue (labToRgbKeepL). */
+function restoreLightness(src: Uint8Array | Uint16Array, srcBits: 8 | 16, dst: Uint8Array | Uint16Array, dstBits: 8 | 16, p0: number, p1: number): void {
+  const si = 1 / (srcBits === 16 ? 65535 : 255), dmax = dstBits === 16 ? 65535 : 255;
+  const lab = new Float64Array(3), rgb = new Float32Array(3);
+  const photoL = new Float64Array(3);
+  for (let p = p0; p < p1; p++) {
+    const o = 3 * p;
+    rgbPixelToLab(src[o] * si, src[o + 1] * si, src[o + 2] * si, photoL, 0);
+    rgbPixelToLab(dst[o] / dmax, dst[o + 1] / dmax, dst[o + 2] / dmax, lab, 0);
+    lab[0] = photoL[0];
+    labToRgbKeepL(lab, rgb);
+    for (let c = 0; c < 3; c++) dst[o + c] = Math.round(rgb[c] * dmax);
+  }
+}
+
+/**
+ * A photorealistic job's write: the working-size result as it is (`outputSize` 'working'), or carried
+ * to the output size. Returns the written size and, when carried, the stage's report.
+ */
+export async function writePhotoResult(args: {
+  photoFile: string;
+  workingPhoto: DecodedImage;
+  workingResult: RgbImage;
+  outputSize: OutputSize;
+  maxPixels?: number;
+  out: string;
+  write: Omit<WriteOptions, 'metadataFrom'>;
+  checkCancelled?: () => void;
+  onProgress?: (fraction: number) => void;
+  keepLightness?: boolean;
+}): Promise<{ width: number; height: number; fullResolution?: FullResReport }> {
+  const info = args.outputSize === 'working' ? undefined : await probeImage(args.photoFile, { maxPixels: args.maxPixels });
+  const target = info && outputDimensions(info, args.outputSize as 'full' | number);
+  // Nothing to carry when the look was computed at the output size already.
+  if (!target || (target.width === args.workingResult.width && target.height === args.workingResult.height)) {
+    await writeImage(args.out, args.workingResult, { ...args.write, metadataFrom: args.workingPhoto.source });
+    return { width: args.workingResult.width, height: args.workingResult.height };
+  }
+  const r = await writeFullResolution({ ...args, outputSize: args.outputSize });
+  return { ...r.output, fullResolution: r };
+}
