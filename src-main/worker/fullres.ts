@@ -163,13 +163,13 @@ export async function writePhotoResult(args: {
   onProgress?: (fraction: number) => void;
   keepLightness?: boolean;
 }): Promise<{ width: number; height: number; fullResolution?: FullResReport }> {
-  const info = args.outputSize === 'working' ? undefined : await probeImage(args.photoFile, { maxPixels: args.maxPixels });
-  const target = info && outputDimensions(info, args.outputSize as 'full' | number);
+  const size = args.outputSize;
+  const target = size === 'working' ? undefined : outputDimensions(await probeImage(args.photoFile, { maxPixels: args.maxPixels }), size);
   // Nothing to carry when the look was computed at the output size already.
-  if (!target || (target.width === args.workingResult.width && target.height === args.workingResult.height)) {
+  if (size === 'working' || !target || (target.width === args.workingResult.width && target.height === args.workingResult.height)) {
     await writeImage(args.out, args.workingResult, { ...args.write, metadataFrom: args.workingPhoto.source });
     return { width: args.workingResult.width, height: args.workingResult.height };
   }
-  const r = await writeFullResolution({ ...args, outputSize: args.outputSize });
+  const r = await writeFullResolution({ ...args, outputSize: size });
   return { ...r.output, fullResolution: r };
 }
