@@ -190,10 +190,11 @@ test('compare: the divider follows the pointer; zoom 100% shows image pixels', a
   await page.getByTestId('zoom').getByRole('radio', { name: 'Fit' }).click();
 });
 
-async function exportAs(format: 'JPEG' | 'PNG' | 'TIFF', opts: { sixteen?: boolean } = {}): Promise<{ file: string; name: string }> {
+async function exportAs(format: 'JPEG' | 'PNG' | 'TIFF', opts: { sixteen?: boolean; size?: RegExp } = {}): Promise<{ file: string; name: string }> {
   await page.getByTestId('export').click();
   const dialog = page.getByTestId('export-dialog');
   await dialog.waitFor();
+  if (opts.size) await page.getByTestId('export-size').getByRole('radio', { name: opts.size }).click();
   await page.getByTestId('export-format').getByRole('radio', { name: format }).click();
   if (opts.sixteen) await page.getByTestId('export-depth').getByRole('radio', { name: '16-bit' }).click();
   if (format === 'JPEG') await shot('08-export-dialog');
@@ -243,6 +244,24 @@ test('photorealistic: colour match is the default and gives a real result', asyn
   // The photo is 451×300: its own size (colour match works at up to 1024 px).
   assert.match(await page.getByTestId('viewer-caption').innerText(), /Full size · 451×300 px/);
   await shot('09a-result-colour-match');
+
+  // Computed at 160 px, shown at 160 px, exported at the photo's full resolution (the default) or as shown.
+  await setNumber('size', 160);
+  await page.getByTestId('run').click();
+  await page.getByTestId('progress').waitFor();
+  await page.getByTestId('progress').waitFor({ state: 'detached', timeout: 60_000 });
+  assert.match(await page.getByTestId('viewer-caption').innerText(), /Full size · 160×106 px/);
+  await page.getByTestId('export').click();
+  assert.match(await page.getByTestId('export-summary').innerText(), /451×300 px/);
+  await shot('09b-export-full-resolution');
+  await page.keyboard.press('Escape');
+  const full = await exportAs('PNG', { sixteen: true });
+  const fm = await sharp(full.file).metadata();
+  assert.deepEqual([fm.width, fm.height, fm.depth], [451, 300, 'ushort']);
+  assert.ok(fm.exif?.includes(Buffer.from('E2E Photographer')), 'EXIF kept at full resolution');
+  assert.match(await page.getByTestId('notice').innerText(), /Exported .*451×300/);
+  const shown = await exportAs('JPEG', { size: /As shown/ });
+  assert.equal((await sharp(shown.file).metadata()).width, 160);
 });
 
 test('photorealistic: PhotoWCT with the tiny decoders, preview then full size', async () => {

@@ -5,7 +5,7 @@
  * the renderer imports the types. Browser-safe: imports nothing but zod and the job schemas.
  */
 import { z } from 'zod';
-import { GatysParams, MatchParams, PhotoParams } from './protocol.ts';
+import { GatysParams, MatchParams, OutputSize, PhotoParams } from './protocol.ts';
 import type { LossValues } from './protocol.ts';
 import type { SerializedError } from './errors.ts';
 // Type only (erased when built): the contract stays browser-safe.
@@ -58,6 +58,11 @@ export const ExportRequest = z.object({
   /** Absent: 16 bits when the photo had 16 and the format holds them, else 8 (as the CLI). */
   bitDepth: z.union([z.literal(8), z.literal(16)]).optional(),
   quality: z.number().int().min(1).max(100).optional(),
+  /**
+   * Photorealistic results: 'full' (the photo's own size, carried from the working size), 'working'
+   * (as computed), or a longest side in px. Artistic results are exported as computed.
+   */
+  size: OutputSize.default('full'),
 });
 export type ExportRequest = z.input<typeof ExportRequest>;
 
@@ -154,6 +159,11 @@ export interface RunResult {
   backend: string;
   /** The photo's bit depth: the export dialog's default. */
   sourceBitDepth: 8 | 16;
+  /** The photo's own size: what a photorealistic result exports at by default. */
+  sourceWidth: number;
+  sourceHeight: number;
+  /** Photorealistic results can be exported at any size (carried from this one); artistic ones as computed. */
+  resizable: boolean;
   suggestedName: string;
 }
 
@@ -165,6 +175,9 @@ export interface ExportReply {
   size: number;
   format: 'png' | 'jpeg' | 'tiff';
   bitDepth: 8 | 16;
+  /** The exported picture's size. */
+  width: number;
+  height: number;
   notes: string[];
 }
 

@@ -177,6 +177,20 @@ export const SmoothJob = z.object({
 });
 export type SmoothJob = z.infer<typeof SmoothJob>;
 
+/**
+ * A working-size photorealistic result carried to another size (the app's export): the result file,
+ * the photo it was made from, and the output size.
+ */
+export const CarryJob = z.object({
+  kind: z.literal('carry'),
+  content: z.string().min(1),
+  result: z.string().min(1),
+  output: OutputOptions,
+  outputSize: OutputSize.default('full'),
+  maxPixels: z.number().positive().optional(),
+});
+export type CarryJob = z.infer<typeof CarryJob>;
+
 /** VGG19 features of one image written as .npy files, to compare any stage with NumPy or PyTorch. */
 export const FeaturesJob = z.object({
   kind: z.literal('features'),
@@ -240,7 +254,7 @@ export const InfoJob = z.object({ kind: z.literal('info') });
 /** tfjs memory of the worker (tensors, bytes): what the leak checks compare before and after jobs. */
 export const MemoryJob = z.object({ kind: z.literal('memory') });
 
-export const Job = z.discriminatedUnion('kind', [StylizeGatysJob, StylizePhotoJob, StylizeMatchJob, SmoothJob, FeaturesJob, TrainDecoderJob, InfoJob, MemoryJob]);
+export const Job = z.discriminatedUnion('kind', [StylizeGatysJob, StylizePhotoJob, StylizeMatchJob, SmoothJob, CarryJob, FeaturesJob, TrainDecoderJob, InfoJob, MemoryJob]);
 export type Job = z.infer<typeof Job>;
 
 export interface LossValues {

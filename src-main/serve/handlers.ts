@@ -52,6 +52,8 @@ interface StoredResult {
   height: number;
   content: OpenedImage;
   inputs: string[];
+  /** Photorealistic: exportable at any size by the carry; artistic: as computed. */
+  resizable: boolean;
 }
 
 const THUMB_SIDE = 320;
@@ -278,14 +280,15 @@ export class StudioHandlers {
           job = { kind: 'stylize-gatys', content: content.path, styles: inputs.slice(1), output, params, model: req.model };
         } else if (req.method === 'match') {
           const m = MatchParams.parse(req.match ?? {});
-          const params = phase === 'preview' ? { ...m, size: Math.min(m.size, req.previewSize) } : m;
+          // The window shows the working size; Export carries it to the photo's size.
+          const params = { ...m, size: phase === 'preview' ? Math.min(m.size, req.previewSize) : m.size, outputSize: 'working' as const };
           job = {
             kind: 'stylize-match', content: content.path, style: styles[0].path, output, params,
             contentLabels: labels?.[0].path, styleLabels: labels?.[1].path,
           };
         } else {
           const ph = PhotoParams.parse(req.photo ?? {});
-          const params = phase === 'preview' ? { ...ph, size: Math.min(ph.size, req.previewSize) } : ph;
+          const params = { ...ph, size: phase === 'preview' ? Math.min(ph.size, req.previewSize) : ph.size, outputSize: 'working' as const };
           job = {
             kind: 'stylize-photo', content: content.path, style: styles[0].path, output, params, model: req.model,
             contentLabels: labels?.[0].path, styleLabels: labels?.[1].path,
@@ -293,14 +296,14 @@ export class StudioHandlers {
         }
         current = this.engine.run(job, this.relay(req.runId, phase));
         const r = await current.result as { width: number; height: number; totalMs: number; backend: string };
-        this.keepResult({ id: resultId, file: out, width: r.width, height: r.height, content, inputs });
+        this.keepResult({ id: resultId, file: out, width: r.width, height: r.height, content, inputs, resizable: req.method !== 'gatys' });
         const [after, before] = await Promise.all([
           sharp(out).jpeg({ quality: 92 }).toBuffer(),
           readImage(content.path, { maxSide: Math.max(r.width, r.height) }).then((im) => jpegOf(im.data, im.width, im.height)),
         ]);
         last = {
           resultId, phase, width: r.width, height: r.height, after: new Uint8Array(after), before, totalMs: r.totalMs, backend: r.backend,
-          sourceBitDepth: content.source.bitDepth, suggestedName: `${path.parse(content.ref.name).name}-styled`,
+          sourceBitDepth: content.source.bitDepth, sourceWidth: content.source.width, sourceHeight: content.source.height, resizable: req.method !== 'gatys', suggestedName: `${path.parse(content.ref.name).name}-styled`,
         };
         this.host.emit({ type: 'result', runId: req.runId, result: last });
       }
@@ -339,11 +342,20 @@ export class StudioHandlers {
     } else {
       dest = path.join(await this.dir(`exports/${newId()}`), name);
     }
-    const pixels = await readImage(r.file);
-    // EXIF and colour-profile handling exactly as the CLI's: the photo's metadata, orientation reset.
-    const metadataFrom = await probeImage(r.content.path);
-    const w = await writeImage(dest, pixels, { format: p.format, bitDepth: p.bitDepth, quality: p.quality, metadataFrom, inputs: r.inputs });
-    const reply: ExportReply = { name: path.basename(dest), size: w.bytes, format: w.format, bitDepth: w.bitDepth, notes: w.notes };
+    let reply: ExportReply;
+    if (r.resizable && p.size !== 'working') {
+      // Carried to the photo's size (or the size asked for) in the engine's worker, off this thread.
+      const output = { out: dest, format: p.format, bitDepth: p.bitDepth, quality: p.quality };
+      await this.engine.run({ kind: 'carry', content: r.content.path, result: r.file, output, outputSize: p.size }).result;
+      const meta = await sharp(dest).metadata();
+      reply = { name: path.basename(dest), size: (await stat(dest)).size, format: p.format, bitDepth: meta.depth === 'ushort' ? 16 : 8, width: meta.width ?? 0, height: meta.height ?? 0, notes: [] };
+    } else {
+      const pixels = await readImage(r.file);
+      // EXIF and colour-profile handling exactly as the CLI's: the photo's metadata, orientation reset.
+      const metadataFrom = await probeImage(r.content.path);
+      const w = await writeImage(dest, pixels, { format: p.format, bitDepth: p.bitDepth, quality: p.quality, metadataFrom, inputs: r.inputs });
+      reply = { name: path.basename(dest), size: w.bytes, format: w.format, bitDepth: w.bitDepth, width: pixels.width, height: pixels.height, notes: w.notes };
+    }
     if (this.host.chooseSavePath) return { ...reply, path: dest };
     const bytes = new Uint8Array(await readFile(dest));
     await rm(path.dirname(dest), { recursive: true, force: true });

@@ -13,6 +13,7 @@ import { info, runFeatures, runStylizeGatys } from './jobs.ts';
 import { runTrainDecoder } from './train.ts';
 import { runSmooth, runStylizePhoto } from './photo.ts';
 import { runStylizeMatch } from './match.ts';
+import { runCarry } from './fullres.ts';
 
 const port = parentPort;
 if (!port) throw new Error('engine-worker must run in a worker thread');
@@ -51,6 +52,8 @@ async function run(id: number, rawJob: unknown, flag: CancelFlag): Promise<unkno
       return runStylizePhoto(job, ctx);
     case 'stylize-match':
       return runStylizeMatch(job, ctx);
+    case 'carry':
+      return runCarry(job, ctx);
     case 'smooth':
       await backendReady;
       return runSmooth(job, ctx);

@@ -13,9 +13,9 @@
 import os from 'node:os';
 import type { RgbImage } from '../engine/image.ts';
 import { applyLocalAffineToSamples, fitLocalAffine } from '../engine/photo/affine-transfer.ts';
-import { readImageRaw, probeImage, fitLongestSide, type DecodedImage } from '../io/images.ts';
-import { outputBitDepth, writeImage, writeRawImage, type WriteOptions } from '../io/write.ts';
-import type { OutputSize } from '../protocol.ts';
+import { readImage, readImageRaw, probeImage, fitLongestSide, type DecodedImage } from '../io/images.ts';
+import { checkOutputPath, outputBitDepth, writeImage, writeRawImage, type WriteOptions } from '../io/write.ts';
+import type { CarryJob, JobEvent, OutputSize } from '../protocol.ts';
 import { StudioError } from '../errors.ts';
 import { labToRgbKeepL, rgbPixelToLab } from '../engine/colour/spaces.ts';
 
@@ -172,4 +172,24 @@ export async function writePhotoResult(args: {
   }
   const r = await writeFullResolution({ ...args, outputSize: size });
   return { ...r.output, fullResolution: r };
+}
+
+/**
+ * The `carry` job: a working-size result file taken to `outputSize` with its photo (decoded at the
+ * result's size, as the job that made it did). The output keeps the photo's metadata.
+ */
+export async function runCarry(job: CarryJob, ctx: { checkCancelled(): void; emit(e: JobEvent): void }): Promise<{ out: string; width: number; height: number; fullResolution?: FullResReport }> {
+  const t0 = performance.now();
+  await checkOutputPath(job.output.out, [job.content, job.result], job.output.format);
+  const result = await readImage(job.result, { maxPixels: job.maxPixels });
+  const photo = await readImage(job.content, { size: { width: result.width, height: result.height }, maxPixels: job.maxPixels });
+  const ra = photo.source.width / photo.source.height, rb = result.width / result.height;
+  if (Math.abs(ra / rb - 1) > 0.02) throw new StudioError('BAD_ARGUMENT', `the result ${job.result} (${result.width}×${result.height}) is not a picture of ${job.content} (${photo.source.width}×${photo.source.height})`);
+  const written = await writePhotoResult({
+    photoFile: job.content, workingPhoto: photo, workingResult: result, outputSize: job.outputSize, maxPixels: job.maxPixels, out: job.output.out,
+    write: { format: job.output.format, bitDepth: job.output.bitDepth, quality: job.output.quality, inputs: [job.content, job.result] },
+    checkCancelled: () => ctx.checkCancelled(),
+    onProgress: (f) => ctx.emit({ type: 'progress', stage: 'full resolution', fraction: f, elapsedMs: performance.now() - t0 }),
+  });
+  return { out: job.output.out, ...written };
 }

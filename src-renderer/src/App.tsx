@@ -215,7 +215,7 @@ export function App() {
     if (!result) return;
     setExporting('busy');
     try {
-      const r = await api.call('exportResult', { resultId: result.resultId, format: c.format, bitDepth: c.bitDepth, quality: c.format === 'jpeg' ? c.quality : undefined });
+      const r = await api.call('exportResult', { resultId: result.resultId, format: c.format, bitDepth: c.bitDepth, quality: c.format === 'jpeg' ? c.quality : undefined, size: c.size });
       if (r?.bytes) {
         const a = document.createElement('a');
         a.href = blobUrl(r.bytes, r.format === 'png' ? 'image/png' : r.format === 'tiff' ? 'image/tiff' : 'image/jpeg');
@@ -225,7 +225,7 @@ export function App() {
         a.remove();
         setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
       }
-      if (r) setNotice(`Exported ${r.path ?? r.name} (${formatBytes(r.size)}, ${r.bitDepth}-bit ${r.format.toUpperCase()})${r.notes.length ? ` — ${r.notes.join('; ')}` : ''}`);
+      if (r) setNotice(`Exported ${r.path ?? r.name} (${r.width}×${r.height}, ${formatBytes(r.size)}, ${r.bitDepth}-bit ${r.format.toUpperCase()})${r.notes.length ? ` — ${r.notes.join('; ')}` : ''}`);
       setExporting(undefined);
     } catch (e) {
       setExporting('open');
@@ -433,6 +433,7 @@ export function App() {
 
       {exporting && result && (
         <ExportDialog name={result.suggestedName} width={result.width} height={result.height} sourceBitDepth={result.sourceBitDepth}
+          resizable={result.resizable} sourceWidth={result.sourceWidth} sourceHeight={result.sourceHeight}
           native={api.native} busy={exporting === 'busy'} onExport={(c) => void doExport(c)} onClose={() => setExporting(undefined)} />
       )}
     </div>

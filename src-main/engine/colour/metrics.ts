@@ -129,3 +129,67 @@ export function structureKept(result: RgbImage, photo: RgbImage, window = 7): nu
   }
   return total / count;
 }
+
+/** Separable Gaussian blur of a single-channel image (σ in px, kernel ±3σ, clamped borders). */
+function gaussianBlur(src: Float32Array, w: number, h: number, sigma: number): Float32Array {
+  const r = Math.max(1, Math.ceil(3 * sigma));
+  const k = Float64Array.from({ length: 2 * r + 1 }, (_, i) => Math.exp(-((i - r) ** 2) / (2 * sigma * sigma)));
+  const sum = k.reduce((a, b) => a + b, 0);
+  for (let i = 0; i < k.length; i++) k[i] /= sum;
+  const tmp = new Float32Array(w * h), out = new Float32Array(w * h);
+  for (let y = 0; y < h; y++) {
+    const o = y * w;
+    for (let x = 0; x < w; x++) {
+      let s = 0;
+      for (let i = -r; i <= r; i++) s += k[i + r] * src[o + Math.min(w - 1, Math.max(0, x + i))];
+      tmp[o + x] = s;
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let s = 0;
+      for (let i = -r; i <= r; i++) s += k[i + r] * tmp[Math.min(h - 1, Math.max(0, y + i)) * w + x];
+      out[y * w + x] = s;
+    }
+  }
+  return out;
+}
+
+/**
+ * Fine detail shared by two images of one size: the correlation between the difference-of-Gaussians
+ * bands (σ ½ and 1 px: periods of about 3–6 px, the finest detail a full-resolution photo has and
+ * finer than any working size 3× or more smaller can hold) of their L* channels. 1: the same detail
+ * (up to a positive scale); near 0 for an image with none of the other's (a plain upscale).
+ */
+export function detailCorrelation(a: RgbImage, b: RgbImage, sigma1 = 0.5, sigma2 = 1): number {
+  checkImage(a, 'detail');
+  checkImage(b, 'detail');
+  if (a.width !== b.width || a.height !== b.height) throw new StudioError('BAD_ARGUMENT', `detail: ${a.width}×${a.height} and ${b.width}×${b.height} differ`);
+  const { width: w, height: h } = a;
+  const band = (img: RgbImage) => {
+    const L = lightness(img.data);
+    const g1 = gaussianBlur(L, w, h, sigma1), g2 = gaussianBlur(L, w, h, sigma2);
+    for (let i = 0; i < g1.length; i++) g1[i] -= g2[i];
+    return g1;
+  };
+  const x = band(a), y = band(b);
+  let sx = 0, sy = 0;
+  for (let i = 0; i < x.length; i++) { sx += x[i]; sy += y[i]; }
+  const mx = sx / x.length, my = sy / y.length;
+  let cxy = 0, cxx = 0, cyy = 0;
+  for (let i = 0; i < x.length; i++) {
+    const dx = x[i] - mx, dy = y[i] - my;
+    cxy += dx * dy; cxx += dx * dx; cyy += dy * dy;
+  }
+  return cxx > 0 && cyy > 0 ? cxy / Math.sqrt(cxx * cyy) : 0;
+}
+
+/** PSNR (dB) between two images of one size on the [0, 1] scale. */
+export function psnr(a: RgbImage, b: RgbImage): number {
+  checkImage(a, 'PSNR');
+  checkImage(b, 'PSNR');
+  if (a.width !== b.width || a.height !== b.height) throw new StudioError('BAD_ARGUMENT', `PSNR: ${a.width}×${a.height} and ${b.width}×${b.height} differ`);
+  let s = 0;
+  for (let i = 0; i < a.data.length; i++) s += (a.data[i] - b.data[i]) ** 2;
+  return s > 0 ? 10 * Math.log10(a.data.length / s) : Infinity;
+}

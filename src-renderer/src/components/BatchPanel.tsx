@@ -38,6 +38,8 @@ interface Options {
   recursive: boolean;
   pattern: string;
   format: '' | 'jpeg' | 'png' | 'tiff';
+  /** Photorealistic: each result at its photo's own size (default) or at the working size. */
+  outputSize: 'full' | 'working';
   jobs: number;
   overwrite: 'skip' | 'replace';
 }
@@ -49,7 +51,7 @@ function loadOptions(): Options {
     inDir: '', outDir: '', method: s.method, photoEngine: s.photoEngine, preset: 'Balanced',
     size: s.method === 'photo' && s.photoEngine === 'match' ? s.match.size : s[s.method].size,
     smooth: s.method === 'photo' && s.photoEngine === 'match' ? s.match.smooth : s.photo.smooth,
-    recursive: false, pattern: '', format: '', jobs: 1, overwrite: 'skip',
+    recursive: false, pattern: '', format: '', outputSize: 'full', jobs: 1, overwrite: 'skip',
   };
   try {
     return { ...base, ...(JSON.parse(localStorage.getItem(KEY) ?? '{}') as Partial<Options>) };
@@ -205,8 +207,8 @@ export function BatchPanel({ info, model, onError }: { info?: StudioInfo; model?
       const s = await api.call('batchStart', {
         runId, inDir: o.inDir.trim(), outDir: o.outDir.trim(), style: style.id, method, model,
         gatys: method === 'gatys' ? { ...gp, size: o.size } : undefined,
-        photo: method === 'photo' ? { alpha: pp.alpha, size: o.size, smooth } : undefined,
-        match: method === 'match' ? { ...mp, size: o.size, smooth } : undefined,
+        photo: method === 'photo' ? { alpha: pp.alpha, size: o.size, smooth, outputSize: o.outputSize } : undefined,
+        match: method === 'match' ? { ...mp, size: o.size, smooth, outputSize: o.outputSize } : undefined,
         recursive: o.recursive, pattern: o.pattern.trim() || undefined, format: o.format || undefined, jobs: o.jobs, overwrite: o.overwrite,
       });
       setSummary(s);
@@ -277,7 +279,7 @@ export function BatchPanel({ info, model, onError }: { info?: StudioInfo; model?
                 <button key={pr.name} type="button" className={`chip${o.preset === pr.name ? ' on' : ''}`} title={pr.tip} onClick={() => set({ preset: pr.name as Preset })}>{pr.name}</button>
               ))}
             </div>
-            <Field label="Size" tip="Longest side of each result, in pixels. Larger takes longer." value={`${o.size} px`}>
+            <Field label={o.method === 'photo' ? 'Working size' : 'Size'} tip={o.method === 'photo' ? 'Longest side the look is computed at, in pixels; results are carried to full resolution unless chosen below.' : 'Longest side of each result, in pixels. Larger takes longer.'} value={`${o.size} px`}>
               <div className="row">
                 <select value={SIZES.includes(o.size) ? o.size : ''} onChange={(e) => set({ size: Number(e.target.value) })} aria-label="Size preset">
                   {!SIZES.includes(o.size) && <option value="">custom</option>}
@@ -286,6 +288,13 @@ export function BatchPanel({ info, model, onError }: { info?: StudioInfo; model?
                 <NumberInput value={o.size} min={16} max={16384} onChange={(size) => set({ size })} testId="batch-size" />
               </div>
             </Field>
+            {o.method === 'photo' && (
+              <Field label="Result size" tip="Full resolution: the look is computed at the size above, then carried to every pixel of each photo (its own detail, the look's colours).">
+                <select value={o.outputSize} onChange={(e) => set({ outputSize: e.target.value as Options['outputSize'] })} data-testid="batch-output-size">
+                  <option value="full">Full resolution</option><option value="working">The size above</option>
+                </select>
+              </Field>
+            )}
             {o.method === 'photo' && (
               <Field label={o.photoEngine === 'match' ? 'Regrain' : 'Smoothing'} tip="The step that keeps results photographic: exact is the closed-form solve, fast is many times quicker.">
                 <select value={o.smooth} onChange={(e) => set({ smooth: e.target.value })} data-testid="batch-smooth">
