@@ -18,6 +18,7 @@ const SECTIONS: Record<string, { file: string; what: string }> = {
   smooth: { file: 'smooth.ts', what: 'exact smoothing at 512×320, 1024×640, 2048×1280 and the guided filter' },
   precision: { file: 'precision.ts', what: 'mixed-precision training: underflow, loss, step time, file sizes' },
   match: { file: 'match.ts', what: 'colour match: the whole method at 1024 px (fast, none, exact vs the smoothing alone) and quality on every bundled pair' },
+  fullres: { file: 'fullres.ts', what: 'full resolution: a 1024-px look carried to 24 MP and 45 MP photos (time, peak RSS, PSNR, detail)' },
   batch: { file: 'batch.ts', what: 'studio batch: files per minute at 1024 px, fast and exact smoothing, --jobs 1 and 2' },
 };
 

@@ -606,7 +606,9 @@ export async function writeRawImage(out: string, image: RawPixels, opts: WriteOp
   let img = sharp(samples, { raw: { width, height, channels: 3 }, limitInputPixels: false });
   if (bitDepth === 16) img = img.toColourspace('rgb16');
   if (format === 'png') img = img.png();
-  else if (format === 'tiff') img = img.tiff({ compression: 'deflate', predictor: 'horizontal' });
+  // 16-bit TIFF uncompressed: on a photo with grain deflate saved 11% of a 24 MP file (144 → 128 MB)
+  // at 6× the encode time (2.9 s against 0.5 s); 8-bit samples compress far better, and keep deflate.
+  else if (format === 'tiff') img = bitDepth === 16 ? img.tiff({ compression: 'none' }) : img.tiff({ compression: 'deflate', predictor: 'horizontal' });
   else {
     const quality = opts.quality ?? DEFAULT_JPEG_QUALITY;
     img = img.jpeg({ quality, chromaSubsampling: quality >= 90 ? '4:4:4' : '4:2:0' });

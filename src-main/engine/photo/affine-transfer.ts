@@ -239,17 +239,15 @@ export function applyLocalAffineToSamples(
     // The maps scaled to integer output units, so each pixel is one lerp and a dot product.
     for (let k = 0; k < w * C2; k++) row[k] = (coeffs[ot + k] + fy * (coeffs[ob + k] - coeffs[ot + k])) * outMax;
     for (let x = 0, p = y * W * 3; x < W; x++, p += 3) {
-      const l = xl[x], r = xr[x], f = fx[x];
+      const l = xl[x], r = xr[x], f = fx[x], g = 1 - f;
       const R = src[p] * inScale, G = src[p + 1] * inScale, B = src[p + 2] * inScale;
-      for (let c = 0; c < 3; c++) {
-        const k = 3 * c;
-        const a0 = row[l + k] + f * (row[r + k] - row[l + k]);
-        const a1 = row[l + k + 1] + f * (row[r + k + 1] - row[l + k + 1]);
-        const a2 = row[l + k + 2] + f * (row[r + k + 2] - row[l + k + 2]);
-        const b = row[l + 9 + c] + f * (row[r + 9 + c] - row[l + 9 + c]);
-        const q = a0 * R + a1 * G + a2 * B + b;
-        dst[p + c] = q > 0 ? (q < outMax ? Math.round(q) : outMax) : 0;
-      }
+      // Each output channel: its three slopes and offset, lerped between the two map columns.
+      const q0 = (g * row[l] + f * row[r]) * R + (g * row[l + 1] + f * row[r + 1]) * G + (g * row[l + 2] + f * row[r + 2]) * B + g * row[l + 9] + f * row[r + 9];
+      const q1 = (g * row[l + 3] + f * row[r + 3]) * R + (g * row[l + 4] + f * row[r + 4]) * G + (g * row[l + 5] + f * row[r + 5]) * B + g * row[l + 10] + f * row[r + 10];
+      const q2 = (g * row[l + 6] + f * row[r + 6]) * R + (g * row[l + 7] + f * row[r + 7]) * G + (g * row[l + 8] + f * row[r + 8]) * B + g * row[l + 11] + f * row[r + 11];
+      dst[p] = q0 > 0 ? (q0 < outMax ? (q0 + 0.5) | 0 : outMax) : 0;
+      dst[p + 1] = q1 > 0 ? (q1 < outMax ? (q1 + 0.5) | 0 : outMax) : 0;
+      dst[p + 2] = q2 > 0 ? (q2 < outMax ? (q2 + 0.5) | 0 : outMax) : 0;
     }
   }
 }
