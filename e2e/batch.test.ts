@@ -169,13 +169,14 @@ test('a batch: the table fills, thumbnails appear, pause and resume, the damaged
   assert.ok(thumbs.every((w) => typeof w === 'number' && w > 0 && w <= 160), `decoded thumbnails: ${thumbs}`);
   await shot('batch-03-finished');
 
-  // On disk: one JPEG per good photo, 64 px on the long side, mirroring the sub-folder; the journal; nothing else.
+  // On disk: one JPEG per good photo, computed at 64 px and written at the photo's own size (240 px:
+  // the panel's default result size is full resolution), mirroring the sub-folder; the journal; nothing else.
   const files = await filesUnder(out);
   assert.deepEqual(files, [...GOOD.map(outputOf), '.studio-batch.jsonl'].sort());
   for (const f of GOOD) {
     const m = await sharp(path.join(out, outputOf(f))).metadata();
     assert.equal(m.format, 'jpeg', f);
-    assert.equal(Math.max(m.width!, m.height!), 64, f);
+    assert.equal(Math.max(m.width!, m.height!), 240, f);
   }
   assert.ok((await filesUnder(shoot)).length === GOOD.length + 1, 'the shoot is untouched');
 });

@@ -127,36 +127,31 @@ export const StylizeGatysJob = z.object({
 });
 export type StylizeGatysJob = z.infer<typeof StylizeGatysJob>;
 
-export const StylizePhotoJob = z.object({
-  kind: z.literal('stylize-photo'),
+/** What the photorealistic jobs share: a photo, one reference photo, optional label maps. */
+const PhotorealisticJob = z.object({
   content: z.string().min(1),
   style: z.string().min(1),
   output: OutputOptions,
+  contentLabels: z.string().optional(),
+  styleLabels: z.string().optional(),
+  report: z.string().optional(),
+  maxPixels: z.number().positive().optional(),
+  /** Keep what the style gives (PhotoWCT: per-level statistics and the weights; match: the decoded reference) for the next job with it: batches. */
+  cacheStyle: z.boolean().optional(),
+});
+
+export const StylizePhotoJob = PhotorealisticJob.extend({
+  kind: z.literal('stylize-photo'),
   params: PhotoParams,
   model: z.string().optional(),
   /** Folder of level1..4 decoders; default: `decoders/` in the model folder. */
   decoders: z.string().optional(),
-  contentLabels: z.string().optional(),
-  styleLabels: z.string().optional(),
-  report: z.string().optional(),
-  maxPixels: z.number().positive().optional(),
-  /** Keep the style's per-level statistics (and the weights) in the worker for the next job with the same style: batches. */
-  cacheStyle: z.boolean().optional(),
 });
 export type StylizePhotoJob = z.infer<typeof StylizePhotoJob>;
 
-export const StylizeMatchJob = z.object({
+export const StylizeMatchJob = PhotorealisticJob.extend({
   kind: z.literal('stylize-match'),
-  content: z.string().min(1),
-  style: z.string().min(1),
-  output: OutputOptions,
   params: MatchParams,
-  contentLabels: z.string().optional(),
-  styleLabels: z.string().optional(),
-  report: z.string().optional(),
-  maxPixels: z.number().positive().optional(),
-  /** Keep the reference decoded for the next job with the same one: batches. */
-  cacheStyle: z.boolean().optional(),
   /** Measure the look distance and structure kept (always with a report). */
   measure: z.boolean().optional(),
 });

@@ -81,11 +81,10 @@ export function memoryLimit(): number {
  * Writes the result at the output size: fits the model on (working photo → working result), decodes
  * the photo at the output size, applies the model band by band, writes with the photo's metadata.
  */
-export async function writeFullResolution(args: {
+export interface CarryArgs {
   photoFile: string;
   workingPhoto: RgbImage;
   workingResult: RgbImage;
-  outputSize: 'full' | number;
   maxPixels?: number;
   out: string;
   write: Omit<WriteOptions, 'metadataFrom'>;
@@ -93,7 +92,23 @@ export async function writeFullResolution(args: {
   onProgress?: (fraction: number) => void;
   /** Put back each pixel's CIE L* from the full photo (colour match's keep luminance: exact at every size). */
   keepLightness?: boolean;
-}): Promise<FullResReport> {
+}
+
+/** What a photorealistic job returns about its result (the size written, and the size computed at). */
+export interface WrittenResult {
+  out: string;
+  /** The written result's size. */
+  width: number;
+  height: number;
+  /** The size the look was computed at. */
+  working: { width: number; height: number };
+  fullResolution?: FullResReport;
+  totalMs: number;
+  backend: string;
+  report?: string;
+}
+
+export async function writeFullResolution(args: CarryArgs & { outputSize: 'full' | number}): Promise<FullResReport> {
   const t0 = performance.now();
   const { workingPhoto: wp, workingResult: wr } = args;
   if (wp.width !== wr.width || wp.height !== wr.height) {
@@ -154,18 +169,7 @@ function restoreLightness(src: Uint8Array | Uint16Array, srcBits: 8 | 16, dst: U
  * A photorealistic job's write: the working-size result as it is (`outputSize` 'working'), or carried
  * to the output size. Returns the written size and, when carried, the stage's report.
  */
-export async function writePhotoResult(args: {
-  photoFile: string;
-  workingPhoto: DecodedImage;
-  workingResult: RgbImage;
-  outputSize: OutputSize;
-  maxPixels?: number;
-  out: string;
-  write: Omit<WriteOptions, 'metadataFrom'>;
-  checkCancelled?: () => void;
-  onProgress?: (fraction: number) => void;
-  keepLightness?: boolean;
-}): Promise<{ width: number; height: number; fullResolution?: FullResReport }> {
+export async function writePhotoResult(args: CarryArgs & { workingPhoto: DecodedImage; outputSize: OutputSize}): Promise<{ width: number; height: number; fullResolution?: FullResReport }> {
   const size = args.outputSize;
   const target = size === 'working' ? undefined : outputDimensions(await probeImage(args.photoFile, { maxPixels: args.maxPixels }), size);
   // Nothing to carry when the look was computed at the output size already.

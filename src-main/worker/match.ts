@@ -11,7 +11,7 @@ import { lookDistance, structureKept } from '../engine/colour/metrics.ts';
 import { LabelPalette, labelImageToIds } from '../engine/photo/labels.ts';
 import { readImage } from '../io/images.ts';
 import { checkOutputPath } from '../io/write.ts';
-import { checkFullResMemory, writePhotoResult, type FullResReport } from './fullres.ts';
+import { checkFullResMemory, writePhotoResult, type WrittenResult } from './fullres.ts';
 import { checkWorkingSize } from './limits.ts';
 import { StudioError } from '../errors.ts';
 import type { MatchParams, StylizeMatchJob } from '../protocol.ts';
@@ -35,19 +35,9 @@ export interface MatchMeasures {
   ms: number;
 }
 
-export interface MatchResult {
-  out: string;
-  /** The written result's size. */
-  width: number;
-  height: number;
-  /** The size the look was computed at. */
-  working: { width: number; height: number };
-  fullResolution?: FullResReport;
-  totalMs: number;
-  backend: string;
+export interface MatchResult extends WrittenResult {
   match: Omit<MatchReport, 'regions'>;
   measures?: MatchMeasures;
-  report?: string;
   notes: string[];
   /** Reading and decoding the inputs, encoding and writing the result. */
   ioMs: number;

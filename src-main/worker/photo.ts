@@ -17,7 +17,7 @@ import type { LabelImage } from '../engine/photo/labels.ts';
 import type { RgbImage } from '../engine/image.ts';
 import { readImage, type DecodedImage } from '../io/images.ts';
 import { checkOutputPath } from '../io/write.ts';
-import { checkFullResMemory, writePhotoResult, type FullResReport } from './fullres.ts';
+import { checkFullResMemory, writePhotoResult, type FullResReport, type WrittenResult } from './fullres.ts';
 import { checkWorkingSize } from './limits.ts';
 import { StudioError } from '../errors.ts';
 import type { OutputSize, SmoothJob, StylizePhotoJob } from '../protocol.ts';
@@ -65,18 +65,8 @@ async function writeStage(photoFile: string, content: DecodedImage, image: RgbIm
   });
 }
 
-export interface PhotoResult {
-  out: string;
-  /** The written result's size. */
-  width: number;
-  height: number;
-  /** The size the look was computed at. */
-  working: { width: number; height: number };
-  fullResolution?: FullResReport;
-  totalMs: number;
-  backend: string;
+export interface PhotoResult extends WrittenResult {
   smoothing: SmoothingReport;
-  report?: string;
   /** Reading and decoding the inputs, encoding and writing the result. */
   ioMs: number;
 }

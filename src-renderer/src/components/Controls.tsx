@@ -78,6 +78,14 @@ export function GatysControls({ s, set }: { s: GatysSettings; set(v: Partial<Gat
   );
 }
 
+function StrengthField({ value, onChange }: { value: number; onChange(v: number): void }) {
+  return (
+    <Field label="Strength" tip="α: how much of the reference photo's look replaces the original's (1 = all of it)." value={`${Math.round(value * 100)}%`}>
+      <input type="range" min={0} max={1} step={0.01} value={value} onChange={(e) => onChange(Number(e.target.value))} aria-label="Strength" />
+    </Field>
+  );
+}
+
 const SMOOTH_LABELS: Record<string, { label: string; tip: string }> = {
   exact: { label: 'Exact', tip: 'Closed-form smoothing: removes artefacts and keeps edges crisp; the slowest.' },
   fast: { label: 'Fast', tip: 'Guided-filter approximation of the smoothing: much faster, nearly as clean.' },
@@ -89,9 +97,7 @@ export function PhotoControls({ s, set, smoothModes }: { s: PhotoSettings; set(v
     <div className="controls">
       <Presets presets={PHOTO_PRESETS} current={s} onPick={set} />
       <SizeField value={s.size} onChange={(size) => set({ size })} />
-      <Field label="Strength" tip="α: how much of the reference photo's look replaces the original's (1 = all of it)." value={`${Math.round(s.alpha * 100)}%`}>
-        <input type="range" min={0} max={1} step={0.01} value={s.alpha} onChange={(e) => set({ alpha: Number(e.target.value) })} aria-label="Strength" />
-      </Field>
+      <StrengthField value={s.alpha} onChange={(alpha) => set({ alpha })} />
       <Field label="Smoothing" tip="The step after the stylisation that makes the result photographic again.">
         <Segmented options={smoothModes.map((m) => ({ value: m, label: SMOOTH_LABELS[m]?.label ?? m, tip: SMOOTH_LABELS[m]?.tip }))} value={smoothModes.includes(s.smooth) ? s.smooth : smoothModes[0]} onChange={(smooth) => set({ smooth })} />
       </Field>
@@ -111,9 +117,7 @@ export function MatchControls({ s, set }: { s: MatchSettings; set(v: Partial<Mat
     <div className="controls">
       <Presets presets={MATCH_PRESETS} current={s} onPick={set} />
       <SizeField value={s.size} onChange={(size) => set({ size })} />
-      <Field label="Strength" tip="α: how much of the reference photo's look replaces the original's (1 = all of it)." value={`${Math.round(s.alpha * 100)}%`}>
-        <input type="range" min={0} max={1} step={0.01} value={s.alpha} onChange={(e) => set({ alpha: Number(e.target.value) })} aria-label="Strength" />
-      </Field>
+      <StrengthField value={s.alpha} onChange={(alpha) => set({ alpha })} />
       <label className="toggle" title="Take only the reference's colours; the photo's exposure and tones stay exactly as they are.">
         <input type="checkbox" checked={s.keepLuminance} onChange={(e) => set({ keepLuminance: e.target.checked })} data-testid="keep-luminance" />
         <span>Keep the photo's luminance</span>
