@@ -20,7 +20,7 @@ import { readImage, readImageRaw } from '../src-main/io/images.ts';
 import { colourMatch } from '../src-main/engine/colour/match.ts';
 import { detailCorrelation, psnr } from '../src-main/engine/colour/metrics.ts';
 import { smooth } from '../src-main/engine/photo/smooth.ts';
-import { writeFullResolution } from '../src-main/worker/fullres.ts';
+import { warmCarryThreads, writeFullResolution } from '../src-main/worker/fullres.ts';
 import { defaultRegrainRadius } from '../src-main/worker/match.ts';
 import { MatchParams } from '../src-main/protocol.ts';
 import { mulberry32 } from '../src-main/engine/random.ts';
@@ -59,6 +59,7 @@ async function matchAt1024(file: string) {
 if (args[0] === '--child') {
   const [w, h] = args[1].split('x').map(Number);
   const file = await testPhoto(w, h);
+  warmCarryThreads(); // as the jobs do: the pool's threads load while the look is computed
   const { working, image } = await matchAt1024(file);
   const rssBefore = process.resourceUsage().maxRSS * 1024;
   const out = path.join(CACHE, `out-${w}x${h}.tif`);
@@ -99,13 +100,13 @@ for (const size of sizes) {
   const t = targets[size];
   const s = r.stages;
   console.log(`\n${(w * h / 1e6).toFixed(1)} MP (${w}×${h}) JPEG → 16-bit TIFF, the look at ${r.working.width}×${r.working.height} (colour match):`);
-  console.log(`  full-resolution stage ${(r.ms / 1000).toFixed(2)} s: fit ${(s.fitMs / 1000).toFixed(2)}, decode ${(s.decodeMs / 1000).toFixed(2)}, apply ${(s.applyMs / 1000).toFixed(2)}, encode + write ${(s.writeMs / 1000).toFixed(2)} s${t ? ` (target ≤ ${t.s} s ${r.ms / 1000 <= t.s ? '✓' : '✗'})` : ''}`);
+  console.log(`  full-resolution stage ${(r.ms / 1000).toFixed(2)} s on ${r.threads} thread${r.threads > 1 ? 's' : ''}: fit ${(s.fitMs / 1000).toFixed(2)}, decode ${(s.decodeMs / 1000).toFixed(2)}, apply ${(s.applyMs / 1000).toFixed(2)}, encode + write ${(s.writeMs / 1000).toFixed(2)} s${t ? ` (target ≤ ${t.s} s ${r.ms / 1000 <= t.s ? '✓' : '✗'})` : ''}`);
   console.log(`  peak RSS ${(r.peakRssBytes / 2 ** 30).toFixed(2)} GB (${(r.rssBeforeStage / 2 ** 30).toFixed(2)} GB before the stage)${t ? ` (target ≤ ${t.gb} GB ${r.peakRssBytes / 2 ** 30 <= t.gb ? '✓' : '✗'})` : ''}`);
   if (r.quality.psnrDb) {
     console.log(`  downscaled to the working size vs the working result: ${r.quality.psnrDb.toFixed(2)} dB (target ≥ 40)`);
     console.log(`  fine-detail correlation with the photo: ${r.quality.detail.toFixed(3)} (target ≥ 0.9); a bicubic upscale of the working result: ${r.quality.detailBicubic.toFixed(3)}`);
   }
-  entries.push({ name: 'full-resolution stage (16-bit TIFF)', backend: 'typed arrays (CPU) + libvips', device: os.cpus()[0]?.model ?? '', threads: 1, size, medianMs: r.ms, runs: 1, peakRssMB: Math.round(r.peakRssBytes / 2 ** 20) });
+  entries.push({ name: 'full-resolution stage (16-bit TIFF)', backend: 'typed arrays (CPU) + libvips', device: os.cpus()[0]?.model ?? '', threads: r.threads, size, medianMs: r.ms, runs: 1, peakRssMB: Math.round(r.peakRssBytes / 2 ** 20) });
 }
 
 if (!args.includes('--no-direct')) {

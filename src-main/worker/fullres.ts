@@ -12,7 +12,8 @@
  */
 import os from 'node:os';
 import type { RgbImage } from '../engine/image.ts';
-import { applyLocalAffineToSamples, fitLocalAffine } from '../engine/photo/affine-transfer.ts';
+import { applyLocalAffineToSamples, fitLocalAffine, type AffineFit, type CarryBands } from '../engine/photo/affine-transfer.ts';
+import { CARRY_KERNEL, acquirePool, smoothThreads } from '../engine/photo/smooth-pool.ts';
 import { readImage, readImageRaw, probeImage, fitLongestSide, type DecodedImage } from '../io/images.ts';
 import { checkOutputPath, outputBitDepth, writeImage, writeRawImage, type WriteOptions } from '../io/write.ts';
 import type { CarryJob, JobEvent, OutputSize } from '../protocol.ts';
@@ -37,6 +38,8 @@ export interface FullResReport {
   working: { width: number; height: number };
   output: { width: number; height: number; bitDepth: 8 | 16 };
   fit: { radius: number; eps: number };
+  /** Threads that applied the model. */
+  threads: number;
   stages: { fitMs: number; decodeMs: number; applyMs: number; writeMs: number };
   ms: number;
   /** The process's peak resident memory after the stage (bytes). */
@@ -127,16 +130,13 @@ export async function writeFullResolution(args: CarryArgs & { outputSize: 'full'
   const bitDepth = await outputBitDepth(args.out, W, H, write);
   let samples: Uint8Array | Uint16Array;
   try {
-    samples = bitDepth === 16 ? new Uint16Array(W * H * 3) : new Uint8Array(W * H * 3);
+    // Shared, so the smoothing pool's threads can fill their bands of it.
+    const bytes = new SharedArrayBuffer(W * H * 3 * (bitDepth / 8));
+    samples = bitDepth === 16 ? new Uint16Array(bytes) : new Uint8Array(bytes);
   } catch (e) {
     throw new StudioError('IMAGE_TOO_LARGE', `not enough memory for a ${W}×${H} result`, 'use a smaller --output-size', { cause: e });
   }
-  for (let y0 = 0; y0 < H; y0 += BAND_ROWS) {
-    args.checkCancelled?.();
-    applyLocalAffineToSamples(fit, raw.samples, raw.bitDepth, W, H, samples, bitDepth, y0, Math.min(H, y0 + BAND_ROWS));
-    if (args.keepLightness) restoreLightness(raw.samples, raw.bitDepth, samples, bitDepth, y0 * W, Math.min(H, y0 + BAND_ROWS) * W);
-    args.onProgress?.(Math.min(1, (y0 + BAND_ROWS) / H));
-  }
+  const threads = applyBands(fit, raw.samples, raw.bitDepth, W, H, samples, bitDepth, args);
   const t3 = performance.now();
   await writeRawImage(args.out, { width: W, height: H, bitDepth, samples }, write);
   const t4 = performance.now();
@@ -144,10 +144,69 @@ export async function writeFullResolution(args: CarryArgs & { outputSize: 'full'
     working: { width: wp.width, height: wp.height },
     output: { width: W, height: H, bitDepth },
     fit: { ...CARRY_FIT },
+    threads,
     stages: { fitMs: t1 - t0, decodeMs: t2 - t1, applyMs: t3 - t2, writeMs: t4 - t3 },
     ms: t4 - t0,
     peakRssBytes: process.resourceUsage().maxRSS * 1024,
   };
+}
+
+/** How long the carry waits for the pool's threads to load (they start when the job does). */
+const POOL_READY_MS = 3000;
+
+/**
+ * Applies the model to every row, in bands of BAND_ROWS × threads rows: on the smoothing pool's
+ * threads when they are (or become, within POOL_READY_MS) ready, else on this one. Checks for a
+ * cancel and reports progress between bands. Returns the threads used.
+ */
+function applyBands(
+  fit: AffineFit, src: Uint8Array | Uint16Array, srcBits: 8 | 16, W: number, H: number, dst: Uint8Array | Uint16Array, dstBits: 8 | 16,
+  args: Pick<CarryArgs, 'checkCancelled' | 'onProgress' | 'keepLightness'>,
+): number {
+  const after = (y0: number, y1: number) => {
+    if (args.keepLightness) restoreLightness(src, srcBits, dst, dstBits, y0 * W, y1 * W);
+    args.onProgress?.(y1 / H);
+  };
+  let threads = Math.min(smoothThreads(), Math.max(1, Math.floor(H / 64)));
+  const pool = threads > 1 ? acquirePool(threads) : undefined;
+  if (!pool || pool.busy || !pool.waitReady(threads, POOL_READY_MS) || !(dst.buffer instanceof SharedArrayBuffer)) threads = 1;
+  if (threads === 1 || !pool) {
+    for (let y0 = 0; y0 < H; y0 += BAND_ROWS) {
+      args.checkCancelled?.();
+      const y1 = Math.min(H, y0 + BAND_ROWS);
+      applyLocalAffineToSamples(fit, src, srcBits, W, H, dst, dstBits, y0, y1);
+      after(y0, y1);
+    }
+    return 1;
+  }
+  // What the threads read, in shared memory (the photo's samples and the maps: one copy each).
+  const share = <T extends Uint8Array | Uint16Array | Float32Array>(a: T): T => {
+    const b = new (a.constructor as new (buf: SharedArrayBuffer) => T)(new SharedArrayBuffer(a.byteLength));
+    b.set(a as never);
+    return b;
+  };
+  const carry: CarryBands = { fit: { ...fit, coeffs: share(fit.coeffs) }, src: share(src), srcBits, W, H, dst, dstBits };
+  const parts = new Int32Array(new SharedArrayBuffer(4 * (threads + 1)));
+  pool.begin(threads, { T: threads, levels: [], v: [], parts: [parts], carry, scratch: 0 });
+  try {
+    const rows = BAND_ROWS * threads;
+    for (let y0 = 0; y0 < H; y0 += rows) {
+      args.checkCancelled?.();
+      const y1 = Math.min(H, y0 + rows);
+      for (let t = 0; t <= threads; t++) parts[t] = y0 + Math.round((t * (y1 - y0)) / threads);
+      pool.dispatch(CARRY_KERNEL, 0, threads, (blk) => applyLocalAffineToSamples(carry.fit, carry.src, srcBits, W, H, dst, dstBits, parts[blk], parts[blk + 1]));
+      after(y0, y1);
+    }
+  } finally {
+    pool.end();
+  }
+  return threads;
+}
+
+/** Starts the smoothing pool's threads early, so they have loaded when the carry needs them. */
+export function warmCarryThreads(): void {
+  const threads = smoothThreads();
+  if (threads > 1) acquirePool(threads);
 }
 
 /** Pixels p0 ≤ p < p1 of `dst` get the L* of the same pixels of `src`, keeping their hue (labToRgbKeepL). */

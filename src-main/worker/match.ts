@@ -11,7 +11,7 @@ import { lookDistance, structureKept } from '../engine/colour/metrics.ts';
 import { LabelPalette, labelImageToIds } from '../engine/photo/labels.ts';
 import { readImage } from '../io/images.ts';
 import { checkOutputPath } from '../io/write.ts';
-import { checkFullResMemory, writePhotoResult, type WrittenResult } from './fullres.ts';
+import { checkFullResMemory, warmCarryThreads, writePhotoResult, type WrittenResult } from './fullres.ts';
 import { checkWorkingSize } from './limits.ts';
 import { StudioError } from '../errors.ts';
 import type { MatchParams, StylizeMatchJob } from '../protocol.ts';
@@ -52,7 +52,10 @@ export async function runStylizeMatch(job: StylizeMatchJob, ctx: JobContext): Pr
     throw new StudioError('BAD_ARGUMENT', 'label maps come in pairs: give both --content-labels and --style-labels');
   }
   await checkWorkingSize(job.content, p.size, 'match', job.maxPixels);
-  if (p.outputSize !== 'working') await checkFullResMemory(job.content, p.outputSize, job.maxPixels);
+  if (p.outputSize !== 'working') {
+    await checkFullResMemory(job.content, p.outputSize, job.maxPixels);
+    warmCarryThreads();
+  }
   ctx.emit({ type: 'progress', stage: 'load', fraction: 0, elapsedMs: elapsed() });
   const content = await readImage(job.content, { maxSide: p.size, maxPixels: job.maxPixels });
   const readStyle = () => readImage(job.style, { maxSide: p.size, maxPixels: job.maxPixels });

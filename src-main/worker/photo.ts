@@ -17,7 +17,7 @@ import type { LabelImage } from '../engine/photo/labels.ts';
 import type { RgbImage } from '../engine/image.ts';
 import { readImage, type DecodedImage } from '../io/images.ts';
 import { checkOutputPath } from '../io/write.ts';
-import { checkFullResMemory, writePhotoResult, type FullResReport, type WrittenResult } from './fullres.ts';
+import { checkFullResMemory, warmCarryThreads, writePhotoResult, type FullResReport, type WrittenResult } from './fullres.ts';
 import { checkWorkingSize } from './limits.ts';
 import { StudioError } from '../errors.ts';
 import type { OutputSize, SmoothJob, StylizePhotoJob } from '../protocol.ts';
@@ -81,7 +81,10 @@ export async function runStylizePhoto(job: StylizePhotoJob, ctx: JobContext): Pr
   }
   await checkWorkingSize(job.content, p.size, 'photo', job.maxPixels);
   await checkWorkingSize(job.style, p.size, 'photo', job.maxPixels);
-  if (p.outputSize !== 'working') await checkFullResMemory(job.content, p.outputSize, job.maxPixels);
+  if (p.outputSize !== 'working') {
+    await checkFullResMemory(job.content, p.outputSize, job.maxPixels);
+    warmCarryThreads();
+  }
   const backend = await initBackend();
   ctx.emit({ type: 'progress', stage: 'load', fraction: 0, elapsedMs: elapsed() });
   const modelDir = resolveModel(job.model);
@@ -158,7 +161,10 @@ export async function runSmooth(job: SmoothJob, ctx: JobContext): Promise<{ out:
   const elapsed = () => performance.now() - t0;
   await checkOutputPath(job.output.out, [job.content, job.stylized], job.output.format);
   await checkWorkingSize(job.stylized, job.size, 'smooth', job.maxPixels);
-  if (job.outputSize !== 'working') await checkFullResMemory(job.content, job.outputSize, job.maxPixels);
+  if (job.outputSize !== 'working') {
+    await checkFullResMemory(job.content, job.outputSize, job.maxPixels);
+    warmCarryThreads();
+  }
   ctx.emit({ type: 'progress', stage: 'load', fraction: 0, elapsedMs: elapsed() });
   const stylized = await readImage(job.stylized, { maxSide: job.size, maxPixels: job.maxPixels });
   const probe = await readImage(job.content, { maxSide: 64, maxPixels: job.maxPixels });

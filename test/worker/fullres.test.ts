@@ -10,7 +10,7 @@ import type { RgbImage } from '../../src-main/engine/image.ts';
 import { colourMatch } from '../../src-main/engine/colour/match.ts';
 import { detailCorrelation, psnr } from '../../src-main/engine/colour/metrics.ts';
 import { applyLocalAffine, applyLocalAffineToSamples, fitLocalAffine } from '../../src-main/engine/photo/affine-transfer.ts';
-import { writeFullResolution } from '../../src-main/worker/fullres.ts';
+import { warmCarryThreads, writeFullResolution } from '../../src-main/worker/fullres.ts';
 import { defaultRegrainRadius } from '../../src-main/worker/match.ts';
 import { MatchParams } from '../../src-main/protocol.ts';
 import { mulberry32 } from '../../src-main/engine/random.ts';
@@ -98,8 +98,24 @@ test('full resolution: the look at the working size, the photo\'s own detail (PS
   const p = MatchParams.parse({});
   const { image: result } = await colourMatch(working, ref, { regrain: 'fast', smoothing: { ...p.smoothing, radius: defaultRegrainRadius(working.width, working.height) } });
   const out = path.join(dir, 'full.tif');
+  warmCarryThreads();
   const rep = await writeFullResolution({ photoFile, workingPhoto: working, workingResult: result, outputSize: 'full', out, write: { bitDepth: 16 } });
   assert.deepEqual([rep.output.width, rep.output.height, rep.output.bitDepth], [2400, 1500, 16]);
+  // The bands applied on the pool's threads give the single thread's samples exactly.
+  const previous = process.env.STUDIO_SMOOTH_THREADS;
+  process.env.STUDIO_SMOOTH_THREADS = '1';
+  const single = path.join(dir, 'full-1.tif');
+  try {
+    assert.equal((await writeFullResolution({ photoFile, workingPhoto: working, workingResult: result, outputSize: 'full', out: single, write: { bitDepth: 16 } })).threads, 1);
+  } finally {
+    if (previous === undefined) delete process.env.STUDIO_SMOOTH_THREADS;
+    else process.env.STUDIO_SMOOTH_THREADS = previous;
+  }
+  if (os.cpus().length > 1) assert.ok(rep.threads > 1, `the carry ran on ${rep.threads} thread(s)`);
+  const [threaded, one] = [(await readImageRaw(out)).samples, (await readImageRaw(single)).samples];
+  let differ = 0;
+  for (let i = 0; i < threaded.length; i++) if (threaded[i] !== one[i]) differ++;
+  assert.equal(differ, 0, 'threaded = single-threaded, sample for sample');
   assert.deepEqual(rep.working, { width: 600, height: 375 });
   const full = toImage(await readImageRaw(out));
   // Low frequencies are the look: the full result downscaled as the photo was matches the working result.

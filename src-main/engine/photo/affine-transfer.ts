@@ -251,3 +251,14 @@ export function applyLocalAffineToSamples(
     }
   }
 }
+
+/** One carry as the smoothing pool's threads share it (every array on a SharedArrayBuffer). */
+export interface CarryBands {
+  fit: AffineFit;
+  src: Uint8Array | Uint16Array;
+  srcBits: 8 | 16;
+  W: number;
+  H: number;
+  dst: Uint8Array | Uint16Array;
+  dstBits: 8 | 16;
+}

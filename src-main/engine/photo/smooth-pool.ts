@@ -53,6 +53,8 @@ export const CTRL = {
 export const END = -1;
 /** The guided filter's band kernel (guided-filter.ts), run by the same workers (smooth.ts ids are 1–99). */
 export const GUIDED_KERNEL = 100;
+/** The full-resolution carry's band kernel (affine-transfer.ts applyLocalAffineToSamples), on the same workers. */
+export const CARRY_KERNEL = 101;
 export const MAX_THREADS = 8;
 /** At most this many blocks per command (the claim word keeps 8 bits for the block). */
 export const MAX_BLOCKS = 64;

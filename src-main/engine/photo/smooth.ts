@@ -93,8 +93,9 @@
 import type { RgbImage } from '../image.ts';
 import { CancelledError, StudioError } from '../../errors.ts';
 import { MATTING_EPS, SLOTS, SLOT_DX, SLOT_DY, degrees, gaussianAffinity, mattingAffinity, padReplicate, type Affinity } from './affinity.ts';
-import { CTRL, GUIDED_KERNEL, MAX_BLOCKS, acquirePool, smoothThreads, type SmoothPool } from './smooth-pool.ts';
+import { CARRY_KERNEL, CTRL, GUIDED_KERNEL, MAX_BLOCKS, acquirePool, smoothThreads, type SmoothPool } from './smooth-pool.ts';
 import { guidedRows, type GuidedJob } from './guided-filter.ts';
+import { applyLocalAffineToSamples, type CarryBands } from './affine-transfer.ts';
 import { Arena, giveBackArena, stencilKernels, takeArena, wasmKernelsEnabled, type StencilKernels } from './stencil-wasm.ts';
 
 export interface SmoothProgress {
@@ -1749,6 +1750,8 @@ export interface ParSession {
   aux?: CoarsenAux;
   /** A guided filtering (guided-filter.ts): blocks are bands of output rows, parts[0]. */
   guided?: GuidedJob;
+  /** A full-resolution carry (affine-transfer.ts): blocks are bands of output rows, parts[0]. */
+  carry?: CarryBands;
 }
 
 function split(h: number, nb: number, parallel: boolean): Int32Array {
@@ -1766,6 +1769,11 @@ function isParallel(S: ParSession, l: number): boolean {
 export function runPart(S: ParSession, cmd: number, l: number, tid: number, scratch: Float64Array): void {
   if (cmd === GUIDED_KERNEL) {
     guidedRows(S.guided!, S.parts[0][tid], S.parts[0][tid + 1]);
+    return;
+  }
+  if (cmd === CARRY_KERNEL) {
+    const c = S.carry!;
+    applyLocalAffineToSamples(c.fit, c.src, c.srcBits, c.W, c.H, c.dst, c.dstBits, S.parts[0][tid], S.parts[0][tid + 1]);
     return;
   }
   const L = S.levels[l];
