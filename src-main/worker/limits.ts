@@ -1,11 +1,27 @@
 /**
  * Sizes a job cannot handle, refused before any work with what to do instead (exit 2), rather than
- * a crash from inside a library: a picture too thin at the working size for a method's network or
- * windows. (Too many pixels: --max-pixels, io/images.ts; too much memory for a full-resolution
- * result: worker/fullres.ts.)
+ * a crash from inside a library or a swap storm: a picture too thin at the working size for a
+ * method's network or windows, or a working size whose compute needs more memory than the machine
+ * can give. (Too many pixels: --max-pixels, io/images.ts; the full-resolution stage's memory:
+ * worker/fullres.ts.)
  */
 import { StudioError } from '../errors.ts';
 import { fitLongestSide, probeImage } from '../io/images.ts';
+import { memoryLimit } from './fullres.ts';
+
+/**
+ * Peak memory of a method at its working size, bytes ≈ base + perPixel · pixels, from the peaks
+ * measured on the WebAssembly backend (README, Measured figures): Gatys 3.2 GB at 512²; PhotoWCT with
+ * the exact smoothing 1.7 GB at 512² and 3.0 GB at 1024×512; the exact smoothing 0.63 GB at 1024×640
+ * and 1.74 GB at 2048×1280; colour match about 0.3 GB at 1024×640. A first estimate, per method and
+ * not yet per backend: GPU memory is not counted.
+ */
+export const WORKING_MEMORY = {
+  gatys: { base: 0.3e9, perPixel: 11_000 },
+  photo: { base: 0.4e9, perPixel: 5_000 },
+  smooth: { base: 0.2e9, perPixel: 700 },
+  match: { base: 0.15e9, perPixel: 250 },
+} as const;
 
 /**
  * The shortest side a method needs at its working size: Gatys' VGG19 halves the image four times
@@ -22,7 +38,10 @@ export async function checkWorkingSize(file: string, size: number | undefined, m
   const info = await probeImage(file, { maxPixels });
   const { width, height } = fitLongestSide(info.width, info.height, size);
   const min = MIN_WORKING_SIDE[method];
-  if (Math.min(width, height) >= min) return;
+  if (Math.min(width, height) >= min) {
+    checkWorkingMemory(file, method, width, height);
+    return;
+  }
   // The size that would make the short side reach the minimum, if the photo has that many pixels.
   const long = Math.max(info.width, info.height), short = Math.min(info.width, info.height);
   const needed = Math.ceil((min * long) / short);
@@ -33,4 +52,15 @@ export async function checkWorkingSize(file: string, size: number | undefined, m
       : 'crop the photo to a less narrow piece';
   throw new StudioError('IMAGE_TOO_SMALL',
     `${file} is ${info.width}×${info.height}: at the working size it would be ${width}×${height} px, too thin for ${NAMES[method]} (at least ${min} px on each side)`, hint);
+}
+
+/** Refuses a working size whose estimated peak memory (WORKING_MEMORY) is over the machine's budget; names the --size that fits. */
+export function checkWorkingMemory(file: string, method: keyof typeof WORKING_MEMORY, width: number, height: number): void {
+  const { base, perPixel } = WORKING_MEMORY[method];
+  const need = base + perPixel * width * height, limit = memoryLimit();
+  if (need <= limit) return;
+  const fits = Math.floor(Math.max(width, height) * Math.sqrt(Math.max(0, limit - base) / (need - base)));
+  throw new StudioError('IMAGE_TOO_LARGE',
+    `${file} at ${width}×${height} px needs about ${(need / 2 ** 30).toFixed(1)} GB of memory for ${NAMES[method]}, more than the ${(limit / 2 ** 30).toFixed(1)} GB this machine can give`,
+    fits >= 16 ? `use --size ${fits} or less (the largest that fits)` : 'close other programs, or use a machine with more memory');
 }

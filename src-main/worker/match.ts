@@ -51,11 +51,11 @@ export async function runStylizeMatch(job: StylizeMatchJob, ctx: JobContext): Pr
   if (Boolean(job.contentLabels) !== Boolean(job.styleLabels)) {
     throw new StudioError('BAD_ARGUMENT', 'label maps come in pairs: give both --content-labels and --style-labels');
   }
-  await checkWorkingSize(job.content, p.size, 'match', job.maxPixels);
   if (p.outputSize !== 'working') {
     await checkFullResMemory(job.content, p.outputSize, job.maxPixels);
     warmCarryThreads();
   }
+  await checkWorkingSize(job.content, p.size, 'match', job.maxPixels);
   ctx.emit({ type: 'progress', stage: 'load', fraction: 0, elapsedMs: elapsed() });
   const content = await readImage(job.content, { maxSide: p.size, maxPixels: job.maxPixels });
   const readStyle = () => readImage(job.style, { maxSide: p.size, maxPixels: job.maxPixels });

@@ -205,4 +205,10 @@ test('sizes the studio cannot handle: clear errors, exit 2, nothing written', as
   assert.match(mem.stderr, /a 2400×1500 result needs about .* GB of memory/);
   assert.match(mem.stderr, /use --output-size \d+ \(the largest that fits\)/);
   assert.equal(await stat(path.join(dir, 'mem.png')).then(() => true, () => false), false);
+  // The working size's compute is estimated too: the artistic method at 512 px with 1 GB to spare.
+  const art = await studio(['stylize', '--method', 'gatys', '--content', path.join(samples, 'content-coffee.jpg'), '--style', ref, '--out', path.join(dir, 'art.png')],
+    { STUDIO_MEMORY_LIMIT: String(2 ** 30) });
+  assert.equal(art.code, 2);
+  assert.match(art.stderr, /at 512×341 px needs about 2\.1 GB of memory for the artistic method, more than the 1\.0 GB/);
+  assert.match(art.stderr, /use --size 3\d\d or less \(the largest that fits\)/);
 });
