@@ -9,11 +9,11 @@
  *    tones are an increasing affine function of the photo's — its detail, never inverted. A colour
  *    guide would let a hue edge of the photo become a tone edge of the result (measured: the mean
  *    structure kept drops from 0.99 to 0.95, the worst pair from 0.93 to 0.83).
- *  - a*, b* are fitted to the photo's colour (the colour guided filter of ../photo/guided-filter.ts,
- *    or the exact closed-form smoothing with the photo's matting affinity): chroma edges follow the
- *    photo's colour edges.
+ *  - a*, b* are fitted to the photo's colour (the local affine model of ../photo/affine-transfer.ts
+ *    with the photo's RGB as the guide): chroma edges follow the photo's colour edges.
  * Exact mode runs the closed-form smoothing (../photo/smoothing.ts) on all three L*a*b* channels in
- * one solve, as PhotoWCT's smoothing does on RGB.
+ * one solve, as PhotoWCT's smoothing does on RGB, with the affinity of the photo's L* (a grey guide:
+ * worst structure kept 0.87 against 0.79 with the colour affinity; chroma then follows tone edges).
  */
 import type { RgbImage } from '../image.ts';
 import { applyLocalAffine, downsample, fitLocalAffine } from '../photo/affine-transfer.ts';
