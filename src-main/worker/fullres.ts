@@ -10,11 +10,11 @@
  * the output is), and sharp encodes from those. A 45-megapixel photo: 135 MB in (8-bit), 270 MB out
  * (16-bit), the encoded file; nothing in between scales with the photo.
  */
-import os from 'node:os';
 import type { RgbImage } from '../engine/image.ts';
 import { applyLocalAffineToSamples, fitLocalAffine, type AffineFit, type CarryBands } from '../engine/photo/affine-transfer.ts';
 import { CARRY_KERNEL, acquirePool, smoothThreads } from '../engine/photo/smooth-pool.ts';
-import { readImage, readImageRaw, probeImage, fitLongestSide, type DecodedImage } from '../io/images.ts';
+import { readImage, readImageRaw, probeImage, fitLongestSide, type DecodedImage, type SourceInfo } from '../io/images.ts';
+import { checkMemory, type MemoryCost } from './limits.ts';
 import { checkOutputPath, outputBitDepth, writeImage, writeRawImage, type WriteOptions } from '../io/write.ts';
 import type { CarryJob, JobEvent, OutputSize } from '../protocol.ts';
 import { StudioError } from '../errors.ts';
@@ -52,38 +52,26 @@ export function outputDimensions(source: { width: number; height: number }, outp
 }
 
 /**
- * Bytes the full-resolution stage needs for an output of `pixels`: the decoded photo (8 or 16 bits),
- * the output samples (16-bit at most), and the encoded file (at most about the samples' size).
+ * Memory of the full-resolution stage for a photo of `sourceBits`: per output pixel the decoded photo
+ * (8 or 16 bits), the output samples (16-bit at most) and the encoded file (at most about the samples).
  */
-export function fullResBytes(pixels: number, sourceBits: 8 | 16): number {
-  return pixels * 3 * (sourceBits / 8 + 2 + 2) + 64 * 2 ** 20;
+export function fullResCost(sourceBits: 8 | 16): MemoryCost {
+  return { base: 64 * 2 ** 20, perPixel: 3 * (sourceBits / 8 + 2 + 2) };
+}
+
+/** Refuses an output of `target` size from a photo like `source` that the machine's memory cannot hold. */
+function checkFullResFits(source: SourceInfo, target: { width: number; height: number }): void {
+  checkMemory(fullResCost(source.bitDepth === 16 ? 16 : 8), target.width, target.height, `a ${target.width}×${target.height} result`, 'the full-resolution stage',
+    (side) => `use --output-size ${side} (the largest that fits), or close other programs`);
 }
 
 /** Refuses, before any work, an output the machine's memory cannot hold; names the largest that fits. */
 export async function checkFullResMemory(file: string, outputSize: 'full' | number, maxPixels?: number): Promise<void> {
   const info = await probeImage(file, { maxPixels });
-  const { width, height } = outputDimensions(info, outputSize);
-  const need = fullResBytes(width * height, info.bitDepth === 16 ? 16 : 8);
-  const limit = memoryLimit();
-  if (need > limit) {
-    const scale = Math.sqrt((limit - 64 * 2 ** 20) / (need - 64 * 2 ** 20));
-    const side = Math.floor(Math.max(width, height) * scale);
-    throw new StudioError('IMAGE_TOO_LARGE',
-      `a ${width}×${height} result needs about ${(need / 2 ** 30).toFixed(1)} GB of memory for the full-resolution stage, more than the ${(limit / 2 ** 30).toFixed(1)} GB this machine can give`,
-      `use --output-size ${side} (the largest that fits), or close other programs`);
-  }
+  checkFullResFits(info, outputDimensions(info, outputSize));
 }
 
-/** Memory a job may plan on: STUDIO_MEMORY_LIMIT (bytes, for tests and shared machines), else 80% of the machine's. */
-export function memoryLimit(): number {
-  const env = Number(process.env.STUDIO_MEMORY_LIMIT);
-  return Number.isFinite(env) && env > 0 ? env : 0.8 * os.totalmem();
-}
-
-/**
- * Writes the result at the output size: fits the model on (working photo → working result), decodes
- * the photo at the output size, applies the model band by band, writes with the photo's metadata.
- */
+/** What carrying a working-size result to another size needs. */
 export interface CarryArgs {
   photoFile: string;
   workingPhoto: RgbImage;
@@ -111,18 +99,23 @@ export interface WrittenResult {
   report?: string;
 }
 
-export async function writeFullResolution(args: CarryArgs & { outputSize: 'full' | number}): Promise<FullResReport> {
+/**
+ * Writes the result at the output size: fits the model on (working photo → working result), decodes
+ * the photo at the output size, applies the model band by band, writes with the photo's metadata.
+ * `source` is the photo's probe when the caller has it.
+ */
+export async function writeFullResolution(args: CarryArgs & { outputSize: 'full' | number; source?: SourceInfo }): Promise<FullResReport> {
   const t0 = performance.now();
   const { workingPhoto: wp, workingResult: wr } = args;
   if (wp.width !== wr.width || wp.height !== wr.height) {
     throw new StudioError('INTERNAL', `full resolution: the working photo is ${wp.width}×${wp.height}, its result ${wr.width}×${wr.height}`);
   }
-  await checkFullResMemory(args.photoFile, args.outputSize, args.maxPixels);
+  const info = args.source ?? await probeImage(args.photoFile, { maxPixels: args.maxPixels });
+  const target = outputDimensions(info, args.outputSize);
+  checkFullResFits(info, target);
   const fit = fitLocalAffine(wp.data, wr.data, wp.width, wp.height, 3, 3, CARRY_FIT);
   const t1 = performance.now();
   args.checkCancelled?.();
-  const info = await probeImage(args.photoFile, { maxPixels: args.maxPixels });
-  const target = outputDimensions(info, args.outputSize);
   const raw = await readImageRaw(args.photoFile, { size: target, maxPixels: args.maxPixels });
   const t2 = performance.now();
   const { width: W, height: H } = raw;
@@ -230,13 +223,14 @@ function restoreLightness(src: Uint8Array | Uint16Array, srcBits: 8 | 16, dst: U
  */
 export async function writePhotoResult(args: CarryArgs & { workingPhoto: DecodedImage; outputSize: OutputSize}): Promise<{ width: number; height: number; fullResolution?: FullResReport }> {
   const size = args.outputSize;
-  const target = size === 'working' ? undefined : outputDimensions(await probeImage(args.photoFile, { maxPixels: args.maxPixels }), size);
+  const source = size === 'working' ? undefined : await probeImage(args.photoFile, { maxPixels: args.maxPixels });
+  const target = source && size !== 'working' ? outputDimensions(source, size) : undefined;
   // Nothing to carry when the look was computed at the output size already.
   if (size === 'working' || !target || (target.width === args.workingResult.width && target.height === args.workingResult.height)) {
     await writeImage(args.out, args.workingResult, { ...args.write, metadataFrom: args.workingPhoto.source });
     return { width: args.workingResult.width, height: args.workingResult.height };
   }
-  const r = await writeFullResolution({ ...args, outputSize: size });
+  const r = await writeFullResolution({ ...args, outputSize: size, source });
   return { ...r.output, fullResolution: r };
 }
 

@@ -6,8 +6,34 @@
  * worker/fullres.ts.)
  */
 import { StudioError } from '../errors.ts';
+import os from 'node:os';
 import { fitLongestSide, probeImage } from '../io/images.ts';
-import { memoryLimit } from './fullres.ts';
+
+/** Memory a job may plan on: STUDIO_MEMORY_LIMIT (bytes, for tests and shared machines), else 80% of the machine's. */
+export function memoryLimit(): number {
+  const env = Number(process.env.STUDIO_MEMORY_LIMIT);
+  return Number.isFinite(env) && env > 0 ? env : 0.8 * os.totalmem();
+}
+
+/** A part of a job whose peak memory is about base + perPixel · pixels (bytes). */
+export interface MemoryCost {
+  base: number;
+  perPixel: number;
+}
+
+/**
+ * Refuses, before any work, `subject` (width×height px) whose cost is over the budget. The message
+ * says how much `what` needs; `hint` gets the largest long side that fits (the cost grows with the
+ * square of the side).
+ */
+export function checkMemory(cost: MemoryCost, width: number, height: number, subject: string, what: string, hint: (side: number) => string): void {
+  const { base, perPixel } = cost;
+  const need = base + perPixel * width * height, limit = memoryLimit();
+  if (need <= limit) return;
+  const side = Math.floor(Math.max(width, height) * Math.sqrt(Math.max(0, limit - base) / (need - base)));
+  throw new StudioError('IMAGE_TOO_LARGE',
+    `${subject} needs about ${(need / 2 ** 30).toFixed(1)} GB of memory for ${what}, more than the ${(limit / 2 ** 30).toFixed(1)} GB this machine can give`, hint(side));
+}
 
 /**
  * Peak memory of a method at its working size, bytes ≈ base + perPixel · pixels, from the peaks
@@ -56,11 +82,6 @@ export async function checkWorkingSize(file: string, size: number | undefined, m
 
 /** Refuses a working size whose estimated peak memory (WORKING_MEMORY) is over the machine's budget; names the --size that fits. */
 export function checkWorkingMemory(file: string, method: keyof typeof WORKING_MEMORY, width: number, height: number): void {
-  const { base, perPixel } = WORKING_MEMORY[method];
-  const need = base + perPixel * width * height, limit = memoryLimit();
-  if (need <= limit) return;
-  const fits = Math.floor(Math.max(width, height) * Math.sqrt(Math.max(0, limit - base) / (need - base)));
-  throw new StudioError('IMAGE_TOO_LARGE',
-    `${file} at ${width}×${height} px needs about ${(need / 2 ** 30).toFixed(1)} GB of memory for ${NAMES[method]}, more than the ${(limit / 2 ** 30).toFixed(1)} GB this machine can give`,
-    fits >= 16 ? `use --size ${fits} or less (the largest that fits)` : 'close other programs, or use a machine with more memory');
+  checkMemory(WORKING_MEMORY[method], width, height, `${file} at ${width}×${height} px`, NAMES[method],
+    (fits) => (fits >= 16 ? `use --size ${fits} or less (the largest that fits)` : 'close other programs, or use a machine with more memory'));
 }
