@@ -35,7 +35,7 @@ Usage:
   studio smooth --content PHOTO --stylized IMAGE --out RESULT [--mode exact|fast --alpha 0.9999
                  --tol 1e-7 --size PX --report R.json]   the smoothing step alone, guided by PHOTO
   studio info [--json] [--backend NAME]
-  studio models list | import FILE [--name NAME] | fetch vgg19 | tiny DIR
+  studio models list | import FILE [--name NAME] | fetch vgg19|photowct|all | tiny DIR
                  (FILE: Keras .h5, torchvision .pth, or FastPhotoStyle's photo_wct.pth → model photowct)
   studio demo [--out DIR] [--size PX] [--iters N]
   studio train decoder --level 1..4 --images DIR [--steps 2000 --batch 4 --crop 256 --lr 1e-4
@@ -419,6 +419,37 @@ async function info(argv: string[]): Promise<number> {
   return 0;
 }
 
+/**
+ * Fetch one catalogue model with a progress bar on stderr, saying first what it is, its size, source
+ * and licence. Resolves to the model folder.
+ */
+async function fetchWithProgress(id: import('../engine/models/catalog.ts').CatalogId, opts: { signal?: AbortSignal } = {}): Promise<string> {
+  const { CATALOG, licenceNotice } = await import('../engine/models/catalog.ts');
+  const { fetchModel } = await import('../engine/models/fetch.ts');
+  const entry = CATALOG[id];
+  process.stderr.write(`${id}: ${licenceNotice(entry)}\n`);
+  const tty = process.stderr.isTTY;
+  let last = -1;
+  let lastAt = 0;
+  const dir = await fetchModel(id, {
+    signal: opts.signal,
+    onProgress: (received: number, total?: number) => {
+      const pct = total ? Math.floor((received / total) * 100) : -1;
+      const now = Date.now();
+      // A terminal gets a live bar; a log gets a line every 10% (or every 10 MB without a size).
+      const step = tty ? pct : total ? Math.floor(pct / 10) : Math.floor(received / 1e7);
+      if (step === last && (tty ? now - lastAt < 500 : true)) return;
+      last = step;
+      lastAt = now;
+      const bar = total ? `[${'#'.repeat(Math.floor(pct / 5)).padEnd(20)}] ${String(pct).padStart(3)}% ` : '';
+      const line = `downloading ${id} ${bar}${(received / 1e6).toFixed(1)}${total ? ` / ${(total / 1e6).toFixed(1)}` : ''} MB`;
+      process.stderr.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
+    },
+  });
+  if (tty) process.stderr.write('\n');
+  return dir;
+}
+
 async function models(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   const store = await import('../engine/models/store.ts');
@@ -426,7 +457,11 @@ async function models(argv: string[]): Promise<number> {
     case 'list': {
       const ms = await store.listModels();
       if (ms.length === 0) process.stdout.write(`no models in ${store.modelsDir()}\n`);
-      for (const m of ms) process.stdout.write(`${m.name}\tvgg19 ${m.widths.join('/')}\t${m.dtype}\t${m.source}\n`);
+      for (const m of ms) {
+        const depth = m.depth ? ` to ${m.depth}` : '';
+        const licence = m.licence ? `licence ${m.licence.name}${m.licence.commercialUse ? '' : ' (non-commercial)'}` : 'licence unknown (see its source)';
+        process.stdout.write(`${m.name}\tvgg19 ${m.widths.join('/')}${depth}\t${m.dtype}\t${licence}\tsource ${m.download?.url ?? m.source}\n`);
+      }
       return 0;
     }
     case 'import': {
@@ -438,7 +473,8 @@ async function models(argv: string[]): Promise<number> {
       const photoWct = ext === '.pth' || ext === '.pt' ? await import('../engine/models/import-photowct.ts') : undefined;
       if (photoWct && await photoWct.isPhotoWctPth(file)) {
         const dir = path.join(store.modelsDir(), str(v.name) ?? 'photowct');
-        await photoWct.importPhotoWctInto(file, dir, { dtype: oneOf('dtype', str(v.dtype)?.toUpperCase(), ['F32', 'F16'] as const) });
+        const dtype = oneOf('dtype', str(v.dtype)?.toUpperCase(), ['F32', 'F16'] as const);
+        await store.installModelDir(dir, (tmp) => photoWct.importPhotoWctInto(file, tmp, { dtype }));
         process.stdout.write(`imported ${file} (FastPhotoStyle PhotoWCT: VGG19 to relu4_1 and decoders 1–4) → ${dir}\n`);
         return 0;
       }
@@ -449,27 +485,24 @@ async function models(argv: string[]): Promise<number> {
           : (() => { throw new StudioError('UNSUPPORTED_FORMAT', `${file}: not a weights file this studio imports`, 'use the Keras notop .h5 or the torchvision .pth'); })();
       const dtype = oneOf('dtype', str(v.dtype)?.toUpperCase(), ['F32', 'F16'] as const);
       const dir = path.join(store.modelsDir(), str(v.name) ?? 'vgg19');
-      await store.saveVgg19(dir, weights, { dtype });
+      // The Keras Applications file, downloaded by hand, is recognised by its published md5: its licence is known.
+      const { md5File, VGG19_MD5 } = await import('../engine/models/fetch.ts');
+      if ((ext === '.h5' || ext === '.hdf5') && (await md5File(file)) === VGG19_MD5) {
+        weights.licence = { ...(await import('../engine/models/catalog.ts')).CATALOG.vgg19.licence };
+      }
+      await store.installModelDir(dir, (tmp) => store.saveVgg19(tmp, weights, { dtype }));
       process.stdout.write(`imported ${file} → ${dir}\n`);
       return 0;
     }
     case 'fetch': {
+      const { CATALOG_IDS, isCatalogId } = await import('../engine/models/catalog.ts');
       const what = rest[0] ?? 'vgg19';
-      if (what !== 'vgg19') throw new StudioError('BAD_ARGUMENT', `unknown model "${what}"`, 'studio models fetch vgg19');
-      const { fetchVgg19 } = await import('../engine/models/fetch.ts');
-      let lastPct = -1;
-      const dir = await fetchVgg19({
-        onProgress: (received: number, total?: number) => {
-          const pct = total ? Math.floor((received / total) * 100) : -1;
-          if (pct !== lastPct) {
-            lastPct = pct;
-            const bar = total ? `[${'#'.repeat(Math.floor(pct / 5)).padEnd(20)}] ${pct}%` : '';
-            process.stderr.write(`\rdownloading VGG19 ${bar} ${(received / 1e6).toFixed(1)} MB`);
-          }
-        },
-      });
-      process.stderr.write('\n');
-      process.stdout.write(`installed VGG19 in ${dir}\n`);
+      const ids = what === 'all' ? CATALOG_IDS : [what];
+      for (const id of ids) {
+        if (!isCatalogId(id)) throw new StudioError('BAD_ARGUMENT', `unknown model "${id}"`, `studio models fetch ${[...CATALOG_IDS, 'all'].join(' | ')}`);
+        const dir = await fetchWithProgress(id);
+        process.stdout.write(`installed ${id} in ${dir}\n`);
+      }
       return 0;
     }
     case 'tiny': {
@@ -481,7 +514,7 @@ async function models(argv: string[]): Promise<number> {
       return 0;
     }
     default:
-      throw new StudioError('BAD_ARGUMENT', `unknown models command "${sub ?? ''}"`, 'studio models list | import FILE | fetch vgg19 | tiny DIR');
+      throw new StudioError('BAD_ARGUMENT', `unknown models command "${sub ?? ''}"`, 'studio models list | import FILE | fetch vgg19|photowct|all | tiny DIR');
   }
 }
 

@@ -26,7 +26,8 @@ export function progressPrinter(stream: NodeJS.WriteStream = process.stderr, qui
       if (!tty && now - lastPrint < 2000 && e.fraction < 1) return;
       lastPrint = now;
       const pct = `${(e.fraction * 100).toFixed(1).padStart(5)}%`;
-      const it = e.iteration ? ` iter ${e.iteration}/${e.iterations}` : '';
+      // Iterative solvers stop at convergence: they report no total, only the count so far.
+      const it = e.iteration ? ` iter ${e.iteration}${e.iterations ? `/${e.iterations}` : ''}` : '';
       const loss = e.losses ? ` loss ${e.losses.total.toExponential(3)} (content ${e.losses.content.toExponential(2)}, style ${e.losses.style.toExponential(2)}, tv ${e.losses.tv.toExponential(2)})` : '';
       const eta = e.etaMs !== undefined ? ` eta ${formatDuration(e.etaMs)}` : '';
       const line = `${pct} ${e.stage}${it}${loss} elapsed ${formatDuration(e.elapsedMs)}${eta}`;

@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend, type BackendInfo } from '../engine/backend.ts';
 import { Vgg19 } from '../engine/models/vgg19-net.ts';
+import { featureScaleOf } from '../engine/models/format.ts';
 import { loadVgg19, resolveModel, listModels, modelsDir, MODEL_FILE } from '../engine/models/store.ts';
 import { stylizeGatys } from '../engine/gatys/stylize.ts';
 import { ACCEPTED_FORMATS, readImage } from '../io/images.ts';
@@ -71,6 +72,12 @@ export async function runStylizeGatys(job: StylizeGatysJob, ctx: JobContext): Pr
   const readMs = loadMs - tRead;
 
   const net = new Vgg19(weights);
+  const fs = featureScaleOf(weights.preprocessing);
+  if (fs !== 1) {
+    const n = `features taken in Caffe units: this model's are ×${fs.toPrecision(4)} of them (its preprocessing), so the loss weights mean what they mean in neural-style`;
+    notes.push(n);
+    ctx.emit({ type: 'log', message: n });
+  }
   let result;
   try {
     const styleGrams = job.cacheStyle
@@ -104,6 +111,8 @@ export async function runStylizeGatys(job: StylizeGatysJob, ctx: JobContext): Pr
       params: p,
       backend: { name: backend.name, device: backend.device, threads: backend.threads, versions: backend.versions },
       model: { source: weights.source, widths: weights.widths, preprocessing: weights.preprocessing },
+      // Losses are taken on features divided by this (Caffe units), so the weights mean what they mean in neural-style.
+      featureScale: result.featureScale,
       inputs: {
         content: { path: job.content, width: content.width, height: content.height, original: [content.source.width, content.source.height] },
         styles: styles.map((s, i) => ({ path: job.styles[i], width: s.width, height: s.height })),

@@ -106,6 +106,8 @@ test('smooth: exact and fast modes on a stylised image, guided by its photo at a
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /wrote .*smoothed\.png \(80×53,/);
   assert.match(r.stdout, /smoothing: exact .* \d+ iterations, residual \d\.\d+e-\d+/);
+  assert.match(r.stderr, /smoothing \(exact\) iter \d+ /, 'progress counts the solver\'s iterations');
+  assert.doesNotMatch(r.stdout + r.stderr, /undefined|NaN/);
   const meta = await sharp(exactOut).metadata();
   assert.equal(meta.width, 80);
   assert.ok(meta.exif?.includes('StudioCam'), 'the content photo\'s EXIF is kept');

@@ -2,9 +2,14 @@
  * The losses of Gatys et al. (REFERENCE.md §2) as pure tensor functions.
  *
  * Feature maps arrive as [1,H,W,N] (N filters, D = H·W positions); the papers' F ∈ R^{N×D} is its
- * transpose. The Gram matrix is normalised by N·D as neural-style does, so that the published default
- * weights (content 5, style 100) keep their balance and a style image of another size has a comparable
- * target; the style loss is then REFERENCE's 1/(2N²)·Σ(G[x] − G[s])² on those normalised Grams.
+ * transpose. Every normalisation is neural-style's (jcjohnson/neural-style, the anchor), so that its
+ * published default weights (content 5, style 100, TV 1e-3) keep their balance:
+ *  - content: mean((F − P)²) over N·D values (nn.MSECriterion);
+ *  - style: Grams divided by N·D, then mean((G − A)²) over N² values;
+ *  - TV: ½·Σ(dx² + dy²) over the image without its last row and column (the gradient its TVLoss
+ *    module writes; it has no forward value there, this is the loss whose gradient that is).
+ * REFERENCE §2's 1/2 factors on content and style are not used: at the same weights they made TV
+ * pull twice as hard as in neural-style.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -40,28 +45,28 @@ export function normalizedGram(f: tf.Tensor4D): tf.Tensor2D {
   });
 }
 
-/** L_c = 1/(2·N·D) · Σ (F[x] − F[c])². */
+/** L_c = 1/(N·D) · Σ (F[x] − F[c])² (neural-style's ContentLoss: an MSE). */
 export function contentLoss(fx: tf.Tensor4D, fc: tf.Tensor4D): tf.Scalar {
-  return tf.tidy(() => {
-    const [, h, w, n] = fx.shape;
-    return tf.div(tf.sum(tf.squaredDifference(fx, fc)), 2 * n * h * w);
-  });
+  return tf.tidy(() => tf.mean(tf.squaredDifference(fx, fc)) as tf.Scalar);
 }
 
-/** L_s = 1/(2·N²) · Σ (G[x] − G[s])², on normalised Grams. */
+/** L_s = 1/N² · Σ (G[x] − G[s])² on normalised Grams (neural-style's StyleLoss: an MSE). */
 export function styleLoss(gx: tf.Tensor2D, gs: tf.Tensor2D): tf.Scalar {
-  return tf.tidy(() => {
-    const n = gx.shape[0];
-    return tf.div(tf.sum(tf.squaredDifference(gx, gs)), 2 * n * n);
-  });
+  return tf.tidy(() => tf.mean(tf.squaredDifference(gx, gs)) as tf.Scalar);
 }
 
-/** Total variation ½·Σ (x[i,j+1] − x[i,j])² + (x[i+1,j] − x[i,j])² over all channels of [1,H,W,C]. */
+/**
+ * neural-style's total variation on [1,H,W,C]: ½·Σ over i < H−1, j < W−1 and all channels of
+ * (x[i,j] − x[i,j+1])² + (x[i,j] − x[i+1,j])². Its TVLoss takes both differences from the same
+ * (H−1)×(W−1) corner, so the last row's horizontal and the last column's vertical steps are not counted.
+ */
 export function tvLoss(x: tf.Tensor4D): tf.Scalar {
   return tf.tidy(() => {
     const [, h, w, c] = x.shape;
-    const dx = tf.sub(tf.slice(x, [0, 0, 1, 0], [1, h, w - 1, c]), tf.slice(x, [0, 0, 0, 0], [1, h, w - 1, c]));
-    const dy = tf.sub(tf.slice(x, [0, 1, 0, 0], [1, h - 1, w, c]), tf.slice(x, [0, 0, 0, 0], [1, h - 1, w, c]));
+    if (h < 2 || w < 2) return tf.scalar(0);
+    const corner = tf.slice(x, [0, 0, 0, 0], [1, h - 1, w - 1, c]);
+    const dx = tf.sub(corner, tf.slice(x, [0, 0, 1, 0], [1, h - 1, w - 1, c]));
+    const dy = tf.sub(corner, tf.slice(x, [0, 1, 0, 0], [1, h - 1, w - 1, c]));
     return tf.mul(0.5, tf.add(tf.sum(tf.square(dx)), tf.sum(tf.square(dy))));
   });
 }

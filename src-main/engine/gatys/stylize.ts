@@ -10,6 +10,7 @@ import { StudioError } from '../../errors.ts';
 import type { GatysParams, LossValues } from '../../protocol.ts';
 import type { Vgg19 } from '../models/vgg19-net.ts';
 import { isFeatureName } from '../models/vgg19.ts';
+import { featureScaleOf, type Preprocessing } from '../models/format.ts';
 import { backendInfo, checkTensorFits } from '../backend.ts';
 import { gaussian, mulberry32 } from '../random.ts';
 import { fitSize, imageToTensor, resizeTo, tensorToImage, tensorToRgb8, type RgbImage } from '../image.ts';
@@ -43,6 +44,8 @@ export interface GatysResult {
   peakTensorBytes: number;
   /** Why the last scale stopped before its iteration budget, if it did. */
   stoppedEarly?: string;
+  /** The model's feature units per Caffe feature unit (featureScaleOf); the losses are taken in Caffe units. */
+  featureScale: number;
 }
 
 /** ImageNet mean colour (RGB, 0–255): the centre of random initialisation, as neural-style's. */
@@ -87,6 +90,20 @@ function initialImage(init: GatysParams['init'], content: tf.Tensor4D, style: tf
   return tf.tensor4d(noise, [1, h, w, 3]);
 }
 
+/**
+ * neural-style's weights (content 5, style 100, TV 1e-3) are tuned for Caffe-scale features (VGG19 on
+ * 0–255 input). A model whose preprocessing makes features s times that size (torchvision: s ≈ 1/58) would
+ * see its content loss scale by s² and its style loss by s⁴ while TV does not scale: TV would win and wash
+ * the result out. Taking the losses of the features divided by s is, exactly, weights w_c/s² and w_s/s⁴.
+ */
+export function caffeUnitWeights(p: Pick<GatysParams, 'contentWeight' | 'styleWeight' | 'tvWeight'>, pre: Preprocessing): LossWeights {
+  const s = featureScaleOf(pre);
+  return {
+    content: p.contentWeight / (s * s), style: p.styleWeight / (s * s * s * s), tv: p.tvWeight,
+    contentLayers: new Map(), styleLayers: new Map(),
+  };
+}
+
 /** The loss of an image x given fixed targets: features of x, then REFERENCE §2's total. */
 export type Objective = (x: tf.Tensor4D) => LossParts;
 
@@ -126,10 +143,7 @@ export async function stylizeGatys(net: Vgg19, content: RgbImage, styles: RgbIma
   }
   const wsum = styleWeightsRaw.reduce((a, b) => a + b, 0);
   const styleWeights = styleWeightsRaw.map((w) => w / wsum);
-  const weights: LossWeights = {
-    content: p.contentWeight, style: p.styleWeight, tv: p.tvWeight,
-    contentLayers: new Map(), styleLayers: new Map(),
-  };
+  const weights = caffeUnitWeights(p, net.preprocessing);
   const sizes = scaleSizes(Math.max(content.width, content.height), p.scales);
   // The largest tensor is a first-block activation at full size (forward and backward alike).
   const largest = (w: number, h: number) => w * h * net.widths[0] * 4;
@@ -241,7 +255,7 @@ export async function stylizeGatys(net: Vgg19, content: RgbImage, styles: RgbIma
     const final = p.preserveColors ? preserveColors(x!, contentFull) : x!.clone();
     const image = await tensorToImage(final);
     final.dispose();
-    return { image, history, stageMs, peakTensorBytes: peak, stoppedEarly };
+    return { image, history, stageMs, peakTensorBytes: peak, stoppedEarly, featureScale: featureScaleOf(net.preprocessing) };
   } finally {
     disposeTargets();
     optimizer?.dispose();

@@ -1,5 +1,6 @@
 /**
- * Downloads with resume and checksum, and `studio models fetch vgg19`.
+ * Downloads with resume and checksum, and `studio models fetch vgg19 | photowct` (catalog.ts says
+ * what each is, its source and licence).
  *
  * A download streams into `dest.part`. When the connection drops, it is retried with an HTTP Range
  * request from the .part's size (a 206 reply appends; a 200 reply, from a server that ignores Range,
@@ -8,13 +9,19 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import { basename, join } from 'node:path';
+import { connect } from 'node:net';
+import { basename, dirname, join } from 'node:path';
+import { unzipSync } from 'fflate';
 import { CancelledError, StudioError } from '../../errors.ts';
+import { writeFileAtomic } from '../../io/write.ts';
+import { CATALOG, type CatalogId } from './catalog.ts';
+import { driveDownloadUrl, PHOTOWCT_DRIVE_ID, resolveDownload } from './drive.ts';
 import { importKerasH5 } from './import-keras.ts';
-import { modelsDir, saveVgg19 } from './store.ts';
+import { importPhotoWctInto } from './import-photowct.ts';
+import { installModelDir, modelsDir, saveVgg19, type DownloadRecord } from './store.ts';
 
 export const VGG19_URL =
   'https://storage.googleapis.com/tensorflow/keras-applications/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5';
@@ -32,6 +39,10 @@ export interface DownloadOptions {
   retryDelayMs?: number;
   /** Give up on a connection that sends nothing for this long (default 30 s). */
   timeoutMs?: number;
+  /** Extra request headers (the cookies Google Drive's confirmation sets). */
+  headers?: Record<string, string>;
+  /** Environment variable naming a mirror, for the hint when the host cannot be reached. */
+  mirrorEnv?: string;
 }
 
 /** A failure worth retrying (the transfer can resume), as opposed to one that will not go away. */
@@ -49,11 +60,13 @@ async function sizeOf(path: string): Promise<number> {
   }
 }
 
-export async function md5File(path: string): Promise<string> {
-  const h = createHash('md5');
+async function hashFile(path: string, algorithm: 'md5' | 'sha256'): Promise<string> {
+  const h = createHash(algorithm);
   for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
   return h.digest('hex');
 }
+export const md5File = (path: string): Promise<string> => hashFile(path, 'md5');
+export const sha256File = (path: string): Promise<string> => hashFile(path, 'sha256');
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolveSleep, reject) => {
@@ -77,7 +90,7 @@ function request(url: URL, headers: Record<string, string>, opts: DownloadOption
       reject(new StudioError('DOWNLOAD_FAILED', `cannot download ${url.href}: only http and https URLs are supported`));
       return;
     }
-    const req = mod.get(url, { headers: { 'user-agent': 'style-studio', ...headers }, signal: opts.signal }, resolveReq);
+    const req = mod.get(url, { headers: { 'user-agent': 'style-studio', ...opts.headers, ...headers }, signal: opts.signal }, resolveReq);
     req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(new Retryable(`no data from ${url.host} for ${(opts.timeoutMs ?? 30_000) / 1000} s`)));
     req.on('error', reject);
   });
@@ -172,7 +185,7 @@ export async function download(url: string, dest: string, opts: DownloadOptions 
         throw new StudioError(
           'DOWNLOAD_FAILED',
           `cannot download ${url}: cannot reach ${parsed.host} (${code})`,
-          'check the internet connection, or set STUDIO_VGG19_URL to a mirror (or import a local file with `studio models import FILE`)',
+          `check the internet connection, or set ${opts.mirrorEnv ?? 'STUDIO_VGG19_URL'} to a mirror (or import a local file with \`studio models import FILE\`)`,
           { cause: e },
         );
       }
@@ -197,45 +210,167 @@ export async function download(url: string, dest: string, opts: DownloadOptions 
   }
 }
 
-export interface FetchVgg19Options extends Omit<DownloadOptions, 'md5'> {
+export interface FetchOptions extends Omit<DownloadOptions, 'md5' | 'headers' | 'mirrorEnv'> {
   /** Models root (default modelsDir()). */
   root?: string;
-  /** Default: $STUDIO_VGG19_URL, else the Keras Applications URL. */
+  /** Default: the catalogue entry's environment variable (STUDIO_VGG19_URL, STUDIO_PHOTOWCT_URL), else the published URL. */
   url?: string;
-  /** Default: $STUDIO_VGG19_MD5, else the published md5 of the Keras file. Empty string: no check. */
-  md5?: string;
-  /** Keep the downloaded .h5 in <root>/downloads/ after importing it (default: delete it). */
+  /** Keep the download in <root>/downloads/ after importing it (default: delete it). */
   keepDownload?: boolean;
 }
 
-/**
- * Download the Keras notop VGG19 weights into `<root>/downloads/`, import them and save them as the
- * model `<root>/vgg19`. Returns the model folder.
- */
-export async function fetchVgg19(opts: FetchVgg19Options = {}): Promise<string> {
-  const root = opts.root ?? modelsDir();
-  const url = opts.url ?? (process.env.STUDIO_VGG19_URL || VGG19_URL);
-  const md5 = opts.md5 ?? process.env.STUDIO_VGG19_MD5 ?? VGG19_MD5;
+export interface FetchVgg19Options extends FetchOptions {
+  /** Default: $STUDIO_VGG19_MD5, else the published md5 of the Keras file. Empty string: no check. */
+  md5?: string;
+}
+
+async function downloadsDir(root: string): Promise<string> {
   const downloads = join(root, 'downloads');
-  let name: string;
-  try {
-    name = basename(new URL(url).pathname) || 'vgg19_notop.h5';
-  } catch {
-    throw new StudioError('DOWNLOAD_FAILED', `not a valid URL: ${url}`);
-  }
-  const dest = join(downloads, name);
   try {
     await mkdir(downloads, { recursive: true });
   } catch (e) {
     throw new StudioError('UNWRITABLE_OUTPUT', `cannot create ${downloads}: ${(e as Error).message}`, undefined, { cause: e });
   }
+  return downloads;
+}
+
+function fileNameOf(url: string, fallback: string): string {
+  try {
+    const name = basename(new URL(url).pathname);
+    return /\.[a-z0-9]{1,8}$/i.test(name) ? name : fallback;
+  } catch {
+    throw new StudioError('DOWNLOAD_FAILED', `not a valid URL: ${url}`);
+  }
+}
+
+/**
+ * Download the Keras notop VGG19 weights into `<root>/downloads/`, import them and install them as the
+ * model `<root>/vgg19` (atomically: installModelDir). Returns the model folder.
+ */
+export async function fetchVgg19(opts: FetchVgg19Options = {}): Promise<string> {
+  const entry = CATALOG.vgg19;
+  const root = opts.root ?? modelsDir();
+  const url = opts.url ?? (process.env[entry.urlEnv] || VGG19_URL);
+  const md5 = opts.md5 ?? process.env.STUDIO_VGG19_MD5 ?? VGG19_MD5;
+  const dest = join(await downloadsDir(root), fileNameOf(url, 'vgg19_notop.h5'));
   // A complete earlier download is reused if its checksum still holds.
   if ((await sizeOf(dest)) > 0 && md5 && (await md5File(dest)) !== md5.toLowerCase()) await rm(dest, { force: true });
-  if ((await sizeOf(dest)) === 0) await download(url, dest, { ...opts, md5: md5 || undefined });
+  if ((await sizeOf(dest)) === 0) await download(url, dest, { ...opts, md5: md5 || undefined, mirrorEnv: entry.urlEnv });
+  const record: DownloadRecord = { url, file: basename(dest), bytes: await sizeOf(dest), sha256: await sha256File(dest) };
   const weights = await importKerasH5(dest);
   weights.source = url;
-  const dir = join(root, 'vgg19');
-  await saveVgg19(dir, weights);
+  weights.licence = { ...entry.licence };
+  const dir = join(root, entry.dir);
+  await installModelDir(dir, (tmp) => saveVgg19(tmp, weights, { download: record }));
   if (!opts.keepDownload) await rm(dest, { force: true });
   return dir;
+}
+
+export interface FetchPhotoWctOptions extends FetchOptions {
+  /** Expected sha256 of the download (default $STUDIO_PHOTOWCT_SHA256; FastPhotoStyle publishes none). */
+  sha256?: string;
+}
+
+const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04];
+
+/**
+ * The photo_wct.pth in a download: a zip holding it (as published), or the .pth itself (a mirror of the
+ * file; a PyTorch zip-format .pth is a zip too, told apart by its data.pkl). Written beside the download.
+ */
+async function extractPhotoWct(download: string): Promise<string> {
+  const bytes = await readFile(download);
+  if (!ZIP_MAGIC.every((b, i) => bytes[i] === b)) return download; // legacy torch.save: the .pth itself
+  let names: string[];
+  try {
+    names = listZip(bytes);
+  } catch (e) {
+    throw new StudioError('BAD_MODEL', `${basename(download)} is not a readable zip (${(e as Error).message}); delete it and fetch again`, undefined, { cause: e });
+  }
+  const pth = names.find((n) => /(^|\/)photo_wct\.pth$/.test(n));
+  if (!pth) {
+    if (names.some((n) => /(^|\/)data\.pkl$/.test(n))) return download; // a PyTorch zip-format .pth
+    throw new StudioError('BAD_MODEL', `${basename(download)} holds no photo_wct.pth (it has ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''})`);
+  }
+  const out = unzipSync(bytes, { filter: (f) => f.name === pth })[pth];
+  const dest = join(dirname(download), 'photo_wct.pth');
+  await writeFileAtomic(dest, out);
+  return dest;
+}
+
+/** The entry names of a zip, from its central directory (fflate's filter sees each one). */
+function listZip(bytes: Uint8Array): string[] {
+  const names: string[] = [];
+  unzipSync(bytes, { filter: (f) => { names.push(f.name); return false; } });
+  return names;
+}
+
+/**
+ * Download FastPhotoStyle's published models (Google Drive, through its confirmation page: drive.ts),
+ * unzip photo_wct.pth, import it (the importer's key and shape checks) and install it as `<root>/photowct`
+ * with the download's URL, sha256 and licence in the manifest. Returns the model folder.
+ */
+export async function fetchPhotoWct(opts: FetchPhotoWctOptions = {}): Promise<string> {
+  const entry = CATALOG.photowct;
+  const root = opts.root ?? modelsDir();
+  const url = opts.url ?? (process.env[entry.urlEnv] || driveDownloadUrl(PHOTOWCT_DRIVE_ID));
+  const want = (opts.sha256 ?? process.env.STUDIO_PHOTOWCT_SHA256 ?? '').toLowerCase();
+  const dest = join(await downloadsDir(root), 'photo_wct_models.zip');
+  if ((await sizeOf(dest)) > 0 && want && (await sha256File(dest)) !== want) await rm(dest, { force: true });
+  if ((await sizeOf(dest)) === 0) {
+    const target = await resolveDownload(url, { signal: opts.signal, timeoutMs: opts.timeoutMs });
+    await download(target.url, dest, { ...opts, headers: target.headers, mirrorEnv: entry.urlEnv });
+  }
+  const record: DownloadRecord = { url, file: basename(dest), bytes: await sizeOf(dest), sha256: await sha256File(dest) };
+  if (want && record.sha256 !== want) {
+    await rm(dest, { force: true });
+    throw new StudioError('CHECKSUM_MISMATCH', `downloaded ${url} has sha256 ${record.sha256}, expected ${want}; the file was deleted`);
+  }
+  const pth = await extractPhotoWct(dest);
+  if (pth !== dest) {
+    const data = await readFile(pth);
+    record.extracted = { file: basename(pth), bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+  }
+  const dir = join(root, entry.dir);
+  try {
+    await installModelDir(dir, (tmp) => importPhotoWctInto(pth, tmp, { download: record }));
+  } finally {
+    if (pth !== dest) await rm(pth, { force: true });
+  }
+  if (!opts.keepDownload) await rm(dest, { force: true });
+  return dir;
+}
+
+/** One catalogue model by id. */
+export function fetchModel(id: CatalogId, opts: FetchOptions = {}): Promise<string> {
+  return id === 'vgg19' ? fetchVgg19(opts) : fetchPhotoWct(opts);
+}
+
+/** Bytes of an interrupted download of this model waiting to be resumed (0: none). */
+export async function partialBytes(id: CatalogId, root: string = modelsDir()): Promise<number> {
+  const name = id === 'vgg19' ? fileNameOf(process.env[CATALOG.vgg19.urlEnv] || VGG19_URL, 'vgg19_notop.h5') : 'photo_wct_models.zip';
+  return sizeOf(join(root, 'downloads', `${name}.part`));
+}
+
+/**
+ * Whether a TCP connection to the URL's host opens within `timeoutMs`: the demo's "are we online" test,
+ * so that an offline first run says so in one line instead of waiting for a download to time out.
+ */
+export function canReach(url: string, timeoutMs = 4000): Promise<boolean> {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return Promise.resolve(false);
+  }
+  const port = Number(u.port) || (u.protocol === 'https:' ? 443 : 80);
+  return new Promise((resolveReach) => {
+    const socket = connect({ host: u.hostname.replace(/^\[|\]$/g, ''), port, timeout: timeoutMs });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolveReach(ok);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('timeout', () => done(false));
+    socket.once('error', () => done(false));
+  });
 }

@@ -38,6 +38,8 @@ export interface NamedTensor {
 
 export type TensorMap = Map<string, NamedTensor>;
 
+import type { Licence } from './catalog.ts';
+
 /**
  * VGG19 weights in the project's layout: `convB_I.kernel` HWIO [3,3,in,out] and `convB_I.bias` [out],
  * whatever layout the source file had (the importers convert).
@@ -55,6 +57,8 @@ export interface Vgg19Weights {
    * photo_wct.pth ends at relu4_1); absent for the whole VGG19.
    */
   depth?: string;
+  /** The weights' licence, where the source is known (the catalogue's downloads, FastPhotoStyle's file). */
+  licence?: Licence;
 }
 
 /** Tensor names of a conv in the project's layout: `conv1_1.kernel` (HWIO) and `conv1_1.bias`. */
@@ -63,4 +67,15 @@ export function kernelKey(convName: string): string {
 }
 export function biasKey(convName: string): string {
   return `${convName}.bias`;
+}
+
+/**
+ * Feature scale of a model's preprocessing relative to the Caffe/Keras VGG (0–255 input, std 1): the
+ * model's input units per 0–255 intensity unit, (scale / mean std) / 255. Caffe → 1; torchvision →
+ * 1/(255·0.226) ≈ 0.0173. Features of a first layer scale with it exactly; the methods tuned on Caffe
+ * features (WCT's regulariser, neural-style's loss weights) divide by it to get back their units.
+ */
+export function featureScaleOf(p: Preprocessing): number {
+  const std = (p.std[0] + p.std[1] + p.std[2]) / 3;
+  return p.scale / std / 255;
 }

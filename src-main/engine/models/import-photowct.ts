@@ -31,7 +31,8 @@ import { decoderConvs, encoderLayers, LEVELS, type DecoderWeights, type Level } 
 import { saveDecoder } from './decoders.ts';
 import { biasKey, CAFFE_PREPROCESSING, kernelKey, type Preprocessing, type StoredDtype, type TensorMap, type Vgg19Weights } from './format.ts';
 import { oihwToHwio, readTorchStateDict, torchCheckpointHas } from './import-torch.ts';
-import { MODEL_FILE, saveVgg19, type Manifest } from './store.ts';
+import { MODEL_FILE, saveVgg19, type DownloadRecord, type Manifest } from './store.ts';
+import { CC_BY_NC_SA_4 } from './catalog.ts';
 import type { ConvSpec } from './vgg19.ts';
 
 /** The deepest feature the file's encoders reach. */
@@ -153,7 +154,8 @@ export async function importPhotoWct(path: string): Promise<PhotoWctImport> {
   }
 
   return {
-    encoder: { architecture: 'vgg19', widths, preprocessing, tensors, source: `FastPhotoStyle photo_wct (${origin})`, depth: PHOTOWCT_DEPTH },
+    // NVIDIA publishes these weights under CC BY-NC-SA 4.0, whichever way the file arrived.
+    encoder: { architecture: 'vgg19', widths, preprocessing, tensors, source: `FastPhotoStyle photo_wct (${origin})`, depth: PHOTOWCT_DEPTH, licence: { ...CC_BY_NC_SA_4 } },
     decoders,
   };
 }
@@ -189,9 +191,9 @@ export function foldConv0(
  * Import photo_wct.pth into a model folder: the encoder as model.safetensors (+ manifest, depth relu4_1)
  * and the four decoders as decoders/level{1..4}.safetensors, recording the encoder's sha256.
  */
-export async function importPhotoWctInto(path: string, dir: string, opts: { dtype?: StoredDtype } = {}): Promise<{ manifest: Manifest; decoders: string[] }> {
+export async function importPhotoWctInto(path: string, dir: string, opts: { dtype?: StoredDtype; download?: DownloadRecord } = {}): Promise<{ manifest: Manifest; decoders: string[] }> {
   const { encoder, decoders } = await importPhotoWct(path);
-  const manifest = await saveVgg19(dir, encoder, { dtype: opts.dtype });
+  const manifest = await saveVgg19(dir, encoder, { dtype: opts.dtype, download: opts.download });
   const hash = manifest.files.find((f) => f.path === MODEL_FILE)?.sha256;
   if (!hash) throw new Error(`saveVgg19 wrote no ${MODEL_FILE}`);
   const paths: string[] = [];

@@ -10,14 +10,15 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { StudioError } from '../../errors.ts';
 import { writeFileAtomic } from '../../io/write.ts';
 import { decodeSafetensors, encodeSafetensors } from '../tensors/safetensors.ts';
 import { biasKey, kernelKey, type Preprocessing, type StoredDtype, type TensorMap, type Vgg19Weights } from './format.ts';
 import { isFeatureName, vgg19ConvsTo } from './vgg19.ts';
+import type { Licence } from './catalog.ts';
 
 export const MODEL_FILE = 'model.safetensors';
 export const MANIFEST_FILE = 'manifest.json';
@@ -46,6 +47,19 @@ export interface Manifest {
   files: ManifestFile[];
   /** ISO 8601 time of the save. */
   created: string;
+  /** The weights' licence, when known (fetched or recognised files); `studio models list` shows it. */
+  licence?: Licence;
+  /** The file it was made from, when the studio downloaded it: URL, size and sha256 as received. */
+  download?: DownloadRecord;
+}
+
+export interface DownloadRecord {
+  url: string;
+  file: string;
+  bytes: number;
+  sha256: string;
+  /** A file taken out of the download (photo_wct.pth out of the zip), with its own sha256. */
+  extracted?: { file: string; bytes: number; sha256: string };
 }
 
 /** Where models live: $STUDIO_MODELS_DIR, else the platform's per-user data directory. */
@@ -144,7 +158,7 @@ function checkPreprocessing(p: unknown, origin: string): Preprocessing {
 }
 
 /** Save weights as a model folder (created if needed). The folder's name becomes the model's name. */
-export async function saveVgg19(dir: string, w: Vgg19Weights, opts: { dtype?: StoredDtype } = {}): Promise<Manifest> {
+export async function saveVgg19(dir: string, w: Vgg19Weights, opts: { dtype?: StoredDtype; download?: DownloadRecord } = {}): Promise<Manifest> {
   const dtype = opts.dtype ?? 'F32';
   const widths = checkWidths(w.widths, w.source || dir);
   const depth = checkDepth(w.depth, w.source || dir);
@@ -182,6 +196,8 @@ export async function saveVgg19(dir: string, w: Vgg19Weights, opts: { dtype?: St
     ...(depth ? { depth } : {}),
     files: [{ path: MODEL_FILE, bytes: bytes.length, sha256: sha256(bytes) }],
     created: new Date().toISOString(),
+    ...(w.licence ? { licence: { ...w.licence } } : {}),
+    ...(opts.download ? { download: opts.download } : {}),
   };
   await writeFileAtomic(join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + '\n');
   return manifest;
@@ -261,14 +277,60 @@ export async function loadVgg19(dir: string): Promise<Vgg19Weights> {
     throw new StudioError('BAD_MODEL', `${modelPath}: layout ${metadata.layout}, expected HWIO`);
   }
   checkVgg19Tensors(tensors, m.widths, modelPath, m.depth);
-  return { architecture: 'vgg19', widths: [...m.widths], preprocessing: m.preprocessing, tensors, source: m.source, ...(m.depth ? { depth: m.depth } : {}) };
+  return {
+    architecture: 'vgg19', widths: [...m.widths], preprocessing: m.preprocessing, tensors, source: m.source,
+    ...(m.depth ? { depth: m.depth } : {}), ...(m.licence ? { licence: m.licence } : {}),
+  };
+}
+
+/**
+ * Installs a model folder without ever leaving a half-made one under its name: `fill` writes into a
+ * temporary dot folder beside it (listModels skips those), which then replaces `dir` by renames.
+ * A failure or an interruption leaves the previous model, if any, in place.
+ */
+export async function installModelDir<T>(dir: string, fill: (tmp: string) => Promise<T>): Promise<T> {
+  const parent = dirname(resolve(dir));
+  const name = basename(resolve(dir));
+  try {
+    await mkdir(parent, { recursive: true });
+  } catch (e) {
+    throw new StudioError('UNWRITABLE_OUTPUT', `cannot create ${parent}: ${(e as Error).message}`, undefined, { cause: e });
+  }
+  const tmp = await mkdtemp(join(parent, `.${name}.installing-`));
+  const old = join(parent, `.${name}.old-${process.pid}-${Date.now()}`);
+  try {
+    const out = await fill(tmp);
+    // The manifest names the folder: it must say the final name, not the temporary one.
+    const mpath = join(tmp, MANIFEST_FILE);
+    const m = JSON.parse(await readFile(mpath, 'utf8')) as Manifest;
+    m.name = name;
+    await writeFileAtomic(mpath, JSON.stringify(m, null, 2) + '\n');
+    let hadOld = false;
+    try {
+      await rename(dir, old);
+      hadOld = true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    try {
+      await rename(tmp, dir);
+    } catch (e) {
+      if (hadOld) await rename(old, dir).catch(() => {});
+      throw e;
+    }
+    if (hadOld) await rm(old, { recursive: true, force: true });
+    return out;
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
 }
 
 /** The models under a root (default modelsDir()), by name; folders without a readable manifest are skipped. */
 export async function listModels(root: string = modelsDir()): Promise<Array<Manifest & { dir: string }>> {
   let names: string[];
   try {
-    names = (await readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name);
+    // Dot folders are installs in progress (installModelDir).
+    names = (await readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory() && !d.name.startsWith('.')).map((d) => d.name);
   } catch {
     return [];
   }

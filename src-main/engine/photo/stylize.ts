@@ -3,6 +3,8 @@
  * relu1_1 → decode. At each level the current image is encoded (recording the pools' switches), its
  * features are whitened and coloured towards the style's at that level, and the level's decoder
  * unpools with the content's switches, which keeps edges where the photo has them.
+ * Between levels the decoded image goes on unclamped, as in FastPhotoStyle; clamping there moved a
+ * third of the 8-bit values by more than one level against the anchor on the same weights.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { StudioError } from '../../errors.ts';
@@ -79,7 +81,8 @@ export async function photoWct(
             const r = await wct(c.features, st?.features ?? null, { alpha: p.alpha, featureScale: p.featureScale }, cache);
             ({ out, covError } = r);
           }
-          const decoded = tf.tidy(() => tf.clipByValue(ae.decode(out, c.switches), 0, 255) as tf.Tensor4D);
+          // Passed on unclamped, as FastPhotoStyle does: only the final result is clamped (tensorToImage).
+          const decoded = ae.decode(out, c.switches);
           out.dispose();
           x.dispose();
           x = decoded;

@@ -41,7 +41,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { StudioError } from '../../errors.ts';
-import type { Preprocessing } from '../models/format.ts';
+import { featureScaleOf } from '../models/format.ts';
+
+export { featureScaleOf };
 import { sqrtAndInvSqrt, type SqrtMethod, type SqrtResult } from './matrix-sqrt.ts';
 
 export interface WctOptions {
@@ -79,15 +81,6 @@ export interface WctResult {
 export const REFERENCE_CUTOFF = 1e-5;
 /** Auto scale: the regulariser is at most this fraction of the content's mean eigenvalue. */
 export const AUTO_REGULARIZER_FRACTION = 1e-4;
-
-/**
- * Feature scale of a model's preprocessing relative to the Caffe/Keras VGG (0–255 input, std 1):
- * (scale / mean std) / 255. Caffe → 1; torchvision → 1/(255·0.226) ≈ 0.0173.
- */
-export function featureScaleOf(p: Preprocessing): number {
-  const std = (p.std[0] + p.std[1] + p.std[2]) / 3;
-  return p.scale / std / 255;
-}
 
 /** XᵀX of [D,C] — see the header for the per-backend formulation. */
 export function gramT(x: tf.Tensor2D): tf.Tensor2D {

@@ -22,17 +22,25 @@ for (const backend of await testBackends()) describe(backend, () => {
     allClose(await values(normalizedGram(f())), [2.5, 3.5, 3.5, 5]);
   });
 
-  test(`[${backend}] content loss is 1/(2ND) Σ (F[x] − F[c])²`, async () => {
-    close(await one(contentLoss(f(), tf.zeros([1, 1, 2, 2]))), 30 / 8);
+  test(`[${backend}] content loss is neural-style's MSE, 1/(ND) Σ (F[x] − F[c])²`, async () => {
+    close(await one(contentLoss(f(), tf.zeros([1, 1, 2, 2]))), 30 / 4);
     close(await one(contentLoss(f(), f())), 0);
   });
 
-  test(`[${backend}] style loss is 1/(2N²) Σ (G[x] − G[s])²`, async () => {
-    close(await one(styleLoss(normalizedGram(f()), tf.zeros([2, 2]))), (2.5 ** 2 + 2 * 3.5 ** 2 + 5 ** 2) / 8);
+  test(`[${backend}] style loss is neural-style's MSE of normalised Grams, 1/N² Σ (G[x] − G[s])²`, async () => {
+    close(await one(styleLoss(normalizedGram(f()), tf.zeros([2, 2]))), (2.5 ** 2 + 2 * 3.5 ** 2 + 5 ** 2) / 4);
   });
 
-  test(`[${backend}] total variation is ½ Σ of squared neighbour differences`, async () => {
-    close(await one(tvLoss(tf.tensor4d([1, 2, 4, 8], [1, 2, 2, 1]))), 0.5 * (1 + 16 + 9 + 36));
+  test(`[${backend}] total variation is neural-style's: ½ Σ of both steps from the (H−1)×(W−1) corner`, async () => {
+    // 2×2: only pixel (0,0) has both neighbours; its steps are 1 → 2 and 1 → 4.
+    close(await one(tvLoss(tf.tensor4d([1, 2, 4, 8], [1, 2, 2, 1]))), 0.5 * (1 + 9));
+    // 3×3, two channels (the second doubled): the last row's and last column's own steps are left out.
+    const v = [0, 1, 3, 6, 10, 15, 21, 28, 36];
+    const x = tf.tensor4d(v.flatMap((a) => [a, 2 * a]), [1, 3, 3, 2]);
+    let want = 0;
+    for (let i = 0; i < 2; i++) for (let j = 0; j < 2; j++) want += (v[i * 3 + j + 1] - v[i * 3 + j]) ** 2 + (v[(i + 1) * 3 + j] - v[i * 3 + j]) ** 2;
+    close(await one(tvLoss(x)), 0.5 * want * 5);
+    close(await one(tvLoss(tf.ones([1, 1, 5, 3]))), 0);
   });
 
   test(`[${backend}] the Gram custom gradient equals the autodiff gradient of F Fᵀ`, async () => {
@@ -56,9 +64,9 @@ for (const backend of await testBackends()) describe(backend, () => {
     const targets = { content: new Map([['relu1_1', tf.zeros([1, 1, 2, 2]) as tf.Tensor4D]]), style: new Map([['relu1_1', tf.zeros([2, 2]) as tf.Tensor2D]]) };
     const w = { content: 2, style: 3, tv: 0.5, contentLayers: new Map(), styleLayers: new Map([['relu1_1', 10]]) };
     const p = totalLoss(x, feats, targets, w);
-    close(await one(p.content), 2 * 3.75);
-    close(await one(p.style), 3 * 10 * 6.96875);
-    close(await one(p.tv), 0.5 * 31);
-    close(await one(p.total), 2 * 3.75 + 30 * 6.96875 + 15.5);
+    close(await one(p.content), 2 * 7.5);
+    close(await one(p.style), 3 * 10 * 13.9375);
+    close(await one(p.tv), 0.5 * 5);
+    close(await one(p.total), 2 * 7.5 + 30 * 13.9375 + 2.5);
   });
 });

@@ -8,7 +8,7 @@ import { mkdtemp, readFile, rm, writeFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { download, fetchVgg19 } from '../../../src-main/engine/models/fetch.ts';
-import { loadVgg19 } from '../../../src-main/engine/models/store.ts';
+import { loadVgg19, readManifest } from '../../../src-main/engine/models/store.ts';
 import { tinyVgg19, writeKerasH5 } from '../../../src-main/engine/models/tiny.ts';
 import { mulberry32 } from '../../../src-main/engine/random.ts';
 import { StudioError } from '../../../src-main/errors.ts';
@@ -198,6 +198,12 @@ test('fetchVgg19 downloads, imports and installs the Keras weights (from a loopb
   assert.equal(w.preprocessing.colorOrder, 'BGR');
   assert.match(w.source, /^http:\/\/127\.0\.0\.1:\d+\/vgg19_weights/);
   assert.deepEqual(await readdir(join(root, 'downloads')), [], 'the download is removed once imported');
+  const m = await readManifest(modelDir);
+  assert.deepEqual(m.licence, { name: 'CC BY 4.0', url: 'https://creativecommons.org/licenses/by/4.0/', commercialUse: true });
+  assert.equal(m.download?.sha256, createHash('sha256').update(body).digest('hex'));
+  assert.equal(m.download?.bytes, body.length);
+  assert.equal(m.name, 'vgg19');
+  assert.deepEqual((await readdir(root)).sort(), ['downloads', 'vgg19'], 'no temporary install folder is left');
   // the environment variables point it at a mirror too
   reset({ body });
   const saved = { url: process.env.STUDIO_VGG19_URL, md5: process.env.STUDIO_VGG19_MD5 };
