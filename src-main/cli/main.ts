@@ -37,7 +37,8 @@ Usage:
   studio info [--json] [--backend NAME]
   studio models list | import FILE [--name NAME] | fetch vgg19|photowct|all | tiny DIR
                  (FILE: Keras .h5, torchvision .pth, or FastPhotoStyle's photo_wct.pth → model photowct)
-  studio demo [--out DIR] [--size PX] [--iters N]
+  studio demo [--out DIR] [--size PX] [--iters N] [--offline]
+                 first run: fetches VGG19 and the photo model (offline: colour match and a test network)
   studio train decoder --level 1..4 --images DIR [--steps 2000 --batch 4 --crop 256 --lr 1e-4
                        --out DIR --model M --checkpoint-every 200 --resume --seed 0 --report R.json]
                        trains a PhotoWCT decoder for the model's encoder on a folder of photos
@@ -585,15 +586,50 @@ async function train(argv: string[]): Promise<number> {
 }
 
 /** Stylises bundled sample photos with bundled paintings: the quickest way to see the studio work. */
+/**
+ * The demo's first run: fetch the catalogue models that are missing, with progress bars. Offline (no
+ * route to the first download's host within a few seconds) it says so in one line and returns; a
+ * failed download is one line too: the demo goes on with what it has.
+ */
+async function demoDownloads(store: typeof import('../engine/models/store.ts')): Promise<void> {
+  const { CATALOG_IDS, CATALOG } = await import('../engine/models/catalog.ts');
+  const { canReach, VGG19_URL } = await import('../engine/models/fetch.ts');
+  const { driveDownloadUrl, PHOTOWCT_DRIVE_ID } = await import('../engine/models/drive.ts');
+  const have = new Set((await store.listModels()).map((m) => m.name));
+  const missing = CATALOG_IDS.filter((id) => !have.has(CATALOG[id].dir));
+  if (missing.length === 0) return;
+  const urlOf = (id: (typeof missing)[number]) => process.env[CATALOG[id].urlEnv] || (id === 'vgg19' ? VGG19_URL : driveDownloadUrl(PHOTOWCT_DRIVE_ID));
+  const probe = urlOf(missing[0]);
+  const seconds = Number(process.env.STUDIO_ONLINE_TIMEOUT_S) || 4;
+  if (!(await canReach(probe, seconds * 1000))) {
+    process.stdout.write(`offline (no route to ${new URL(probe).host} within ${seconds} s): the demo goes on with colour match and the test network; \`studio models fetch all\` gets the real models later\n`);
+    return;
+  }
+  for (const id of missing) {
+    try {
+      await fetchWithProgress(id);
+    } catch (e) {
+      if (isStudioError(e) && e.code === 'CANCELLED') throw e;
+      process.stdout.write(`could not fetch ${id}: ${(e as Error).message.split('\n')[0]} — going on without it\n`);
+    }
+  }
+}
+
 async function demo(argv: string[]): Promise<number> {
-  const { values: v } = parse(argv, { out: { type: 'string' }, size: { type: 'string' }, iters: { type: 'string' }, backend: { type: 'string' } });
+  const { values: v } = parse(argv, {
+    out: { type: 'string' }, size: { type: 'string' }, iters: { type: 'string' }, backend: { type: 'string' }, offline: { type: 'boolean' },
+  });
   const root = fileURLToPath(new URL('../../', import.meta.url));
   const samples = path.join(root, 'assets', 'samples');
   const outDir = path.resolve(str(v.out) ?? 'demo-output');
   await mkdir(outDir, { recursive: true });
   const store = await import('../engine/models/store.ts');
+  // First run, connected: fetch what the neural methods need (VGG19, FastPhotoStyle's photo model).
+  if (!v.offline) await demoDownloads(store);
+  const models = await store.listModels();
   let model: string | undefined;
-  const installed = (await store.listModels()).find((m) => m.name === 'vgg19');
+  const installed = models.find((m) => m.name === 'vgg19');
+  const photoModel = models.find((m) => m.name === 'photowct');
   if (installed) {
     process.stdout.write(`using the installed VGG19 (${installed.source})\n`);
   } else {
@@ -627,6 +663,21 @@ async function demo(argv: string[]): Promise<number> {
       }, false);
       const q = r.measures!;
       process.stdout.write(`  ${r.width}×${r.height}, look distance ${(100 * q.remaining).toFixed(1)}% left, structure kept ${q.structure.toFixed(3)}, ${formatDuration(r.totalMs)}\n`);
+    }
+    if (photoModel) {
+      process.stdout.write(`neural photorealistic (PhotoWCT, ${photoModel.source}; licence ${photoModel.licence?.name ?? 'unknown'}):\n`);
+      for (const [c, s] of photoPairs.slice(0, 2)) {
+        const name = `${path.parse(c).name.replace('content-', '')}-${path.parse(s).name.replace('photo-', '').toLowerCase()}-photowct`;
+        const out = path.join(outDir, `${name}.jpg`);
+        process.stdout.write(`${c} × ${s} → ${out}\n`);
+        const r = await runJob<StylizeResult>(client, {
+          kind: 'stylize-photo', content: path.join(samples, c), style: path.join(samples, s), model: photoModel.dir,
+          report: path.join(outDir, `${name}.json`), params: PhotoParams.parse(v.size ? { size } : {}), output: { out, quality: 92 },
+        }, false);
+        process.stdout.write(`  ${r.width}×${r.height}, ${formatDuration(r.totalMs)} on ${r.backend}\n`);
+      }
+    } else {
+      process.stdout.write('neural photorealistic (PhotoWCT): skipped, no photo model (`studio models fetch photowct`)\n');
     }
     process.stdout.write(installed ? 'artistic (Gatys, VGG19):\n' : 'artistic (Gatys) on the tiny TEST network — texture, not painting; fetch VGG19 for real results:\n');
     for (const [c, s] of pairs) {
