@@ -8,6 +8,7 @@
  * CI proves the GPU path on a machine with no GPU.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { readdirSync } from 'node:fs';
 
 export interface AdapterInfo {
   vendor: string;
@@ -51,8 +52,29 @@ export async function probeAdapter(): Promise<AdapterInfo> {
   };
 }
 
+/**
+ * Linux without a GPU device node (/dev/dri/renderD*: Mesa's drivers for AMD, Intel, nouveau…;
+ * /dev/nvidia*: NVIDIA's driver) has at most a software Vulkan, which the automatic chain refuses
+ * anyway. Telling so without loading Dawn matters: Dawn prints two warnings on stderr whenever it
+ * opens lavapipe, which every command showed while it used another backend. Undefined: there may be one.
+ */
+export function noGpuDevice(): string | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const has = (dir: string, re: RegExp) => {
+    try {
+      return readdirSync(dir).some((n) => re.test(n));
+    } catch {
+      return false;
+    }
+  };
+  if (has('/dev/dri', /^renderD\d+$/) || has('/dev', /^nvidia\d+$/)) return undefined;
+  return 'no GPU device here (no /dev/dri/renderD* or /dev/nvidia*); a software adapter can be forced with --backend webgpu';
+}
+
 /** Starts the tfjs WebGPU backend; a software adapter only when `allowSoftware`. */
 export async function startWebgpu(allowSoftware: boolean): Promise<AdapterInfo> {
+  const noDevice = allowSoftware ? undefined : noGpuDevice();
+  if (noDevice) throw new Error(noDevice);
   const adapter = await probeAdapter();
   if (adapter.software && !allowSoftware) {
     throw new Error(`only a software adapter (${adapter.vendor} ${adapter.architecture}${adapter.description ? `, ${adapter.description}` : ''}) is available; force it with --backend webgpu`);
