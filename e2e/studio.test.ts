@@ -17,7 +17,9 @@ import path from 'node:path';
 import sharp from 'sharp';
 import type { BrowserContext, Page } from 'playwright-core';
 import WebSocket from 'ws';
-import { writeTinyFixtures } from '../src-main/engine/models/tiny.ts';
+import { zipSync } from 'fflate';
+import { encodeTorchStateDict, writeTinyFixtures } from '../src-main/engine/models/tiny.ts';
+import { photoWctStateDict } from '../test/engine/models/photowct-fixture.ts';
 import { CHROMIUM, SAMPLES, SHOTS, launchChromium, startServe, stopServe } from './harness.ts';
 
 
@@ -30,6 +32,10 @@ let photoPath: string;
 const serverLog: string[] = [];
 let weightsServer: Server;
 let weightsRequests = 0;
+/** Google Drive as FastPhotoStyle's models come from it: a confirmation page, then the zip, slowly, with Range. */
+let driveServer: Server;
+let driveUrl = '';
+const driveRanges: string[] = [];
 
 
 
@@ -65,6 +71,30 @@ before(async () => {
   });
   await new Promise<void>((r) => weightsServer.listen(0, '127.0.0.1', () => r()));
   const weightsUrl = `http://127.0.0.1:${(weightsServer.address() as AddressInfo).port}/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`;
+  const zip = Buffer.from(zipSync({ 'PhotoWCTModels/photo_wct.pth': encodeTorchStateDict(photoWctStateDict(7)) }, { level: 0 }));
+  driveServer = createServer((req, res) => {
+    const u = new URL(req.url ?? '/', 'http://x');
+    if (u.pathname === '/uc') {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      return res.end(`<title>Google Drive - Virus scan warning</title><form id="download-form" action="/download" method="get"><input type="hidden" name="id" value="${u.searchParams.get('id')}"><input type="hidden" name="confirm" value="t"></form>`);
+    }
+    const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    const start = m ? Number(m[1]) : 0;
+    driveRanges.push(req.headers.range ?? '');
+    res.writeHead(m ? 206 : 200, { 'content-type': 'application/zip', 'content-length': zip.length - start, ...(m ? { 'content-range': `bytes ${start}-${zip.length - 1}/${zip.length}` } : {}) });
+    const chunk = Math.ceil(zip.length / 40);
+    let at = start;
+    const next = () => {
+      if (res.destroyed) return;
+      if (at >= zip.length) return void res.end();
+      res.write(zip.subarray(at, at + chunk));
+      at += chunk;
+      setTimeout(next, 150);
+    };
+    next();
+  });
+  await new Promise<void>((r) => driveServer.listen(0, '127.0.0.1', () => r()));
+  driveUrl = `http://127.0.0.1:${(driveServer.address() as AddressInfo).port}/uc?export=download&id=1ENgQm9TgabE1R99zhNf5q6meBvX6WFuq`;
   ({ proc: server, url } = await startServe(path.join(tmp, 'models'), serverLog, { STUDIO_VGG19_URL: weightsUrl, STUDIO_VGG19_MD5: '' }));
   browser = await launchChromium(path.join(tmp, 'chromium-profile'), { acceptDownloads: true });
   page = browser.pages()[0] ?? await browser.newPage();
@@ -75,6 +105,8 @@ after(async () => {
   await browser?.close();
   if (server) await stopServe(server);
   weightsServer?.close();
+  driveServer?.closeAllConnections();
+  driveServer?.close();
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
@@ -373,7 +405,7 @@ test('Models: import a weights file, and fetch VGG19 with a progress bar', async
 
   await page.getByTestId('fetch-vgg19').click();
   const job = page.getByTestId('models-job');
-  await job.getByText(/download [\d.]+ MB · [1-9]\d?%/).waitFor({ timeout: 30_000 });
+  await job.getByText(/download [\d.]+ of [\d.]+ MB · [1-9]\d?%/).waitFor({ timeout: 30_000 });
   await shot('14-fetching');
   await page.getByTestId('models-message').filter({ hasText: 'Installed vgg19' }).waitFor({ timeout: 60_000 });
   assert.deepEqual(await names(), ['tiny-vgg19', 'torch-tiny', 'vgg19']);
@@ -383,12 +415,26 @@ test('Models: import a weights file, and fetch VGG19 with a progress bar', async
 });
 
 test('without weights the window says so and what to do, and keeps the images', async () => {
-  const empty = await startServe(path.join(tmp, 'no-models'), serverLog);
+  const empty = await startServe(path.join(tmp, 'no-models'), serverLog, { STUDIO_PHOTOWCT_URL: driveUrl });
   const p2 = await browser.newPage();
   p2.on('pageerror', (e) => serverLog.push(`page error: ${e.message}\n`));
   try {
     await p2.goto(empty.url);
     await p2.getByTestId('statusbar').getByText('no model installed').waitFor({ timeout: 60_000 });
+    // First start: the welcome panel offers both downloads with size, licence and source.
+    const vggRow = p2.getByTestId('welcome-vgg19');
+    const photoRow = p2.getByTestId('welcome-photowct');
+    await photoRow.waitFor();
+    assert.match(await vggRow.innerText(), /VGG19[\s\S]*artistic[\s\S]*about 80 MB[\s\S]*Licence CC BY 4\.0[\s\S]*Oxford/);
+    assert.match(await photoRow.innerText(), /FastPhotoStyle[\s\S]*about 49 MB[\s\S]*Licence CC BY-NC-SA 4\.0 — non-commercial use only[\s\S]*NVIDIA/);
+    assert.equal(await photoRow.getByRole('link', { name: 'CC BY-NC-SA 4.0' }).getAttribute('href'), 'https://creativecommons.org/licenses/by-nc-sa/4.0/');
+    // Download, cancel mid-way: what arrived is kept and Resume says how much.
+    await p2.getByTestId('welcome-photowct-get').click();
+    await p2.getByTestId('welcome-photowct-progress').getByText(/download [\d.]+ of [\d.]+ MB · [1-9]\d?%/).waitFor({ timeout: 30_000 });
+    await p2.screenshot({ path: path.join(SHOTS, '15a-welcome-downloading.png') });
+    await p2.getByTestId('welcome-photowct-cancel').click();
+    await p2.getByTestId('welcome-photowct-note').filter({ hasText: /Paused/ }).waitFor({ timeout: 10_000 });
+    assert.match(await p2.getByTestId('welcome-photowct-get').innerText(), /Resume \([\d.]+ MB done\)/);
     await p2.getByTestId('pick-content-input').setInputFiles(photoPath);
     await p2.getByTestId('pick-style-input').setInputFiles(path.join(SAMPLES, 'art-shipwreck.jpg'));
     await p2.getByTestId('pick-style-0').waitFor();
@@ -410,7 +456,7 @@ test('without weights the window says so and what to do, and keeps the images', 
     await p2.getByTestId('pick-style-0').getByRole('button', { name: /Remove/ }).click();
     await p2.getByTestId('pick-style-input').setInputFiles(path.join(SAMPLES, 'photo-Storm.jpg'));
     await p2.getByTestId('pick-style-0').getByText('photo-Storm.jpg').waitFor();
-    assert.match(await p2.getByTestId('neural-needs').innerText(), /Neural mode needs VGG19 weights with PhotoWCT decoders/);
+    assert.match(await p2.getByTestId('neural-needs').innerText(), /Neural mode needs FastPhotoStyle's photo model/);
     // Even a remembered choice of the neural mode runs colour match while there are no decoders.
     await p2.getByTestId('photo-engine').getByRole('radio', { name: 'Neural (PhotoWCT)' }).click();
     assert.equal(await p2.getByTestId('photo-engine').getByRole('radio', { name: 'Colour match' }).getAttribute('aria-checked'), 'true');
@@ -420,6 +466,24 @@ test('without weights the window says so and what to do, and keeps the images', 
     assert.equal(await p2.getByTestId('error').count(), 0, 'colour match without any model');
     assert.match(await p2.getByTestId('viewer-caption').innerText(), /Full size · 451×300 px/);
     await p2.screenshot({ path: path.join(SHOTS, '16-colour-match-no-model.png') });
+
+    // Resume the photo model's download, and run colour match while it goes on: nothing waits for it.
+    await p2.getByTestId('welcome-photowct-get').click();
+    await p2.getByTestId('welcome-photowct-progress').waitFor();
+    await p2.getByTestId('run').click();
+    assert.equal(await p2.getByTestId('welcome-photowct-progress').count(), 1, 'the run started while the download went on');
+    await p2.getByTestId('progress').waitFor({ state: 'detached', timeout: 60_000 });
+    assert.equal(await p2.getByTestId('error').count(), 0);
+    await p2.getByTestId('welcome-photowct-installed').waitFor({ timeout: 60_000 });
+    assert.match(driveRanges.at(-1) ?? '', /^bytes=[1-9]\d*-$/, 'the second try resumed with Range');
+    // Installed: the neural mode is available, with FastPhotoStyle's model.
+    assert.equal(await p2.getByTestId('neural-needs').count(), 0);
+    await p2.getByTestId('photo-engine').getByRole('radio', { name: 'Neural (PhotoWCT)' }).click();
+    assert.equal(await p2.getByTestId('photo-engine').getByRole('radio', { name: 'Neural (PhotoWCT)' }).getAttribute('aria-checked'), 'true');
+    assert.match(await p2.getByTestId('statusbar').innerText(), /model: photowct/);
+    await p2.screenshot({ path: path.join(SHOTS, '16a-welcome-installed.png') });
+    await p2.getByTestId('welcome-dismiss').click();
+    await p2.getByTestId('welcome').waitFor({ state: 'detached' });
   } finally {
     await p2.close();
     await stopServe(empty.proc);

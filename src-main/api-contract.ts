@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { GatysParams, MatchParams, OutputSize, PhotoParams } from './protocol.ts';
 import type { LossValues } from './protocol.ts';
 import type { SerializedError } from './errors.ts';
+import type { CatalogEntry, Licence } from './engine/models/catalog.ts';
 // Type only (erased when built): the contract stays browser-safe.
 import type { TrainResult } from './worker/train.ts';
 import { BatchRequests, type BatchEvent, type BatchReplies } from './batch-contract.ts';
@@ -72,7 +73,8 @@ export const ImportModelRequest = z.object({
   name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
 });
 
-export const FetchModelRequest = z.object({ runId: RunId });
+/** A catalogue model (engine/models/catalog.ts); an interrupted download of it resumes. */
+export const FetchModelRequest = z.object({ runId: RunId, model: z.enum(['vgg19', 'photowct']).default('vgg19') });
 
 export const TrainDecoderRequest = z.object({
   runId: RunId,
@@ -103,6 +105,7 @@ export const ApiRequests = {
   cancel: CancelRequest,
   exportResult: ExportRequest,
   listModels: Empty,
+  catalog: Empty,
   importModel: ImportModelRequest,
   fetchModel: FetchModelRequest,
   trainDecoder: TrainDecoderRequest,
@@ -134,6 +137,16 @@ export interface ModelInfo {
   source: string;
   /** PhotoWCT decoder levels installed for it (1–4). */
   decoders: number[];
+  /** A partial VGG19's deepest feature (FastPhotoStyle's encoder ends at relu4_1): not for the artistic method. */
+  depth?: string;
+  licence?: Licence;
+}
+
+/** A model the studio can download (the welcome panel), with what is on disk of it. */
+export interface CatalogStatus extends CatalogEntry {
+  installed: boolean;
+  /** Bytes of an interrupted download that a fetch resumes from (0: none). */
+  partialBytes: number;
 }
 
 export interface StudioInfo {
@@ -195,6 +208,7 @@ export interface ApiReplies extends BatchReplies {
   /** Null when the save dialog was dismissed. */
   exportResult: ExportReply | null;
   listModels: ModelInfo[];
+  catalog: CatalogStatus[];
   importModel: ModelInfo | null;
   fetchModel: ModelInfo;
   trainDecoder: TrainReply;

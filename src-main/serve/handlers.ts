@@ -15,7 +15,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { z } from 'zod';
 import {
-  ApiRequests, type ApiMethod, type ApiReplies, type ExportReply, type ImageRef, type ImageRole, type ModelInfo,
+  ApiRequests, type ApiMethod, type ApiReplies, type CatalogStatus, type ExportReply, type ImageRef, type ImageRole, type ModelInfo,
   type Reply, type RunEvent, type RunResult, type ServerEvent, type StudioInfo,
 } from '../api-contract.ts';
 import { serializeError, StudioError } from '../errors.ts';
@@ -148,6 +148,7 @@ export class StudioHandlers {
       case 'listModels': return this.listModels();
       case 'importModel': return this.importModel(p as z.output<typeof ApiRequests.importModel>);
       case 'fetchModel': return this.fetchModel(p as z.output<typeof ApiRequests.fetchModel>);
+      case 'catalog': return this.catalog();
       case 'trainDecoder': return this.trainDecoder(p as z.output<typeof ApiRequests.trainDecoder>);
       case 'batchChooseFolder': case 'batchStart': case 'batchPause': case 'batchResume': case 'batchCancel': return this.batch.handle(m, p);
     }
@@ -173,7 +174,10 @@ export class StudioHandlers {
       for (const level of [1, 2, 3, 4]) {
         if (await stat(path.join(m.dir, 'decoders', `level${level}.safetensors`)).then(() => true, () => false)) decoders.push(level);
       }
-      return { name: m.name || path.basename(m.dir), widths: m.widths, dtype: m.dtype, source: m.source, decoders };
+      return {
+        name: m.name || path.basename(m.dir), widths: m.widths, dtype: m.dtype, source: m.source, decoders,
+        ...(m.depth ? { depth: m.depth } : {}), ...(m.licence ? { licence: m.licence } : {}),
+      };
     }));
   }
 
@@ -395,22 +399,43 @@ export class StudioHandlers {
     }
   }
 
-  async fetchModel(p: { runId: string }): Promise<ModelInfo> {
-    const { fetchVgg19 } = await import('../engine/models/fetch.ts');
+  /** The downloadable models, whether each is installed, and what an interrupted download left to resume. */
+  async catalog(): Promise<CatalogStatus[]> {
+    const { CATALOG, CATALOG_IDS } = await import('../engine/models/catalog.ts');
+    const { partialBytes } = await import('../engine/models/fetch.ts');
+    const installed = new Set((await this.listModels()).map((m) => m.name));
+    return Promise.all(CATALOG_IDS.map(async (id) => ({ ...CATALOG[id], installed: installed.has(CATALOG[id].dir), partialBytes: await partialBytes(id) })));
+  }
+
+  /**
+   * Downloads a catalogue model (resuming an interrupted download), streaming progress; cancel keeps what
+   * arrived for the next try. Only the transfer and the import run here: both are I/O or short.
+   */
+  async fetchModel(p: z.output<typeof ApiRequests.fetchModel>): Promise<ModelInfo> {
+    const { fetchModel } = await import('../engine/models/fetch.ts');
+    const { CATALOG } = await import('../engine/models/catalog.ts');
     const ac = new AbortController();
     const untrack = this.track(p.runId, { cancel: () => ac.abort() });
     const t0 = performance.now();
+    let lastEmit = 0;
     try {
-      await fetchVgg19({
+      await fetchModel(p.model, {
         signal: ac.signal,
         retries: 2,
-        onProgress: (received: number, total?: number) => this.host.emit({
-          type: 'progress', runId: p.runId, stage: `download ${(received / 1e6).toFixed(1)} MB`, fraction: total ? received / total : 0,
-          elapsedMs: performance.now() - t0,
-        }),
+        onProgress: (received: number, total?: number) => {
+          const now = performance.now();
+          if (now - lastEmit < 100 && (!total || received < total)) return; // a few updates a second are plenty
+          lastEmit = now;
+          this.host.emit({
+            type: 'progress', runId: p.runId, stage: `download ${(received / 1e6).toFixed(1)}${total ? ` of ${(total / 1e6).toFixed(1)}` : ''} MB`,
+            fraction: total ? received / total : 0, elapsedMs: now - t0,
+            etaMs: total && received > 0 ? ((now - t0) / received) * (total - received) : undefined,
+          });
+        },
       });
-      const m = (await this.listModels()).find((x) => x.name === 'vgg19');
-      if (!m) throw new StudioError('INTERNAL', 'VGG19 was fetched but is not listed');
+      const dir = CATALOG[p.model].dir;
+      const m = (await this.listModels()).find((x) => x.name === dir);
+      if (!m) throw new StudioError('INTERNAL', `${dir} was fetched but is not listed`);
       return m;
     } finally {
       untrack();

@@ -6,6 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { backendInfo, initBackend } from '../engine/backend.ts';
 import { loadVgg19, resolveModel, MODEL_FILE } from '../engine/models/store.ts';
+import { CATALOG } from '../engine/models/catalog.ts';
 import { cacheKey, cached } from './style-cache.ts';
 import { existsSync } from 'node:fs';
 import { decoderPath, encoderHash, loadDecoder } from '../engine/models/decoders.ts';
@@ -87,7 +88,8 @@ export async function runStylizePhoto(job: StylizePhotoJob, ctx: JobContext): Pr
   }
   const backend = await initBackend();
   ctx.emit({ type: 'progress', stage: 'load', fraction: 0, elapsedMs: elapsed() });
-  const modelDir = resolveModel(job.model);
+  // Default: FastPhotoStyle's model where it is installed (`studio models fetch photowct`), else vgg19 with trained decoders.
+  const modelDir = resolveModel(job.model ?? (!job.decoders && existsSync(resolveModel(CATALOG.photowct.dir)) ? CATALOG.photowct.dir : undefined));
   const decodersDir = job.decoders ?? path.join(modelDir, 'decoders');
   const loadModel = async () => {
     const weights = await loadVgg19(modelDir);

@@ -15,6 +15,7 @@ import { Viewer, type ViewImages } from './components/Viewer.tsx';
 import { ExportDialog, type ExportChoice } from './components/ExportDialog.tsx';
 import { ModelsPanel } from './components/ModelsPanel.tsx';
 import { BatchPanel } from './components/BatchPanel.tsx';
+import { WelcomePanel } from './components/WelcomePanel.tsx';
 
 type Slot = 'content' | 'styles' | 'contentLabels' | 'styleLabels';
 
@@ -73,8 +74,13 @@ export function App() {
   const [blend, setBlend] = useState<Record<string, number>>({});
 
   useEffect(() => saveSettings(settings), [settings]);
+  /** First start: the catalogue's models are not all installed, so the welcome panel offers them. */
+  const [welcome, setWelcome] = useState(false);
   useEffect(() => {
-    api.call('info', {}).then(setInfo, (e) => setError(asApiError(e)));
+    api.call('info', {}).then((i) => {
+      setInfo(i);
+      setWelcome(!['vgg19', 'photowct'].every((n) => i.models.some((m) => m.name === n)));
+    }, (e) => setError(asApiError(e)));
   }, []);
 
   const fail = useCallback((e: unknown) => setError(asApiError(e)), []);
@@ -149,12 +155,18 @@ export function App() {
   });
 
   const method = settings.method;
-  const model = settings.model && info?.models.some((m) => m.name === settings.model) ? settings.model : (info?.models.find((m) => m.name === 'vgg19') ?? info?.models[0])?.name;
-  // The neural photorealistic mode needs weights with all four PhotoWCT decoders; colour match needs nothing.
-  const neuralReady = Boolean(info?.models.find((m) => m.name === model)?.decoders.length === 4);
+  // Artistic runs need a whole VGG19 (FastPhotoStyle's encoder stops at relu4_1); the neural photo mode
+  // needs an encoder with all four decoders: the chosen model where it fits, else the installed one that does.
+  const models = info?.models ?? [];
+  const chosen = models.find((m) => m.name === settings.model);
+  const artisticModel = (chosen && !chosen.depth ? chosen : models.find((m) => m.name === 'vgg19' && !m.depth) ?? models.find((m) => !m.depth))?.name;
+  const photoModel = (chosen?.decoders.length === 4 ? chosen : models.find((m) => m.name === 'photowct' && m.decoders.length === 4) ?? models.find((m) => m.decoders.length === 4))?.name;
+  // colour match needs nothing.
+  const neuralReady = Boolean(photoModel);
   const photoEngine: PhotoEngine = settings.photoEngine === 'neural' && neuralReady ? 'neural' : 'match';
   /** What the engine runs: artistic, neural photorealistic, or colour match. */
   const engineMethod = method === 'gatys' ? 'gatys' : photoEngine === 'neural' ? 'photo' : 'match';
+  const model = engineMethod === 'photo' ? photoModel : artisticModel;
   const styleCountOk = method === 'gatys' ? images.styles.length >= 1 : images.styles.length === 1;
   const ready = Boolean(images.content && styleCountOk && !run);
 
@@ -309,13 +321,20 @@ export function App() {
         </div>
       )}
 
+      {welcome && !settings.welcomeDismissed && tab === 'studio' && (
+        <div className="welcome-wrap">
+          <WelcomePanel onError={setError} onDismiss={() => setSettings((st) => ({ ...st, welcomeDismissed: true }))}
+            onInstalled={(models) => setInfo((i) => (i ? { ...i, models } : i))} />
+        </div>
+      )}
+
       {/* Both panels stay mounted: a training run or a half-set form survives a switch of tab. */}
       <main className="models-main" hidden={tab !== 'models'}>
         <ModelsPanel models={info?.models ?? []} modelsDir={info?.modelsDir ?? ''} onError={setError}
           onChanged={(models) => setInfo((i) => (i ? { ...i, models } : i))} />
       </main>
       <main className="batch-main" hidden={tab !== 'batch'}>
-        <BatchPanel info={info} model={model} onError={setError} />
+        <BatchPanel info={info} model={artisticModel} photoModel={photoModel} onError={setError} />
       </main>
       <main className="workspace" hidden={tab !== 'studio'}>
           <aside className="sidebar">
@@ -332,7 +351,7 @@ export function App() {
                     { value: 'neural', label: 'Neural (PhotoWCT)', tip: neuralReady ? 'PhotoWCT in VGG19 auto-encoders, then the smoothing step' : 'Needs VGG19 weights with the four PhotoWCT decoders (Models panel)' },
                   ]} />
                   {!neuralReady && (
-                    <p className="dim small" data-testid="neural-needs">Neural mode needs VGG19 weights with PhotoWCT decoders: import FastPhotoStyle's photo_wct.pth in Models. Colour match needs no model.</p>
+                    <p className="dim small" data-testid="neural-needs">Neural mode needs FastPhotoStyle's photo model (download it above or in Models) or VGG19 weights with trained decoders. Colour match needs no model.</p>
                   )}
                 </>
               )}

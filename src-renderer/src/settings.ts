@@ -39,6 +39,8 @@ export interface Settings {
   photo: PhotoSettings;
   match: MatchSettings;
   model?: string;
+  /** The first-start welcome panel was closed ("Not now"); the Models panel still fetches. */
+  welcomeDismissed?: boolean;
 }
 
 const g = GatysParams.parse({});
@@ -94,6 +96,7 @@ export function loadSettings(): Settings {
       gatys: { ...DEFAULTS.gatys, ...s.gatys },
       photo: { ...DEFAULTS.photo, ...s.photo },
       model: s.model,
+      welcomeDismissed: s.welcomeDismissed === true,
     };
   } catch {
     return DEFAULTS;

@@ -58,7 +58,7 @@ export async function loadDecoder(decodersDir: string, level: Level, encoderSha2
     buf = await readFile(path);
   } catch {
     throw new StudioError('MODEL_MISSING', `no decoder for level ${level} at ${path}`,
-      `train one: studio train decoder --level ${level} --images DIR (or import FastPhotoStyle's photo_wct.pth)`);
+      `fetch FastPhotoStyle's model (studio models fetch photowct, then use --model photowct), or train one: studio train decoder --level ${level} --images DIR`);
   }
   const { tensors, metadata } = decodeSafetensors(buf, path);
   if (metadata.architecture !== 'photowct-decoder' || Number(metadata.level) !== level) {

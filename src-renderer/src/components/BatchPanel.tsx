@@ -91,7 +91,7 @@ function FolderField({ label, tip, value, purpose, onChange, disabled }: {
   );
 }
 
-export function BatchPanel({ info, model, onError }: { info?: StudioInfo; model?: string; onError(e: ApiError): void }) {
+export function BatchPanel({ info, model, photoModel, onError }: { info?: StudioInfo; model?: string; photoModel?: string; onError(e: ApiError): void }) {
   const [o, setO] = useState<Options>(loadOptions);
   const set = (v: Partial<Options>) => setO((x) => ({ ...x, ...v }));
   useEffect(() => {
@@ -205,7 +205,7 @@ export function BatchPanel({ info, model, onError }: { info?: StudioInfo; model?
       const method = o.method === 'photo' && o.photoEngine === 'match' ? 'match' : o.method;
       const smooth = o.smooth as 'exact' | 'fast' | 'none';
       const s = await api.call('batchStart', {
-        runId, inDir: o.inDir.trim(), outDir: o.outDir.trim(), style: style.id, method, model,
+        runId, inDir: o.inDir.trim(), outDir: o.outDir.trim(), style: style.id, method, model: method === 'photo' ? photoModel : model,
         gatys: method === 'gatys' ? { ...gp, size: o.size } : undefined,
         photo: method === 'photo' ? { alpha: pp.alpha, size: o.size, smooth, outputSize: o.outputSize } : undefined,
         match: method === 'match' ? { ...mp, size: o.size, smooth, outputSize: o.outputSize } : undefined,
