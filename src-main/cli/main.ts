@@ -469,30 +469,11 @@ async function models(argv: string[]): Promise<number> {
       const { values: v, positionals } = parse(rest, { name: { type: 'string' }, dtype: { type: 'string' } });
       const file = positionals[0];
       if (!file) throw new StudioError('BAD_ARGUMENT', 'studio models import FILE: FILE is required (.h5 or .pth)');
-      const ext = path.extname(file).toLowerCase();
-      // FastPhotoStyle's photo_wct.pth (told apart by its keys): a relu4_1 encoder and its four decoders.
-      const photoWct = ext === '.pth' || ext === '.pt' ? await import('../engine/models/import-photowct.ts') : undefined;
-      if (photoWct && await photoWct.isPhotoWctPth(file)) {
-        const dir = path.join(store.modelsDir(), str(v.name) ?? 'photowct');
-        const dtype = oneOf('dtype', str(v.dtype)?.toUpperCase(), ['F32', 'F16'] as const);
-        await store.installModelDir(dir, (tmp) => photoWct.importPhotoWctInto(file, tmp, { dtype }));
-        process.stdout.write(`imported ${file} (FastPhotoStyle PhotoWCT: VGG19 to relu4_1 and decoders 1–4) → ${dir}\n`);
-        return 0;
-      }
-      const weights = ext === '.h5' || ext === '.hdf5'
-        ? await (await import('../engine/models/import-keras.ts')).importKerasH5(file)
-        : ext === '.pth' || ext === '.pt'
-          ? await (await import('../engine/models/import-torch.ts')).importTorchPth(file)
-          : (() => { throw new StudioError('UNSUPPORTED_FORMAT', `${file}: not a weights file this studio imports`, 'use the Keras notop .h5 or the torchvision .pth'); })();
-      const dtype = oneOf('dtype', str(v.dtype)?.toUpperCase(), ['F32', 'F16'] as const);
-      const dir = path.join(store.modelsDir(), str(v.name) ?? 'vgg19');
-      // The Keras Applications file, downloaded by hand, is recognised by its published md5: its licence is known.
-      const { md5File, VGG19_MD5 } = await import('../engine/models/fetch.ts');
-      if ((ext === '.h5' || ext === '.hdf5') && (await md5File(file)) === VGG19_MD5) {
-        weights.licence = { ...(await import('../engine/models/catalog.ts')).CATALOG.vgg19.licence };
-      }
-      await store.installModelDir(dir, (tmp) => store.saveVgg19(tmp, weights, { dtype }));
-      process.stdout.write(`imported ${file} → ${dir}\n`);
+      const { importWeightsFile } = await import('../engine/models/import.ts');
+      const r = await importWeightsFile(file, { name: str(v.name), dtype: oneOf('dtype', str(v.dtype)?.toUpperCase(), ['F32', 'F16'] as const) });
+      process.stdout.write(r.kind === 'photowct'
+        ? `imported ${file} (FastPhotoStyle PhotoWCT: VGG19 to relu4_1 and decoders 1–4; licence CC BY-NC-SA 4.0, non-commercial) → ${r.dir}\n`
+        : `imported ${file} → ${r.dir}\n`);
       return 0;
     }
     case 'fetch': {

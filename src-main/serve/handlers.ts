@@ -381,16 +381,9 @@ export class StudioHandlers {
       file = chosen;
     }
     try {
-      const ext = path.extname(file).toLowerCase();
-      const weights = ext === '.h5' || ext === '.hdf5'
-        ? await (await import('../engine/models/import-keras.ts')).importKerasH5(file)
-        : ext === '.pth' || ext === '.pt'
-          ? await (await import('../engine/models/import-torch.ts')).importTorchPth(file)
-          : undefined;
-      if (!weights) throw new StudioError('UNSUPPORTED_FORMAT', `${path.basename(file)} is not a weights file the studio imports`, 'use the Keras VGG19 notop .h5 or the torchvision vgg19 .pth');
-      const store = await import('../engine/models/store.ts');
-      const name = p.name ?? 'vgg19';
-      await store.saveVgg19(path.join(store.modelsDir(), name), weights);
+      const { importWeightsFile } = await import('../engine/models/import.ts');
+      const imported = await importWeightsFile(file, { name: p.name });
+      const name = path.basename(imported.dir);
       const m = (await this.listModels()).find((x) => x.name === name);
       if (!m) throw new StudioError('INTERNAL', `the imported model ${name} is not listed`);
       return m;

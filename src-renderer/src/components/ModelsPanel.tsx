@@ -52,7 +52,8 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
   const [message, setMessage] = useState<string>();
   /** The last finished run's loss curve stays in view beside its message. */
   const [lastLosses, setLastLosses] = useState<number[]>([]);
-  const [importName, setImportName] = useState('vgg19');
+  /** Empty: the importer's own name (photowct for FastPhotoStyle's file, else vgg19). */
+  const [importName, setImportName] = useState('');
   const [importing, setImporting] = useState(false);
   const [level, setLevel] = useState<1 | 2 | 3 | 4>(1);
   const [steps, setSteps] = useState(2000);
@@ -86,7 +87,7 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
     setMessage(undefined);
     setImporting(true);
     try {
-      const name = importName.trim() || 'vgg19';
+      const name = importName.trim() || undefined;
       const m = await api.call('importModel', file ? { name, file: { name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) } } : { name });
       if (m) setMessage(`Imported ${m.name} (${m.source})`);
       await refresh();
@@ -132,17 +133,20 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
           <span className="dim mono" title="STUDIO_MODELS_DIR sets this folder">{modelsDir}</span>
         </header>
         {models.length === 0 ? (
-          <p className="empty-note">No VGG19 weights installed yet. Fetch them (80 MB) or import a file you already have.</p>
+          <p className="empty-note">No models installed yet. Fetch VGG19 (80 MB) or FastPhotoStyle's photo model (49 MB), or import a file you already have.</p>
         ) : (
           <table className="table" data-testid="models-table">
-            <thead><tr><th>Name</th><th>Network</th><th>Precision</th><th>Source</th><th>Photo decoders</th></tr></thead>
+            <thead><tr><th>Name</th><th>Network</th><th>Precision</th><th>Source</th><th>Licence</th><th>Photo decoders</th></tr></thead>
             <tbody>
               {models.map((m) => (
                 <tr key={m.name}>
                   <td className="strong">{m.name}</td>
-                  <td>VGG19 {m.widths.join('/')}</td>
+                  <td>VGG19 {m.widths.join('/')}{m.depth ? ` to ${m.depth}` : ''}</td>
                   <td>{m.dtype}</td>
                   <td className="dim">{m.source}</td>
+                  <td data-testid={`licence-${m.name}`}>{m.licence
+                    ? <a href={m.licence.url} target="_blank" rel="noreferrer" className={m.licence.commercialUse ? '' : 'warn-text'} title={m.licence.commercialUse ? undefined : 'Non-commercial use only'}>{m.licence.name}{m.licence.commercialUse ? '' : ' (non-commercial)'}</a>
+                    : <span className="dim" title="Not known for an imported file: see where it came from">unknown</span>}</td>
                   <td>{[1, 2, 3, 4].map((l) => <span key={l} className={`pill${m.decoders.includes(l) ? ' ok' : ''}`} title={m.decoders.includes(l) ? `level ${l} installed` : `level ${l} missing`}>{l}</span>)}</td>
                 </tr>
               ))}
@@ -151,13 +155,18 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
         )}
         <div className="row gap">
           <span className="dim">Save as</span>
-          <input className="name-input" value={importName} onChange={(e) => setImportName(e.target.value.replace(/[^\w.-]/g, ''))} aria-label="Name for the imported model"
-            title="The imported model's name (vgg19 is the default model)" data-testid="import-name" />
+          <input className="name-input" value={importName} onChange={(e) => setImportName(e.target.value.replace(/[^\w.-]/g, ''))} aria-label="Name for the imported model" placeholder="automatic"
+            title="The imported model's name; empty: photowct for FastPhotoStyle's photo_wct.pth, else vgg19 (the default model)" data-testid="import-name" />
           <button type="button" className="btn" disabled={Boolean(job) || importing} onClick={() => (api.native ? void importWeights() : weightsInput.current?.click())}
-            title="Keras VGG19 notop .h5, or torchvision's vgg19 .pth">{importing ? 'Importing…' : 'Import weights file…'}</button>
+            title="Keras VGG19 notop .h5, torchvision's vgg19 .pth, or FastPhotoStyle's photo_wct.pth">{importing ? 'Importing…' : 'Import weights file…'}</button>
           <button type="button" className="btn" disabled={Boolean(job)} data-testid="fetch-vgg19"
             onClick={() => void run('Fetch VGG19', async (runId) => { const m = await api.call('fetchModel', { runId }); return `Installed ${m.name}`; })}>
             Fetch VGG19 (80 MB)
+          </button>
+          <button type="button" className="btn" disabled={Boolean(job)} data-testid="fetch-photowct"
+            title="FastPhotoStyle's encoder and four decoders from NVIDIA, licence CC BY-NC-SA 4.0: non-commercial use only"
+            onClick={() => void run('Fetch photo model', async (runId) => { const m = await api.call('fetchModel', { runId, model: 'photowct' }); return `Installed ${m.name}`; })}>
+            Fetch photo model (49 MB, non-commercial)
           </button>
           <input ref={weightsInput} type="file" accept=".h5,.hdf5,.pth,.pt" hidden data-testid="import-input" onChange={(e) => { const f = e.target.files?.[0]; e.target.value = ''; if (f) void importWeights(f); }} />
         </div>
