@@ -391,7 +391,7 @@ async function smoothCommand(argv: string[]): Promise<number> {
 
 async function info(argv: string[]): Promise<number> {
   const { values: v } = parse(argv, { json: { type: 'boolean' }, backend: { type: 'string' } });
-  const r = await withEngine(str(v.backend), (c) => c.run<{ backend: Record<string, unknown>; imageIo: Record<string, string>; modelsDir: string; models: { name: string; widths: number[]; dtype: string; source: string }[] }>({ kind: 'info' }).result);
+  const r = await withEngine(str(v.backend), (c) => c.run<{ backend: Record<string, unknown>; imageIo: Record<string, string>; modelsDir: string; models: { name: string; widths: number[]; dtype: string; source: string; licence?: { name: string } }[] }>({ kind: 'info' }).result);
   const be = r.backend as { name: string; adapter?: { features: string[] } };
   const precision = precisionSupport(be.name, be.adapter?.features.includes('shader-f16') ?? false);
   if (v.json) {
@@ -414,7 +414,7 @@ async function info(argv: string[]): Promise<number> {
     `versions: ${Object.entries(b.versions).map(([k, ver]) => `${k} ${ver}`).join(', ')}`,
     `image I/O: sharp ${r.imageIo.sharp} (libvips ${r.imageIo.libvips}); reads ${r.imageIo.formats}`,
     `models directory: ${r.modelsDir}`,
-    ...(r.models.length ? r.models.map((m) => `  ${m.name}: vgg19 widths ${m.widths.join('/')} ${m.dtype} (${m.source})`) : ['  no models installed: `studio models fetch vgg19`, `studio models import FILE` or `studio models tiny DIR`']),
+    ...(r.models.length ? r.models.map((m) => `  ${m.name}: vgg19 widths ${m.widths.join('/')} ${m.dtype} (${m.source}; licence ${m.licence?.name ?? 'unknown'})`) : ['  no models installed: `studio models fetch vgg19`, `studio models import FILE` or `studio models tiny DIR`']),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;
