@@ -104,6 +104,12 @@ test('connected first run: both models fetched with their licences and progress,
   const list = await studio(['models', 'list'], env);
   assert.match(list.stdout, /photowct\tvgg19 4\/6\/8\/10\/10 to relu4_1\tF32\tlicence CC BY-NC-SA 4\.0 \(non-commercial\)\tsource http:\/\/127\.0\.0\.1:\d+\/uc\?/);
   assert.match(list.stdout, /vgg19\tvgg19 8\/16\/32\/64\/64\tF32\tlicence CC BY 4\.0\tsource http:\/\/127\.0\.0\.1/);
+  // The photo method takes the installed photowct without being told.
+  const report = path.join(dir, 'photo.json');
+  const photo = await studio(['stylize', '--method', 'photo', '--content', path.resolve('assets/samples/content-coffee.jpg'),
+    '--style', path.resolve('assets/samples/photo-Dune.jpg'), '--out', path.join(dir, 'photo.png'), '--size', '48', '--smooth', 'fast', '--report', report, '--quiet'], env);
+  assert.equal(photo.code, 0, photo.stderr);
+  assert.match(JSON.parse(await readFile(report, 'utf8')).model.source, /^FastPhotoStyle photo_wct/);
   const again = await studio(['demo', '--out', out, ...small], env);
   assert.equal(again.code, 0, again.stderr);
   assert.doesNotMatch(again.stderr, /downloading/);
