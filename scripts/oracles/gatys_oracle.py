@@ -6,14 +6,16 @@ gradient of their total with respect to the image, in float64 (the reference) an
 far float32 itself strays). Written from the published definitions:
 
   network   VGG19's convolutions, 3x3, zero padding 1, ReLU after each; 2x2 max-pool, stride 2, after
-            each block (loadcaffe builds them in Caffe's ceil mode; the image sizes here are multiples
-            of 16, where ceil and floor agree). Input: x, RGB on the 0-255 scale, as the network's
-            preprocessing sees it: BGR order, minus the mean pixel (103.939, 116.779, 123.68).
+            each block, in Caffe's ceil mode (loadcaffe builds them so; the 'odd' case has sizes that
+            are not multiples of 16, where ceil and floor differ). Input: neural-style's preprocess
+            scales the [0,1] image by 256 (not 255), reorders to BGR and takes off the mean pixel
+            (103.939, 116.779, 123.68); with x on the 0-255 scale that is BGR(x * 256/255) - mean.
   content   ContentLoss: w_c * MSE(F, P) = w_c * mean over N*D values of (F - P)^2    (relu4_2)
   style     StyleLoss: G = F F^T / (N*D), w_s * MSE(G, A) = w_s * mean over N^2 of (G - A)^2, per layer
             (relu1_1, relu2_1, relu3_1, relu4_1, relu5_1), each layer weighted w_s
-  tv        TVLoss writes the gradient of w_tv * 1/2 * sum over i < H-1, j < W-1 of
-            (x[i,j] - x[i,j+1])^2 + (x[i,j] - x[i+1,j])^2 (per channel); that is the loss used here
+  tv        TVLoss (first module, on the preprocessed image y) writes the gradient of w_tv * 1/2 * sum
+            over i < H-1, j < W-1 of (y[i,j] - y[i,j+1])^2 + (y[i,j] - y[i+1,j])^2 (per channel); that is
+            the loss used here, y = x * 256/255 (the mean cancels in differences)
   weights   w_c = 5, w_s = 100, w_tv = 1e-3 (neural-style's defaults)
 
 Networks: deterministic weights (detweights.py) at the tiny widths (8/16/32/64/64) and the full ones
@@ -34,6 +36,7 @@ from common import load_rgb8, write_bin, write_json
 torch.set_num_threads(2)
 
 MEAN_BGR = [103.939, 116.779, 123.68]
+INPUT_SCALE = 256.0 / 255.0
 CONTENT_LAYERS = ['relu4_2']
 STYLE_LAYERS = ['relu1_1', 'relu2_1', 'relu3_1', 'relu4_1', 'relu5_1']
 WEIGHTS = {'content': 5.0, 'style': 100.0, 'tv': 1e-3}
@@ -46,6 +49,8 @@ CASES = [
     # name, widths, content (asset, w, h), style (asset, w, h)
     ('tiny', dw.TINY_WIDTHS, ('content-chelsea.jpg', 48, 32), ('art-starry_night.jpg', 48, 48)),
     ('full', dw.FULL_WIDTHS, ('content-chelsea.jpg', 64, 48), ('art-starry_night.jpg', 48, 48)),
+    # Sizes that are not multiples of 16: the ceil-mode pools' partial windows count here.
+    ('odd', dw.TINY_WIDTHS, ('content-chelsea.jpg', 50, 35), ('art-starry_night.jpg', 41, 37)),
 ]
 
 
@@ -56,7 +61,7 @@ def to_nchw(hwc, dtype):
 def features(x, weights, widths, wanted, ceil=True):
     """relu features of x (NCHW, RGB 0-255) by name."""
     mean = torch.tensor(MEAN_BGR, dtype=x.dtype).view(1, 3, 1, 1)
-    h = x[:, [2, 1, 0]] - mean
+    h = x[:, [2, 1, 0]] * INPUT_SCALE - mean
     out = {}
     for name, _k, _cin, _cout in dw.vgg19_convs(widths):
         if all(w in out for w in wanted):
@@ -94,7 +99,7 @@ def losses(weights, widths, content, style, x, dtype, ceil=True):
     fx = features(xt, tw, widths, CONTENT_LAYERS + STYLE_LAYERS, ceil)
     lc = WEIGHTS['content'] * sum(torch.mean((fx[l] - P[l]) ** 2) for l in CONTENT_LAYERS)
     ls = WEIGHTS['style'] * sum(torch.mean((gram(fx[l]) - A[l]) ** 2) for l in STYLE_LAYERS)
-    ltv = WEIGHTS['tv'] * tv(xt)
+    ltv = WEIGHTS['tv'] * tv(xt * INPUT_SCALE)
     total = lc + ls + ltv
     named = {'content': lc, 'style': ls, 'tv': ltv, 'total': total}
     parts = {k: v.item() for k, v in named.items()}
@@ -135,7 +140,7 @@ def main():
             # Per part on the tiny network (a content-gradient error would hide under the style's in the
             # total); the total alone on the full one (each extra pass costs seconds on the cpu backend).
             'grad': {k: {'of': f'{k} (weighted), float64 oracle rounded to float32', **write_bin(f'gatys-{name}-grad-{k}.bin', g64[k])}
-                     for k in (g64 if name == 'tiny' else ['total'])},
+                     for k in (g64 if name != 'full' else ['total'])},
             'float64': p64,
             'float32': {**p32, 'relativeToFloat64': rel32, 'gradCosine': cos32,
                         'gradMaxRelative': {k: float(np.abs(g32[k] - g64[k]).max() / np.abs(g64[k]).max()) for k in g64}},

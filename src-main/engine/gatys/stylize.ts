@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { StudioError } from '../../errors.ts';
 import type { GatysParams, LossValues } from '../../protocol.ts';
-import type { Vgg19 } from '../models/vgg19-net.ts';
+import type { FeatureOptions, Vgg19 } from '../models/vgg19-net.ts';
 import { isFeatureName } from '../models/vgg19.ts';
 import { featureScaleOf, type Preprocessing } from '../models/format.ts';
 import { backendInfo, checkTensorFits } from '../backend.ts';
@@ -70,7 +70,7 @@ export function scaleSizes(size: number, scales: number): number[] {
 
 function styleTargets(net: Vgg19, styles: tf.Tensor4D[], weights: number[], layers: string[], pooling: GatysParams['pooling']): Map<string, tf.Tensor2D> {
   const perStyle = styles.map((s) => {
-    const feats = net.features(s, layers, { pooling, fused: true });
+    const feats = net.features(s, layers, { ...neuralStyleView(net, pooling), fused: true });
     const grams = new Map(layers.map((l) => [l, normalizedGram(feats.get(l)!)] as const));
     for (const f of feats.values()) f.dispose();
     return grams;
@@ -98,10 +98,27 @@ function initialImage(init: GatysParams['init'], content: tf.Tensor4D, style: tf
  */
 export function caffeUnitWeights(p: Pick<GatysParams, 'contentWeight' | 'styleWeight' | 'tvWeight'>, pre: Preprocessing): LossWeights {
   const s = featureScaleOf(pre);
+  // TV is taken on the image x (0–255); neural-style takes it on its own input, x·k.
+  const k = neuralStyleInputScale(pre);
   return {
-    content: p.contentWeight / (s * s), style: p.styleWeight / (s * s * s * s), tv: p.tvWeight,
+    content: p.contentWeight / (s * s), style: p.styleWeight / (s * s * s * s), tv: p.tvWeight * k * k,
     contentLayers: new Map(), styleLayers: new Map(),
   };
+}
+
+/**
+ * neural-style's preprocess scales the [0, 1] image by 256, not 255, before the Caffe mean is taken
+ * off: with Caffe weights its network sees x·256/255 (features ~0.4% larger than on 0–255). Kept, so
+ * that the same weights give its losses exactly; other preprocessing has no neural-style definition.
+ */
+export function neuralStyleInputScale(pre: Preprocessing): number {
+  const caffe = pre.colorOrder === 'BGR' && pre.scale === 255 && pre.std.every((v) => v === 1);
+  return caffe ? 256 / 255 : 1;
+}
+
+/** How neural-style runs the network: its input scale and loadcaffe's ceil-mode pools. */
+function neuralStyleView(net: Vgg19, pooling: GatysParams['pooling']): FeatureOptions {
+  return { pooling, ceilPools: true, inputScale: neuralStyleInputScale(net.preprocessing) };
 }
 
 /** The loss of an image x given fixed targets: features of x, then REFERENCE §2's total. */
@@ -109,7 +126,8 @@ export type Objective = (x: tf.Tensor4D) => LossParts;
 
 export function gatysObjective(net: Vgg19, targets: LossTargets, weights: LossWeights, pooling: GatysParams['pooling'] = 'max'): Objective {
   const layers = [...new Set([...targets.content.keys(), ...targets.style.keys()])];
-  return (x) => totalLoss(x, net.features(x, layers, { pooling }), targets, weights);
+  const view = neuralStyleView(net, pooling);
+  return (x) => totalLoss(x, net.features(x, layers, view), targets, weights);
 }
 
 /** One forward and backward pass: the loss parts (kept, caller disposes) and ∂total/∂x. */
@@ -126,7 +144,7 @@ export function lossAndGradient(objective: Objective, x: tf.Tensor4D): { parts: 
 /** Content features and blended style Grams for one scale. */
 export function gatysTargets(net: Vgg19, content: tf.Tensor4D, styles: tf.Tensor4D[], styleWeights: number[], p: Pick<GatysParams, 'contentLayers' | 'styleLayers' | 'pooling'>): LossTargets {
   return {
-    content: net.features(content, p.contentLayers, { pooling: p.pooling, fused: true }),
+    content: net.features(content, p.contentLayers, { ...neuralStyleView(net, p.pooling), fused: true }),
     style: styleTargets(net, styles, styleWeights, p.styleLayers, p.pooling),
   };
 }
@@ -185,7 +203,7 @@ export async function stylizeGatys(net: Vgg19, content: RgbImage, styles: RgbIma
       const cachedGrams = hooks.styleGrams?.get(sizes[si]);
       if (cachedGrams) {
         targets = {
-          content: net.features(c, p.contentLayers, { pooling: p.pooling, fused: true }),
+          content: net.features(c, p.contentLayers, { ...neuralStyleView(net, p.pooling), fused: true }),
           style: new Map([...cachedGrams].map(([l, g]) => [l, tf.tensor2d(g.data, [g.channels, g.channels])] as const)),
         };
       } else {

@@ -23,6 +23,13 @@ export interface FeatureOptions {
    * conv gradient computes filter gradients eagerly, which a gradient to the image does not need.
    */
   fused?: boolean;
+  /**
+   * Caffe's ceil-mode pools (neural-style's, as loadcaffe builds them): on an odd size the last window
+   * covers one row or column, so the output is ⌈H/2⌉; default floor mode (PyTorch's, and PhotoWCT's).
+   */
+  ceilPools?: boolean;
+  /** Multiplies the RGB 0–255 input before the preprocessing (neural-style feeds Caffe weights 0–256). */
+  inputScale?: number;
 }
 
 /** Maps RGB 0–255 to the network's input: reorder, ÷255·scale, −mean, ÷std. */
@@ -81,17 +88,18 @@ export class Vgg19 {
    * requested ones (reluB_I, convB_I = before its ReLU, poolB). Intermediates are disposed.
    */
   features(rgb255: tf.Tensor4D, names: readonly string[], opts: FeatureOptions = {}): Map<string, tf.Tensor4D> {
-    const { padding = 'zero', pooling = 'max', fused = false } = opts;
+    const { padding = 'zero', pooling = 'max', fused = false, ceilPools = false, inputScale = 1 } = opts;
+    const poolPad = ceilPools ? 'same' : 'valid'; // 'same' with a 2×2 window, stride 2: pads only the end, ⌈H/2⌉ out
     const last = Math.max(...names.map((n) => this.depthOf(n)));
     const wanted = new Set(names);
     // Returned from tidy (not tf.keep'd), so an enclosing tidy or gradient scope still owns them.
     const out = tf.tidy(() => {
       const kept: Record<string, tf.Tensor4D> = {};
-      let x = preprocess(rgb255, this.preprocessing);
+      let x = preprocess(inputScale === 1 ? rgb255 : tf.mul(rgb255, inputScale) as tf.Tensor4D, this.preprocessing);
       for (let i = 0; i <= last; i++) {
         const l = this.layers[i];
         if (l.kind === 'pool') {
-          x = pooling === 'max' ? tf.maxPool(x, 2, 2, 'valid') : tf.avgPool(x, 2, 2, 'valid');
+          x = pooling === 'max' ? tf.maxPool(x, 2, 2, poolPad) : tf.avgPool(x, 2, 2, poolPad);
           if (wanted.has(l.name)) kept[l.name] = x;
           continue;
         }

@@ -1,7 +1,9 @@
 /**
  * Parity with jcjohnson/neural-style's losses (scripts/oracles/gatys_oracle.py, a float64 PyTorch
  * reimplementation of its definitions; fixtures in test/fixtures/parity/gatys*), on the tiny and the
- * full-width VGG19 with the oracle's deterministic weights (detweights.ts), on every test backend:
+ * full-width VGG19 with the oracle's deterministic weights (detweights.ts), and the tiny one at sizes that
+ * are not multiples of 16 ('odd': Caffe's ceil-mode pools matter there), on every test backend. As
+ * neural-style runs the network: its input is the image ×256/255 (its preprocess scales [0,1] by 256):
  *  - each weighted loss part (content relu4_2; style relu1_1…relu5_1; TV) and the total within 1e-5
  *    relative of float64;
  *  - ∂total/∂x at cosine ≥ 0.99999 on both networks, and ∂part/∂x of each part on the tiny one (in the
@@ -38,7 +40,7 @@ interface GatysFixture {
   contentLayers: string[];
   styleLayers: string[];
   lossWeights: { content: number; style: number; tv: number };
-  cases: Record<'tiny' | 'full', GatysCase>;
+  cases: Record<'tiny' | 'full' | 'odd', GatysCase>;
 }
 
 const fx = readJson<GatysFixture>('gatys.json');
@@ -64,13 +66,13 @@ function partWeights(all: LossWeights, part: Part): LossWeights {
 }
 
 const generated = new Map<string, ReturnType<typeof vgg19Weights>>();
-const weightsOf = (name: 'tiny' | 'full') => {
+const weightsOf = (name: 'tiny' | 'full' | 'odd') => {
   if (!generated.has(name)) generated.set(name, vgg19Weights(fx.weights.seed, fx.cases[name].widths));
   return generated.get(name)!;
 };
 
 test('the deterministic weights are bit-identical to the oracle\'s (checksums of every tensor)', () => {
-  for (const name of ['tiny', 'full'] as const) {
+  for (const name of ['tiny', 'full', 'odd'] as const) {
     const { torch } = weightsOf(name);
     const want = fx.cases[name].checksums;
     assert.equal(Object.keys(want).length, 32);
@@ -90,7 +92,7 @@ for (const backend of await testBackends()) describe(backend, () => {
     if (software) console.log(`# SKIPPED: the full-width Gatys parity on ${backend}, because its adapter is a software one (the tiny network runs)`);
   });
 
-  for (const name of ['tiny', 'full'] as const) {
+  for (const name of ['tiny', 'full', 'odd'] as const) {
     test(`[${backend}] ${name} VGG19: neural-style's loss parts within ${LOSS_TOL} and their gradients at cosine ≥ ${COSINE_MIN} of the float64 oracle`, async (t) => {
       if (software && name === 'full') return t.skip('software WebGPU adapter');
       const c = fx.cases[name];
