@@ -228,9 +228,12 @@ export async function wct2d(
       const m = tf.matMul(white.invSqrt, colorSqrt);
       const centred = tf.matMul(xcc, m) as tf.Tensor2D;
       const fcs = tf.add(centred, meanS) as tf.Tensor2D;
-      const covOut = tf.div(gramT(centred), dc - 1);
+      // The output's covariance and mean from M instead of from the D×C output (a D·C² product and a
+      // pass over it saved): centredᵀcentred/(dc − 1) = Mᵀ·covRawC·M, mean(fcs) = mean(xcc)·M + meanS.
+      // (An explicit transpose: matMul with transposeA is far slower on WebAssembly.)
+      const covOut = tf.matMul(tf.matMul(tf.transpose(m), covRawC), m);
       const covErr = tf.div(tf.norm(tf.sub(covOut, covS)), tf.maximum(tf.norm(covS), 1e-30));
-      const meanOut = tf.mean(fcs, 0, true);
+      const meanOut = tf.add(tf.matMul(tf.mean(xcc, 0, true), m), meanS);
       const meanNorm = tf.norm(meanS);
       const meanErr = tf.div(tf.norm(tf.sub(meanOut, meanS)), tf.where(tf.greater(meanNorm, 0), meanNorm, tf.onesLike(meanNorm)));
       const blended = alpha === 1 ? fcs : tf.add(tf.mul(fcs, alpha), tf.mul(xc, 1 - alpha));
