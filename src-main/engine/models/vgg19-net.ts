@@ -18,10 +18,7 @@ export interface FeatureOptions {
   /** 'zero' as VGG was trained (Gatys); 'reflect' as PhotoWCT's encoders. */
   padding?: Padding;
   pooling?: Pooling;
-  /**
-   * Fuse bias and ReLU into the convolution (faster forward). Only for forward passes: tfjs's fused
-   * conv gradient computes filter gradients eagerly, which a gradient to the image does not need.
-   */
+  /** Kept for callers; every layer whose pre-activation is not asked for now runs fused (convBiasRelu). */
   fused?: boolean;
   /**
    * Caffe's ceil-mode pools (neural-style's, as loadcaffe builds them): on an odd size the last window
@@ -31,6 +28,30 @@ export interface FeatureOptions {
   /** Multiplies the RGB 0–255 input before the preprocessing (neural-style feeds Caffe weights 0–256). */
   inputScale?: number;
 }
+
+/**
+ * conv (3×3, stride 1) → + bias → ReLU as one differentiable op. The forward is tfjs's fused conv (bias
+ * and ReLU in the convolution's own loop); the backward keeps only the output y, since ReLU's mask is
+ * y > 0: ∂x = conv2dᵀ(∂y ⊙ [y > 0]). The unfused chain kept three full-size tensors a layer for the
+ * backward (the conv's output, the biased one, the ReLU's), and tfjs's own fused conv gradient computes
+ * the filter's gradient too, which a gradient to the image never needs; here filter and bias get zeros.
+ */
+function makeConvBiasRelu(pad: 'same' | 'valid') {
+  return tf.customGrad(((x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor1D, save: tf.GradSaveFunc) => {
+    const y = tf.fused.conv2d({ x, filter, strides: 1, pad, bias, activation: 'relu' });
+    save([y]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const masked = tf.mul(dy, tf.step(saved[0])) as tf.Tensor4D;
+        return [tf.conv2dTranspose(masked, filter, x.shape, 1, pad), tf.zerosLike(filter), tf.zerosLike(bias)];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor1D) => tf.Tensor4D;
+}
+const convBiasRelu = { same: makeConvBiasRelu('same'), valid: makeConvBiasRelu('valid') };
+/** STUDIO_FUSED_GRAD=0: the unfused chain (conv, add, relu), kept to compare against. */
+const fusedLayers = () => process.env.STUDIO_FUSED_GRAD !== '0';
 
 /** Maps RGB 0–255 to the network's input: reorder, ÷255·scale, −mean, ÷std. */
 export function preprocess(rgb255: tf.Tensor4D, p: Preprocessing): tf.Tensor4D {
@@ -88,7 +109,7 @@ export class Vgg19 {
    * requested ones (reluB_I, convB_I = before its ReLU, poolB). Intermediates are disposed.
    */
   features(rgb255: tf.Tensor4D, names: readonly string[], opts: FeatureOptions = {}): Map<string, tf.Tensor4D> {
-    const { padding = 'zero', pooling = 'max', fused = false, ceilPools = false, inputScale = 1 } = opts;
+    const { padding = 'zero', pooling = 'max', ceilPools = false, inputScale = 1 } = opts;
     const poolPad = ceilPools ? 'same' : 'valid'; // 'same' with a 2×2 window, stride 2: pads only the end, ⌈H/2⌉ out
     const last = Math.max(...names.map((n) => this.depthOf(n)));
     const wanted = new Set(names);
@@ -109,8 +130,8 @@ export class Vgg19 {
         const bias = this.biases.get(name)!;
         const input = padding === 'reflect' ? tf.mirrorPad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], 'reflect') : x;
         const pad = padding === 'reflect' ? 'valid' : 'same';
-        if (fused && !wanted.has(name)) {
-          x = tf.fused.conv2d({ x: input, filter: kernel, strides: 1, pad, bias, activation: 'relu' });
+        if (!wanted.has(name) && fusedLayers()) {
+          x = convBiasRelu[pad](input, kernel, bias);
         } else {
           const pre = tf.add(tf.conv2d(input, kernel, 1, pad), bias) as tf.Tensor4D;
           if (wanted.has(name)) kept[name] = pre;

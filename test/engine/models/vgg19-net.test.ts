@@ -61,3 +61,42 @@ test('features stop at the deepest requested layer and have the right shapes', (
   assert.throws(() => net.features(x, ['relu6_1']), /unknown VGG19 feature/);
   net.dispose();
 });
+
+for (const backend of ['cpu', 'wasm'] as const) {
+  test(`[${backend}] the fused conv+bias+ReLU layers give the unfused chain's features and image gradient, both paddings`, async () => {
+    await initBackend(backend);
+    const net = new Vgg19(tinyVgg19(6));
+    const r = mulberry32(8);
+    const x = tf.tensor4d(Float32Array.from({ length: 70 * 50 * 3 }, () => 255 * r()), [1, 70, 50, 3]);
+    const w = tf.tensor4d(Float32Array.from({ length: 4 * 3 * 64 }, () => r() - 0.5), [1, 4, 3, 64]);
+    const run = (padding: 'zero' | 'reflect') => {
+      const f = net.features(x, ['relu5_1', 'relu2_1'], { padding });
+      const value = tf.tidy(() => Array.from(f.get('relu2_1')!.dataSync()));
+      tf.dispose([...f.values()]);
+      const g = tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(net.features(xi as tf.Tensor4D, ['relu5_1'], { padding }).get('relu5_1')!, w)))(x);
+      const grad = Array.from(g.dataSync());
+      g.dispose();
+      return { value, grad };
+    };
+    const saved = process.env.STUDIO_FUSED_GRAD;
+    try {
+      for (const padding of ['zero', 'reflect'] as const) {
+        const before = tf.memory().numTensors;
+        process.env.STUDIO_FUSED_GRAD = '1';
+        const fused = run(padding);
+        process.env.STUDIO_FUSED_GRAD = '0';
+        const plain = run(padding);
+        assert.equal(tf.memory().numTensors, before, 'no tensor kept');
+        const scale = Math.max(...plain.grad.map(Math.abs));
+        assert.ok(scale > 0, 'the gradient is not zero');
+        fused.value.forEach((v, i) => assert.ok(Math.abs(v - plain.value[i]) <= 1e-4 * Math.max(1, Math.abs(plain.value[i])), `${padding} feature ${i}: ${v} vs ${plain.value[i]}`));
+        fused.grad.forEach((v, i) => assert.ok(Math.abs(v - plain.grad[i]) <= 1e-5 * scale, `${padding} gradient ${i}: ${v} vs ${plain.grad[i]}`));
+      }
+    } finally {
+      if (saved === undefined) delete process.env.STUDIO_FUSED_GRAD;
+      else process.env.STUDIO_FUSED_GRAD = saved;
+      tf.dispose([x, w]);
+      net.dispose();
+    }
+  });
+}
