@@ -70,7 +70,8 @@ export type ExportRequest = z.input<typeof ExportRequest>;
 export const ImportModelRequest = z.object({
   /** Browser: the weights file's bytes; Electron: absent, the main process asks with a dialog. */
   file: z.object({ name: FileName, bytes: Bytes }).optional(),
-  name: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/).optional(),
+  /** A folder name under the models directory (store.ts MODEL_NAME): never '.', '..' or a hidden one. */
+  name: z.string().regex(/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/).optional(),
 });
 
 /** A catalogue model (engine/models/catalog.ts); an interrupted download of it resumes. */

@@ -54,7 +54,7 @@ export async function probeAdapter(): Promise<AdapterInfo> {
 
 /**
  * Linux without a GPU device node (/dev/dri/renderD*: Mesa's drivers for AMD, Intel, nouveau…;
- * /dev/nvidia*: NVIDIA's driver) has at most a software Vulkan, which the automatic chain refuses
+ * /dev/nvidia*: NVIDIA's driver; /dev/dxg: WSL2) has at most a software Vulkan, which the automatic chain refuses
  * anyway. Telling so without loading Dawn matters: Dawn prints two warnings on stderr whenever it
  * opens lavapipe, which every command showed while it used another backend. Undefined: there may be one.
  */
@@ -67,8 +67,9 @@ export function noGpuDevice(): string | undefined {
       return false;
     }
   };
-  if (has('/dev/dri', /^renderD\d+$/) || has('/dev', /^nvidia\d+$/)) return undefined;
-  return 'no GPU device here (no /dev/dri/renderD* or /dev/nvidia*); a software adapter can be forced with --backend webgpu';
+  // /dev/dxg: WSL2's GPU (through Windows' driver), which has no render node.
+  if (has('/dev/dri', /^renderD\d+$/) || has('/dev', /^(nvidia\d+|dxg)$/)) return undefined;
+  return 'no GPU device here (no /dev/dri/renderD*, /dev/nvidia* or /dev/dxg); a software adapter can be forced with --backend webgpu';
 }
 
 /** Starts the tfjs WebGPU backend; a software adapter only when `allowSoftware`. */

@@ -93,6 +93,8 @@ export class StudioHandlers {
   private readonly images = new Map<string, OpenedImage>();
   private readonly results = new Map<string, StoredResult>();
   private readonly runs = new Map<string, { cancel(): void }>();
+  /** Catalogue models being downloaded now. */
+  private readonly fetching = new Set<string>();
   /** Requests being served: close() lets them wind down (a cancelled training run saves its checkpoint). */
   private readonly active = new Set<Promise<unknown>>();
   private workDir: Promise<string> | undefined;
@@ -407,6 +409,9 @@ export class StudioHandlers {
   async fetchModel(p: z.output<typeof ApiRequests.fetchModel>): Promise<ModelInfo> {
     const { fetchModel } = await import('../engine/models/fetch.ts');
     const { CATALOG } = await import('../engine/models/catalog.ts');
+    // Two writers on one .part would interleave it: one download of a model at a time.
+    if (this.fetching.has(p.model)) throw new StudioError('BAD_ARGUMENT', `${CATALOG[p.model].title} is already downloading`, 'wait for it to finish, or cancel it first');
+    this.fetching.add(p.model);
     const ac = new AbortController();
     const untrack = this.track(p.runId, { cancel: () => ac.abort() });
     const t0 = performance.now();
@@ -431,6 +436,7 @@ export class StudioHandlers {
       if (!m) throw new StudioError('INTERNAL', `${dir} was fetched but is not listed`);
       return m;
     } finally {
+      this.fetching.delete(p.model);
       untrack();
     }
   }

@@ -321,8 +321,9 @@ export function App() {
         </div>
       )}
 
-      {welcome && !settings.welcomeDismissed && tab === 'studio' && (
-        <div className="welcome-wrap">
+      {/* Mounted while another tab shows: a download in progress keeps its progress and Cancel. */}
+      {welcome && !settings.welcomeDismissed && (
+        <div className="welcome-wrap" hidden={tab !== 'studio'}>
           <WelcomePanel onError={setError} onDismiss={() => setSettings((st) => ({ ...st, welcomeDismissed: true }))}
             onInstalled={(models) => setInfo((i) => (i ? { ...i, models } : i))} />
         </div>

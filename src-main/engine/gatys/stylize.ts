@@ -116,9 +116,12 @@ export function neuralStyleInputScale(pre: Preprocessing): number {
   return caffe ? 256 / 255 : 1;
 }
 
-/** How neural-style runs the network: its input scale and loadcaffe's ceil-mode pools. */
+/**
+ * How neural-style runs the network: its input scale, loadcaffe's ceil-mode max pools (its average
+ * pools, nn.SpatialAveragePooling swapped in by -pooling avg, round down).
+ */
 function neuralStyleView(net: Vgg19, pooling: GatysParams['pooling']): FeatureOptions {
-  return { pooling, ceilPools: true, inputScale: neuralStyleInputScale(net.preprocessing) };
+  return { pooling, ceilPools: pooling === 'max', inputScale: neuralStyleInputScale(net.preprocessing) };
 }
 
 /** The loss of an image x given fixed targets: features of x, then REFERENCE §2's total. */

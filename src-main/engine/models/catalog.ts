@@ -56,7 +56,7 @@ export const CATALOG: Record<CatalogId, CatalogEntry> = {
     enables: 'neural photorealistic transfer (PhotoWCT)',
     publisher: 'NVIDIA (Li et al. 2018, FastPhotoStyle)',
     homepage: 'https://github.com/NVIDIA/FastPhotoStyle',
-    // 12.2 M float32 parameters (four encoders and four decoders up to relu4_1), zipped.
+    // photo_wct.pth: 12.2 M float32 parameters (four encoders and four decoders up to relu4_1).
     approxBytes: 49_000_000,
     licence: CC_BY_NC_SA_4,
     urlEnv: 'STUDIO_PHOTOWCT_URL',

@@ -9,7 +9,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import { StudioError } from '../../errors.ts';
+import { CancelledError, StudioError } from '../../errors.ts';
 
 /** FastPhotoStyle's download script names this Drive file: a zip holding photo_wct.pth. */
 export const PHOTOWCT_DRIVE_ID = '1ENgQm9TgabE1R99zhNf5q6meBvX6WFuq';
@@ -23,7 +23,10 @@ const ENTITIES: Record<string, string> = { amp: '&', quot: '"', apos: "'", lt: '
 /** HTML attribute text to its value (named entities Drive uses, decimal and hex references). */
 export function decodeEntities(s: string): string {
   return s.replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (all, e: string) => {
-    if (e[0] === '#') return String.fromCodePoint(e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10));
+    if (e[0] === '#') {
+      const code = e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
+      return code <= 0x10ffff ? String.fromCodePoint(code) : all;
+    }
     return ENTITIES[e.toLowerCase()] ?? all;
   });
 }
@@ -112,7 +115,13 @@ export async function resolveDownload(start: string, opts: { signal?: AbortSigna
   const cookies = new Map<string, string>();
   const header = (): Record<string, string> => (cookies.size ? { cookie: [...cookies].map(([k, v]) => `${k}=${v}`).join('; ') } : {});
   for (let hop = 0; hop < 12; hop++) {
-    const res = await get(url, header(), opts.signal, opts.timeoutMs ?? 30_000);
+    let res: http.IncomingMessage;
+    try {
+      res = await get(url, header(), opts.signal, opts.timeoutMs ?? 30_000);
+    } catch (e) {
+      if (opts.signal?.aborted) throw new CancelledError();
+      throw e;
+    }
     for (const c of res.headers['set-cookie'] ?? []) {
       const m = /^\s*([^=;\s]+)=([^;]*)/.exec(c);
       if (m) cookies.set(m[1], m[2]);

@@ -18,7 +18,7 @@ import { unzipSync } from 'fflate';
 import { CancelledError, StudioError } from '../../errors.ts';
 import { writeFileAtomic } from '../../io/write.ts';
 import { CATALOG, type CatalogId } from './catalog.ts';
-import { driveDownloadUrl, PHOTOWCT_DRIVE_ID, resolveDownload } from './drive.ts';
+import { resolveDownload } from './drive.ts';
 import { importKerasH5 } from './import-keras.ts';
 import { importPhotoWctInto } from './import-photowct.ts';
 import { installModelDir, modelsDir, saveVgg19, type DownloadRecord } from './store.ts';
@@ -26,6 +26,15 @@ import { installModelDir, modelsDir, saveVgg19, type DownloadRecord } from './st
 export const VGG19_URL =
   'https://storage.googleapis.com/tensorflow/keras-applications/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5';
 export const VGG19_MD5 = '253f8cb515780f3b799900260a226db6';
+
+/**
+ * FastPhotoStyle's photo_wct.pth lives in its PhotoWCTModels submodule (its .gitmodules); `raw/HEAD`
+ * follows the repository's default branch. The Google Drive file its download script names
+ * (drive.ts PHOTOWCT_DRIVE_ID) is models.zip with the Torch7 originals that its converter.py turns into
+ * that .pth; the fetcher follows Drive's confirmation flow for it but cannot import .t7 files yet.
+ */
+export const PHOTOWCT_URL = 'https://github.com/suquark/PhotoWCTModels/raw/HEAD/photo_wct.pth';
+const PHOTOWCT_DOWNLOAD = 'photowct.download';
 
 export interface DownloadOptions {
   /** Expected md5 (hex) of the whole file; checked after the download. */
@@ -289,6 +298,11 @@ async function extractPhotoWct(download: string): Promise<string> {
   const pth = names.find((n) => /(^|\/)photo_wct\.pth$/.test(n));
   if (!pth) {
     if (names.some((n) => /(^|\/)data\.pkl$/.test(n))) return download; // a PyTorch zip-format .pth
+    if (names.some((n) => /\.t7$/.test(n))) {
+      // FastPhotoStyle's Drive file is models.zip: the Torch7 originals its converter.py turns into photo_wct.pth.
+      throw new StudioError('UNSUPPORTED_FORMAT', `${basename(download)} holds FastPhotoStyle's Torch7 models (${names.filter((n) => n.endsWith('.t7')).slice(0, 2).join(', ')}, …), which this version cannot import yet`,
+        'get photo_wct.pth from FastPhotoStyle\'s PhotoWCTModels submodule (github.com/suquark/PhotoWCTModels) and run `studio models import photo_wct.pth`, or set STUDIO_PHOTOWCT_URL to a copy of it');
+    }
     throw new StudioError('BAD_MODEL', `${basename(download)} holds no photo_wct.pth (it has ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''})`);
   }
   const out = unzipSync(bytes, { filter: (f) => f.name === pth })[pth];
@@ -305,16 +319,16 @@ function listZip(bytes: Uint8Array): string[] {
 }
 
 /**
- * Download FastPhotoStyle's published models (Google Drive, through its confirmation page: drive.ts),
- * unzip photo_wct.pth, import it (the importer's key and shape checks) and install it as `<root>/photowct`
+ * Download FastPhotoStyle's photo_wct.pth (PHOTOWCT_URL; any mirror, a zip holding it, or a Google Drive
+ * link, whose confirmation page drive.ts follows), unzip it where zipped, import it (the importer's key and shape checks) and install it as `<root>/photowct`
  * with the download's URL, sha256 and licence in the manifest. Returns the model folder.
  */
 export async function fetchPhotoWct(opts: FetchPhotoWctOptions = {}): Promise<string> {
   const entry = CATALOG.photowct;
   const root = opts.root ?? modelsDir();
-  const url = opts.url ?? (process.env[entry.urlEnv] || driveDownloadUrl(PHOTOWCT_DRIVE_ID));
+  const url = opts.url ?? (process.env[entry.urlEnv] || PHOTOWCT_URL);
   const want = (opts.sha256 ?? process.env.STUDIO_PHOTOWCT_SHA256 ?? '').toLowerCase();
-  const dest = join(await downloadsDir(root), 'photo_wct_models.zip');
+  const dest = join(await downloadsDir(root), PHOTOWCT_DOWNLOAD);
   if ((await sizeOf(dest)) > 0 && want && (await sha256File(dest)) !== want) await rm(dest, { force: true });
   if ((await sizeOf(dest)) === 0) {
     const target = await resolveDownload(url, { signal: opts.signal, timeoutMs: opts.timeoutMs });
@@ -325,14 +339,19 @@ export async function fetchPhotoWct(opts: FetchPhotoWctOptions = {}): Promise<st
     await rm(dest, { force: true });
     throw new StudioError('CHECKSUM_MISMATCH', `downloaded ${url} has sha256 ${record.sha256}, expected ${want}; the file was deleted`);
   }
-  const pth = await extractPhotoWct(dest);
-  if (pth !== dest) {
-    const data = await readFile(pth);
-    record.extracted = { file: basename(pth), bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
-  }
   const dir = join(root, entry.dir);
+  let pth = dest;
   try {
+    pth = await extractPhotoWct(dest);
+    if (pth !== dest) {
+      const data = await readFile(pth);
+      record.extracted = { file: basename(pth), bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+    }
     await installModelDir(dir, (tmp) => importPhotoWctInto(pth, tmp, { download: record }));
+  } catch (e) {
+    // A download that does not import is not kept: the next fetch downloads again instead of failing the same way.
+    await rm(dest, { force: true });
+    throw e;
   } finally {
     if (pth !== dest) await rm(pth, { force: true });
   }
@@ -347,7 +366,7 @@ export function fetchModel(id: CatalogId, opts: FetchOptions = {}): Promise<stri
 
 /** Bytes of an interrupted download of this model waiting to be resumed (0: none). */
 export async function partialBytes(id: CatalogId, root: string = modelsDir()): Promise<number> {
-  const name = id === 'vgg19' ? fileNameOf(process.env[CATALOG.vgg19.urlEnv] || VGG19_URL, 'vgg19_notop.h5') : 'photo_wct_models.zip';
+  const name = id === 'vgg19' ? fileNameOf(process.env[CATALOG.vgg19.urlEnv] || VGG19_URL, 'vgg19_notop.h5') : PHOTOWCT_DOWNLOAD;
   return sizeOf(join(root, 'downloads', `${name}.part`));
 }
 

@@ -8,7 +8,7 @@ import { extname, join } from 'node:path';
 import { StudioError } from '../../errors.ts';
 import { CATALOG } from './catalog.ts';
 import type { StoredDtype } from './format.ts';
-import { installModelDir, modelsDir, saveVgg19 } from './store.ts';
+import { checkModelName, installModelDir, modelsDir, saveVgg19 } from './store.ts';
 
 export interface ImportedModel {
   dir: string;
@@ -18,6 +18,7 @@ export interface ImportedModel {
 /** Import `file` as the model `name` (default: photowct for FastPhotoStyle's file, else vgg19) under `root`. */
 export async function importWeightsFile(file: string, opts: { name?: string; dtype?: StoredDtype; root?: string } = {}): Promise<ImportedModel> {
   const root = opts.root ?? modelsDir();
+  if (opts.name !== undefined) checkModelName(opts.name);
   const ext = extname(file).toLowerCase();
   const torch = ext === '.pth' || ext === '.pt';
   if (torch) {

@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { StudioError } from '../../errors.ts';
@@ -283,6 +283,16 @@ export async function loadVgg19(dir: string): Promise<Vgg19Weights> {
   };
 }
 
+/** A model's name is one folder under the models directory: letters, digits, '.', '_', '-', not starting with '.'. */
+export const MODEL_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/;
+
+export function checkModelName(name: string): string {
+  if (!MODEL_NAME.test(name)) {
+    throw new StudioError('BAD_ARGUMENT', `"${name}" is not a model name`, 'use letters, digits, ".", "_" and "-" (up to 64, not starting with "."), e.g. --name my-vgg19');
+  }
+  return name;
+}
+
 /**
  * Installs a model folder without ever leaving a half-made one under its name: `fill` writes into a
  * temporary dot folder beside it (listModels skips those), which then replaces `dir` by renames.
@@ -290,13 +300,15 @@ export async function loadVgg19(dir: string): Promise<Vgg19Weights> {
  */
 export async function installModelDir<T>(dir: string, fill: (tmp: string) => Promise<T>): Promise<T> {
   const parent = dirname(resolve(dir));
-  const name = basename(resolve(dir));
+  // The old folder is deleted after the swap: only ever a model's own folder ('.' or '..' would be its parent's).
+  const name = checkModelName(basename(resolve(dir)));
   try {
     await mkdir(parent, { recursive: true });
   } catch (e) {
     throw new StudioError('UNWRITABLE_OUTPUT', `cannot create ${parent}: ${(e as Error).message}`, undefined, { cause: e });
   }
   const tmp = await mkdtemp(join(parent, `.${name}.installing-`));
+  await chmod(tmp, 0o755); // mkdtemp makes it 0700: a shared models folder must stay readable
   const old = join(parent, `.${name}.old-${process.pid}-${Date.now()}`);
   try {
     const out = await fill(tmp);

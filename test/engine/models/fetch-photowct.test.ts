@@ -171,8 +171,16 @@ test('a zip without photo_wct.pth, or a damaged .pth, installs nothing and keeps
   const before = await readManifest(join(root, 'photowct'));
   body = Buffer.from(zipSync({ 'other/readme.txt': Buffer.from('x') }));
   await assert.rejects(fetchPhotoWct({ root, url: driveUrl(), retryDelayMs: 5 }), isCode('BAD_MODEL', /holds no photo_wct\.pth/));
+  // The failed download is not kept: the next fetch asks the server again (and gets the damaged file).
   body = Buffer.from(zipSync({ 'PhotoWCTModels/photo_wct.pth': PTH.subarray(0, PTH.length >> 1) }));
-  await assert.rejects(fetchPhotoWct({ root, url: driveUrl(), retryDelayMs: 5 }), (e: unknown) => e instanceof StudioError);
+  log = [];
+  await assert.rejects(fetchPhotoWct({ root, url: driveUrl(), retryDelayMs: 5 }), (e: unknown) =>
+    e instanceof StudioError && e.code !== 'INTERNAL' && /photo_wct\.pth/.test(e.message) && !/holds no/.test(e.message));
+  assert.ok(log.some((l) => l.path.startsWith('/uc')), 'downloaded again');
+  // FastPhotoStyle's Drive file itself: its Torch7 originals, said plainly.
+  body = Buffer.from(zipSync({ 'models/vgg_normalised_conv1_1_mask.t7': Buffer.from('t7'), 'models/feature_invertor_conv1_1_mask.t7': Buffer.from('t7') }));
+  await assert.rejects(fetchPhotoWct({ root, url: driveUrl(), retryDelayMs: 5 }), isCode('UNSUPPORTED_FORMAT', /Torch7 models .*vgg_normalised_conv1_1_mask\.t7/));
+  assert.deepEqual(await readdir(join(root, 'downloads')), [], 'nothing kept of a download that did not import');
   assert.deepEqual(await readManifest(join(root, 'photowct')), before, 'the installed model is untouched');
   assert.deepEqual((await readdir(root)).filter((n) => n.startsWith('.')), [], 'no temporary folder is left');
 });
@@ -183,8 +191,16 @@ test('a direct mirror of the .pth (no zip, no page) installs too; an interrupted
   const root = join(dir, 'models-direct');
   await fetchPhotoWct({ root, url: driveUrl(), retryDelayMs: 5 });
   assert.equal((await readManifest(join(root, 'photowct'))).download?.extracted, undefined);
-  await writeFile(join(root, 'downloads', 'photo_wct_models.zip.part'), Buffer.alloc(1234));
+  await writeFile(join(root, 'downloads', 'photowct.download.part'), Buffer.alloc(1234));
   assert.equal(await partialBytes('photowct', root), 1234);
+});
+
+test('cancelled while the confirmation page is being fetched: CANCELLED, not an internal error', async () => {
+  flow = 'form';
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(resolveDownload(driveUrl(), { signal: ac.signal }), isCode('CANCELLED'));
+  assert.equal(decodeEntities('&#99999999;x'), '&#99999999;x', 'an impossible code point stays as written');
 });
 
 test('canReach: a listening port yes, a closed one no, quickly', async () => {

@@ -307,3 +307,16 @@ test('legacy importer errors: truncated files, an unrelated pickle, a wrong prot
   await writeFile(model, legacyFile(new PyReduce(new PyGlobal('copy_reg', '_reconstructor'), new PyTuple([cls, new PyGlobal('__builtin__', 'object'), null])), []));
   await assert.rejects(importTorchPth(model), isCode('BAD_MODEL', /pickled copy_reg\._reconstructor object; save model\.state_dict\(\)/));
 });
+
+test('an import name that is not one model folder (".", "..", a path, hidden) is refused and nothing is touched', async () => {
+  const { importWeightsFile } = await import('../../../src-main/engine/models/import.ts');
+  const { readdir } = await import('node:fs/promises');
+  const root = join(dir, 'named-root');
+  await importWeightsFile(fx.h5Path, { root, name: 'keep-me' });
+  const before = (await readdir(root)).sort();
+  for (const name of ['.', '..', '../escape', 'a/b', '.hidden', '']) {
+    await assert.rejects(importWeightsFile(fx.h5Path, { root, name }), (e: unknown) => e instanceof StudioError && e.code === 'BAD_ARGUMENT' && /not a model name/.test(e.message), name);
+  }
+  assert.deepEqual((await readdir(root)).sort(), before, 'the models folder is as it was');
+  await loadVgg19(join(root, 'keep-me'));
+});
