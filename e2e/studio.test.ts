@@ -8,7 +8,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -39,6 +39,20 @@ const driveRanges: string[] = [];
 
 
 
+/** Sends body[from…] in `pieces` parts of the whole, 150 ms apart, so that a download shows progress. */
+function trickle(res: ServerResponse, body: Buffer, from: number, pieces: number): void {
+  const chunk = Math.ceil(body.length / pieces);
+  let at = from;
+  const next = () => {
+    if (res.destroyed) return;
+    if (at >= body.length) return void res.end();
+    res.write(body.subarray(at, at + chunk));
+    at += chunk;
+    setTimeout(next, 150);
+  };
+  next();
+}
+
 const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
 
 before(async () => {
@@ -59,15 +73,7 @@ before(async () => {
   weightsServer = createServer((req, res) => {
     weightsRequests++;
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': h5.length });
-    const chunk = Math.ceil(h5.length / 8);
-    let at = 0;
-    const next = () => {
-      if (at >= h5.length) return void res.end();
-      res.write(h5.subarray(at, at + chunk));
-      at += chunk;
-      setTimeout(next, 150);
-    };
-    next();
+    trickle(res, h5, 0, 8);
   });
   await new Promise<void>((r) => weightsServer.listen(0, '127.0.0.1', () => r()));
   const weightsUrl = `http://127.0.0.1:${(weightsServer.address() as AddressInfo).port}/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5`;
@@ -82,16 +88,7 @@ before(async () => {
     const start = m ? Number(m[1]) : 0;
     driveRanges.push(req.headers.range ?? '');
     res.writeHead(m ? 206 : 200, { 'content-type': 'application/zip', 'content-length': zip.length - start, ...(m ? { 'content-range': `bytes ${start}-${zip.length - 1}/${zip.length}` } : {}) });
-    const chunk = Math.ceil(zip.length / 40);
-    let at = start;
-    const next = () => {
-      if (res.destroyed) return;
-      if (at >= zip.length) return void res.end();
-      res.write(zip.subarray(at, at + chunk));
-      at += chunk;
-      setTimeout(next, 150);
-    };
-    next();
+    trickle(res, zip, start, 40);
   });
   await new Promise<void>((r) => driveServer.listen(0, '127.0.0.1', () => r()));
   driveUrl = `http://127.0.0.1:${(driveServer.address() as AddressInfo).port}/uc?export=download&id=1ENgQm9TgabE1R99zhNf5q6meBvX6WFuq`;

@@ -574,12 +574,11 @@ async function train(argv: string[]): Promise<number> {
  */
 async function demoDownloads(store: typeof import('../engine/models/store.ts')): Promise<void> {
   const { CATALOG_IDS, CATALOG } = await import('../engine/models/catalog.ts');
-  const { canReach, PHOTOWCT_URL, VGG19_URL } = await import('../engine/models/fetch.ts');
+  const { canReach, downloadUrl } = await import('../engine/models/fetch.ts');
   const have = new Set((await store.listModels()).map((m) => m.name));
   const missing = CATALOG_IDS.filter((id) => !have.has(CATALOG[id].dir));
   if (missing.length === 0) return;
-  const urlOf = (id: (typeof missing)[number]) => process.env[CATALOG[id].urlEnv] || (id === 'vgg19' ? VGG19_URL : PHOTOWCT_URL);
-  const probe = urlOf(missing[0]);
+  const probe = downloadUrl(missing[0]);
   const seconds = Number(process.env.STUDIO_ONLINE_TIMEOUT_S) || 4;
   if (!(await canReach(probe, seconds * 1000))) {
     process.stdout.write(`offline (no route to ${new URL(probe).host} within ${seconds} s): the demo goes on with colour match and the test network; \`studio models fetch all\` gets the real models later\n`);

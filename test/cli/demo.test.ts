@@ -10,11 +10,11 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { zipSync } from 'fflate';
 import { encodeTorchStateDict, tinyVgg19, writeKerasH5 } from '../../src-main/engine/models/tiny.ts';
+import { closeLoopback, closedLoopbackPort, listenLoopback } from '../loopback.ts';
 import { photoWctStateDict } from '../engine/models/photowct-fixture.ts';
 
 let dir = '';
@@ -46,16 +46,11 @@ before(async () => {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length });
     res.end(body);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const closed = http.createServer();
-  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-  closedPort = (closed.address() as AddressInfo).port;
-  await new Promise((r) => closed.close(r));
+  base = await listenLoopback(server);
+  closedPort = await closedLoopbackPort();
 });
 after(async () => {
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
+  await closeLoopback(server);
   await rm(dir, { recursive: true, force: true });
 });
 

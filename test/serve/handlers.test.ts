@@ -4,12 +4,15 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { tmpdir } from 'node:os';
 import { StudioHandlers } from '../../src-main/serve/handlers.ts';
 import type { EngineClient } from '../../src-main/worker/client.ts';
 import type { ImageRef } from '../../src-main/api-contract.ts';
+import { withEnv } from '../env.ts';
+import { closeLoopback, listenLoopback } from '../loopback.ts';
 
 const noEngine = { run: () => { throw new Error('the engine must not be reached'); } } as unknown as EngineClient;
 
@@ -76,43 +79,31 @@ test('an unreadable upload fails with the user\'s file name and a hint, and leav
 });
 
 test('a catalogue model downloads once at a time: a second fetch while the first runs is refused, and cancel frees it', async () => {
-  const { createServer } = await import('node:http');
-  const { mkdtemp, rm } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const path = await import('node:path');
   // A server that sends a few bytes and then holds the download open.
   const server = createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': 1_000_000 });
     res.write(Buffer.alloc(100));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as { port: number }).port;
+  const base = await listenLoopback(server);
   const root = await mkdtemp(path.join(tmpdir(), 'handlers-fetch-'));
-  const saved = { dir: process.env.STUDIO_MODELS_DIR, url: process.env.STUDIO_PHOTOWCT_URL };
-  process.env.STUDIO_MODELS_DIR = root;
-  process.env.STUDIO_PHOTOWCT_URL = `http://127.0.0.1:${port}/photo_wct.pth`;
   try {
-    const h = handlers();
-    const first = h.handle('fetchModel', { runId: 'one', model: 'photowct' });
-    // Until the first bytes are on disk (the first request also loads the importers).
-    const part = path.join(root, 'downloads', 'photowct.download.part');
-    const { stat } = await import('node:fs/promises');
-    for (let i = 0; i < 200 && !(await stat(part).then((st) => st.size === 100, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
-    const second = await h.handle('fetchModel', { runId: 'two', model: 'photowct' });
-    assert.equal(second.ok, false);
-    assert.match(!second.ok ? second.error.message : '', /already downloading/);
-    await h.handle('cancel', { runId: 'one' });
-    const r = await first;
-    assert.equal(!r.ok && r.error.code, 'CANCELLED');
-    const catalog = await h.handle('catalog', {});
-    assert.ok(catalog.ok && (catalog.value as Array<{ id: string; partialBytes: number }>).find((m) => m.id === 'photowct')!.partialBytes === 100, `what arrived is kept for a resume: ${JSON.stringify(catalog)}`);
+    await withEnv({ STUDIO_MODELS_DIR: root, STUDIO_PHOTOWCT_URL: `${base}/photo_wct.pth` }, async () => {
+      const h = handlers();
+      const first = h.handle('fetchModel', { runId: 'one', model: 'photowct' });
+      // Until the first bytes are on disk (the first request also loads the importers).
+      const part = path.join(root, 'downloads', 'photowct.download.part');
+      for (let i = 0; i < 200 && !(await stat(part).then((st) => st.size === 100, () => false)); i++) await new Promise((r) => setTimeout(r, 50));
+      const second = await h.handle('fetchModel', { runId: 'two', model: 'photowct' });
+      assert.equal(second.ok, false);
+      assert.match(!second.ok ? second.error.message : '', /already downloading/);
+      await h.handle('cancel', { runId: 'one' });
+      const r = await first;
+      assert.equal(!r.ok && r.error.code, 'CANCELLED');
+      const catalog = await h.handle('catalog', {});
+      assert.ok(catalog.ok && (catalog.value as Array<{ id: string; partialBytes: number }>).find((m) => m.id === 'photowct')!.partialBytes === 100, `what arrived is kept for a resume: ${JSON.stringify(catalog)}`);
+    });
   } finally {
-    server.closeAllConnections();
-    server.close();
-    for (const [k, v] of [['STUDIO_MODELS_DIR', saved.dir], ['STUDIO_PHOTOWCT_URL', saved.url]] as const) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    await closeLoopback(server);
     await rm(root, { recursive: true, force: true });
   }
 });

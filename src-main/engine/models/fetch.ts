@@ -21,7 +21,7 @@ import { CATALOG, type CatalogId } from './catalog.ts';
 import { resolveDownload } from './drive.ts';
 import { importKerasH5 } from './import-keras.ts';
 import { importPhotoWctInto } from './import-photowct.ts';
-import { installModelDir, modelsDir, saveVgg19, type DownloadRecord } from './store.ts';
+import { installModelDir, modelsDir, saveVgg19, sha256, type DownloadRecord } from './store.ts';
 
 export const VGG19_URL =
   'https://storage.googleapis.com/tensorflow/keras-applications/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5';
@@ -35,6 +35,11 @@ export const VGG19_MD5 = '253f8cb515780f3b799900260a226db6';
  */
 export const PHOTOWCT_URL = 'https://github.com/suquark/PhotoWCTModels/raw/HEAD/photo_wct.pth';
 const PHOTOWCT_DOWNLOAD = 'photowct.download';
+
+/** Where a catalogue model downloads from: its environment variable (a mirror), else the published URL. */
+export function downloadUrl(id: CatalogId): string {
+  return process.env[CATALOG[id].urlEnv] || (id === 'vgg19' ? VGG19_URL : PHOTOWCT_URL);
+}
 
 export interface DownloadOptions {
   /** Expected md5 (hex) of the whole file; checked after the download. */
@@ -259,7 +264,7 @@ function fileNameOf(url: string, fallback: string): string {
 export async function fetchVgg19(opts: FetchVgg19Options = {}): Promise<string> {
   const entry = CATALOG.vgg19;
   const root = opts.root ?? modelsDir();
-  const url = opts.url ?? (process.env[entry.urlEnv] || VGG19_URL);
+  const url = opts.url ?? downloadUrl('vgg19');
   const md5 = opts.md5 ?? process.env.STUDIO_VGG19_MD5 ?? VGG19_MD5;
   const dest = join(await downloadsDir(root), fileNameOf(url, 'vgg19_notop.h5'));
   // A complete earlier download is reused if its checksum still holds.
@@ -283,12 +288,12 @@ export interface FetchPhotoWctOptions extends FetchOptions {
 const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04];
 
 /**
- * The photo_wct.pth in a download: a zip holding it (as published), or the .pth itself (a mirror of the
- * file; a PyTorch zip-format .pth is a zip too, told apart by its data.pkl). Written beside the download.
+ * The photo_wct.pth in a download: a zip holding it, or the .pth itself (a PyTorch zip-format .pth is a
+ * zip too, told apart by its data.pkl). A zipped one is written beside the download, and described.
  */
-async function extractPhotoWct(download: string): Promise<string> {
+async function extractPhotoWct(download: string): Promise<{ path: string; extracted?: DownloadRecord['extracted'] }> {
   const bytes = await readFile(download);
-  if (!ZIP_MAGIC.every((b, i) => bytes[i] === b)) return download; // legacy torch.save: the .pth itself
+  if (!ZIP_MAGIC.every((b, i) => bytes[i] === b)) return { path: download }; // legacy torch.save: the .pth itself
   let names: string[];
   try {
     names = listZip(bytes);
@@ -297,7 +302,7 @@ async function extractPhotoWct(download: string): Promise<string> {
   }
   const pth = names.find((n) => /(^|\/)photo_wct\.pth$/.test(n));
   if (!pth) {
-    if (names.some((n) => /(^|\/)data\.pkl$/.test(n))) return download; // a PyTorch zip-format .pth
+    if (names.some((n) => /(^|\/)data\.pkl$/.test(n))) return { path: download }; // a PyTorch zip-format .pth
     if (names.some((n) => /\.t7$/.test(n))) {
       // FastPhotoStyle's Drive file is models.zip: the Torch7 originals its converter.py turns into photo_wct.pth.
       throw new StudioError('UNSUPPORTED_FORMAT', `${basename(download)} holds FastPhotoStyle's Torch7 models (${names.filter((n) => n.endsWith('.t7')).slice(0, 2).join(', ')}, …), which this version cannot import yet`,
@@ -308,7 +313,7 @@ async function extractPhotoWct(download: string): Promise<string> {
   const out = unzipSync(bytes, { filter: (f) => f.name === pth })[pth];
   const dest = join(dirname(download), 'photo_wct.pth');
   await writeFileAtomic(dest, out);
-  return dest;
+  return { path: dest, extracted: { file: basename(dest), bytes: out.length, sha256: sha256(out) } };
 }
 
 /** The entry names of a zip, from its central directory (fflate's filter sees each one). */
@@ -326,7 +331,7 @@ function listZip(bytes: Uint8Array): string[] {
 export async function fetchPhotoWct(opts: FetchPhotoWctOptions = {}): Promise<string> {
   const entry = CATALOG.photowct;
   const root = opts.root ?? modelsDir();
-  const url = opts.url ?? (process.env[entry.urlEnv] || PHOTOWCT_URL);
+  const url = opts.url ?? downloadUrl('photowct');
   const want = (opts.sha256 ?? process.env.STUDIO_PHOTOWCT_SHA256 ?? '').toLowerCase();
   const dest = join(await downloadsDir(root), PHOTOWCT_DOWNLOAD);
   if ((await sizeOf(dest)) > 0 && want && (await sha256File(dest)) !== want) await rm(dest, { force: true });
@@ -342,11 +347,9 @@ export async function fetchPhotoWct(opts: FetchPhotoWctOptions = {}): Promise<st
   const dir = join(root, entry.dir);
   let pth = dest;
   try {
-    pth = await extractPhotoWct(dest);
-    if (pth !== dest) {
-      const data = await readFile(pth);
-      record.extracted = { file: basename(pth), bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
-    }
+    const found = await extractPhotoWct(dest);
+    pth = found.path;
+    if (found.extracted) record.extracted = found.extracted;
     await installModelDir(dir, (tmp) => importPhotoWctInto(pth, tmp, { download: record }));
   } catch (e) {
     // A download that does not import is not kept: the next fetch downloads again instead of failing the same way.
@@ -366,7 +369,7 @@ export function fetchModel(id: CatalogId, opts: FetchOptions = {}): Promise<stri
 
 /** Bytes of an interrupted download of this model waiting to be resumed (0: none). */
 export async function partialBytes(id: CatalogId, root: string = modelsDir()): Promise<number> {
-  const name = id === 'vgg19' ? fileNameOf(process.env[CATALOG.vgg19.urlEnv] || VGG19_URL, 'vgg19_notop.h5') : PHOTOWCT_DOWNLOAD;
+  const name = id === 'vgg19' ? fileNameOf(downloadUrl('vgg19'), 'vgg19_notop.h5') : PHOTOWCT_DOWNLOAD;
   return sizeOf(join(root, 'downloads', `${name}.part`));
 }
 

@@ -9,7 +9,6 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zipSync } from 'fflate';
@@ -18,6 +17,7 @@ import { confirmTarget, decodeEntities, resolveDownload } from '../../../src-mai
 import { listModels, loadVgg19, readManifest } from '../../../src-main/engine/models/store.ts';
 import { encoderHash, loadDecoder } from '../../../src-main/engine/models/decoders.ts';
 import { encodeTorchStateDict } from '../../../src-main/engine/models/tiny.ts';
+import { closeLoopback, closedLoopbackPort, listenLoopback } from '../../loopback.ts';
 import { StudioError } from '../../../src-main/errors.ts';
 import { photoWctStateDict, WIDTHS } from './photowct-fixture.ts';
 
@@ -89,12 +89,10 @@ before(async () => {
     res.writeHead(404);
     res.end();
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = await listenLoopback(server);
 });
 after(async () => {
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
+  await closeLoopback(server);
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -205,10 +203,7 @@ test('cancelled while the confirmation page is being fetched: CANCELLED, not an 
 
 test('canReach: a listening port yes, a closed one no, quickly', async () => {
   assert.equal(await canReach(base), true);
-  const closed = http.createServer();
-  await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
-  const port = (closed.address() as AddressInfo).port;
-  await new Promise((r) => closed.close(r));
+  const port = await closedLoopbackPort();
   const t0 = Date.now();
   assert.equal(await canReach(`http://127.0.0.1:${port}/x`, 2000), false);
   assert.ok(Date.now() - t0 < 2000);

@@ -2,7 +2,6 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +10,8 @@ import { download, fetchVgg19 } from '../../../src-main/engine/models/fetch.ts';
 import { loadVgg19, readManifest } from '../../../src-main/engine/models/store.ts';
 import { tinyVgg19, writeKerasH5 } from '../../../src-main/engine/models/tiny.ts';
 import { mulberry32 } from '../../../src-main/engine/random.ts';
+import { withEnv } from '../../env.ts';
+import { closeLoopback, closedLoopbackPort, listenLoopback } from '../../loopback.ts';
 import { StudioError } from '../../../src-main/errors.ts';
 
 const rng = mulberry32(11);
@@ -64,12 +65,10 @@ before(async () => {
     }
     res.end(rest);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  base = await listenLoopback(server);
 });
 after(async () => {
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
+  await closeLoopback(server);
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -160,10 +159,7 @@ test('HTTP errors, refused connections and too many drops are DOWNLOAD_FAILED', 
   reset({ dropAfter: 10, dropTimes: 100 });
   await assert.rejects(download(`${base}/file.bin`, join(dir, 'y.bin'), { retries: 2, retryDelayMs: 5 }), isCode('DOWNLOAD_FAILED', /dropped/));
   // a port nothing listens on
-  const probe = http.createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  const port = (probe.address() as AddressInfo).port;
-  await new Promise((r) => probe.close(r));
+  const port = await closedLoopbackPort();
   await assert.rejects(download(`http://127.0.0.1:${port}/f`, join(dir, 'z.bin')), isCode('DOWNLOAD_FAILED', /ECONNREFUSED/));
   await assert.rejects(download('not a url', join(dir, 'z.bin')), isCode('DOWNLOAD_FAILED'));
 });
@@ -206,16 +202,8 @@ test('fetchVgg19 downloads, imports and installs the Keras weights (from a loopb
   assert.deepEqual((await readdir(root)).sort(), ['downloads', 'vgg19'], 'no temporary install folder is left');
   // the environment variables point it at a mirror too
   reset({ body });
-  const saved = { url: process.env.STUDIO_VGG19_URL, md5: process.env.STUDIO_VGG19_MD5 };
-  try {
-    process.env.STUDIO_VGG19_URL = `${base}/mirror.h5`;
-    process.env.STUDIO_VGG19_MD5 = 'ffffffffffffffffffffffffffffffff';
+  await withEnv({ STUDIO_VGG19_URL: `${base}/mirror.h5`, STUDIO_VGG19_MD5: 'ffffffffffffffffffffffffffffffff' }, async () => {
     await assert.rejects(fetchVgg19({ root, retryDelayMs: 5 }), isCode('CHECKSUM_MISMATCH'));
     assert.deepEqual(requests.map((r) => r.url), ['/mirror.h5']);
-  } finally {
-    for (const [k, v] of [['STUDIO_VGG19_URL', saved.url], ['STUDIO_VGG19_MD5', saved.md5]] as const) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
+  });
 });

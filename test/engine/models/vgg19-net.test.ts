@@ -5,6 +5,7 @@ import { initBackend } from '../../../src-main/engine/backend.ts';
 import { Vgg19 } from '../../../src-main/engine/models/vgg19-net.ts';
 import { tinyVgg19 } from '../../../src-main/engine/models/tiny.ts';
 import { TORCH_PREPROCESSING } from '../../../src-main/engine/models/format.ts';
+import { withEnv } from '../../env.ts';
 import { mulberry32 } from '../../../src-main/engine/random.ts';
 
 await initBackend('cpu');
@@ -78,14 +79,11 @@ for (const backend of ['cpu', 'wasm'] as const) {
       g.dispose();
       return { value, grad };
     };
-    const saved = process.env.STUDIO_FUSED_GRAD;
     try {
       for (const padding of ['zero', 'reflect'] as const) {
         const before = tf.memory().numTensors;
-        process.env.STUDIO_FUSED_GRAD = '1';
-        const fused = run(padding);
-        process.env.STUDIO_FUSED_GRAD = '0';
-        const plain = run(padding);
+        const fused = await withEnv({ STUDIO_FUSED_GRAD: '1' }, () => run(padding));
+        const plain = await withEnv({ STUDIO_FUSED_GRAD: '0' }, () => run(padding));
         assert.equal(tf.memory().numTensors, before, 'no tensor kept');
         const scale = Math.max(...plain.grad.map(Math.abs));
         assert.ok(scale > 0, 'the gradient is not zero');
@@ -93,8 +91,6 @@ for (const backend of ['cpu', 'wasm'] as const) {
         fused.grad.forEach((v, i) => assert.ok(Math.abs(v - plain.grad[i]) <= 1e-5 * scale, `${padding} gradient ${i}: ${v} vs ${plain.grad[i]}`));
       }
     } finally {
-      if (saved === undefined) delete process.env.STUDIO_FUSED_GRAD;
-      else process.env.STUDIO_FUSED_GRAD = saved;
       tf.dispose([x, w]);
       net.dispose();
     }
