@@ -11,7 +11,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { CancelledError, StudioError } from '../../errors.ts';
 
-/** FastPhotoStyle's download script names this Drive file: a zip holding photo_wct.pth. */
+/** FastPhotoStyle's download script names this Drive file: models.zip, its Torch7 networks (import-photowct-t7.ts). */
 export const PHOTOWCT_DRIVE_ID = '1ENgQm9TgabE1R99zhNf5q6meBvX6WFuq';
 
 export function driveDownloadUrl(id: string): string {

@@ -9,31 +9,31 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { connect } from 'node:net';
-import { basename, dirname, join } from 'node:path';
-import { unzipSync } from 'fflate';
+import { basename, join } from 'node:path';
 import { CancelledError, StudioError } from '../../errors.ts';
-import { writeFileAtomic } from '../../io/write.ts';
 import { CATALOG, type CatalogId } from './catalog.ts';
-import { resolveDownload } from './drive.ts';
+import { driveDownloadUrl, PHOTOWCT_DRIVE_ID, resolveDownload } from './drive.ts';
 import { importKerasH5 } from './import-keras.ts';
 import { importPhotoWctInto } from './import-photowct.ts';
-import { installModelDir, modelsDir, saveVgg19, sha256, type DownloadRecord } from './store.ts';
+import { openPhotoWct, type PhotoWctArchive } from './photowct-archive.ts';
+import { installModelDir, modelsDir, saveVgg19, type DownloadRecord } from './store.ts';
 
 export const VGG19_URL =
   'https://storage.googleapis.com/tensorflow/keras-applications/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5';
 export const VGG19_MD5 = '253f8cb515780f3b799900260a226db6';
 
 /**
- * FastPhotoStyle's photo_wct.pth lives in its PhotoWCTModels submodule (its .gitmodules); `raw/HEAD`
- * follows the repository's default branch. The Google Drive file its download script names
- * (drive.ts PHOTOWCT_DRIVE_ID) is models.zip with the Torch7 originals that its converter.py turns into
- * that .pth; the fetcher follows Drive's confirmation flow for it but cannot import .t7 files yet.
+ * FastPhotoStyle's published models: the Google Drive file its download_models.py names (models.zip, the
+ * Torch7 networks its converter.py turns into photo_wct.pth; converted here by import-photowct-t7.ts).
+ * The converted photo_wct.pth is also in its PhotoWCTModels submodule (PHOTOWCT_MIRROR_URL), which
+ * STUDIO_PHOTOWCT_URL can name when Drive refuses (its daily quota).
  */
-export const PHOTOWCT_URL = 'https://github.com/suquark/PhotoWCTModels/raw/HEAD/photo_wct.pth';
+export const PHOTOWCT_URL = driveDownloadUrl(PHOTOWCT_DRIVE_ID);
+export const PHOTOWCT_MIRROR_URL = 'https://github.com/suquark/PhotoWCTModels/raw/HEAD/photo_wct.pth';
 const PHOTOWCT_DOWNLOAD = 'photowct.download';
 
 /** Where a catalogue model downloads from: its environment variable (a mirror), else the published URL. */
@@ -285,47 +285,10 @@ export interface FetchPhotoWctOptions extends FetchOptions {
   sha256?: string;
 }
 
-const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04];
-
 /**
- * The photo_wct.pth in a download: a zip holding it, or the .pth itself (a PyTorch zip-format .pth is a
- * zip too, told apart by its data.pkl). A zipped one is written beside the download, and described.
- */
-async function extractPhotoWct(download: string): Promise<{ path: string; extracted?: DownloadRecord['extracted'] }> {
-  const bytes = await readFile(download);
-  if (!ZIP_MAGIC.every((b, i) => bytes[i] === b)) return { path: download }; // legacy torch.save: the .pth itself
-  let names: string[];
-  try {
-    names = listZip(bytes);
-  } catch (e) {
-    throw new StudioError('BAD_MODEL', `${basename(download)} is not a readable zip (${(e as Error).message}); delete it and fetch again`, undefined, { cause: e });
-  }
-  const pth = names.find((n) => /(^|\/)photo_wct\.pth$/.test(n));
-  if (!pth) {
-    if (names.some((n) => /(^|\/)data\.pkl$/.test(n))) return { path: download }; // a PyTorch zip-format .pth
-    if (names.some((n) => /\.t7$/.test(n))) {
-      // FastPhotoStyle's Drive file is models.zip: the Torch7 originals its converter.py turns into photo_wct.pth.
-      throw new StudioError('UNSUPPORTED_FORMAT', `${basename(download)} holds FastPhotoStyle's Torch7 models (${names.filter((n) => n.endsWith('.t7')).slice(0, 2).join(', ')}, …), which this version cannot import yet`,
-        'get photo_wct.pth from FastPhotoStyle\'s PhotoWCTModels submodule (github.com/suquark/PhotoWCTModels) and run `studio models import photo_wct.pth`, or set STUDIO_PHOTOWCT_URL to a copy of it');
-    }
-    throw new StudioError('BAD_MODEL', `${basename(download)} holds no photo_wct.pth (it has ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''})`);
-  }
-  const out = unzipSync(bytes, { filter: (f) => f.name === pth })[pth];
-  const dest = join(dirname(download), 'photo_wct.pth');
-  await writeFileAtomic(dest, out);
-  return { path: dest, extracted: { file: basename(dest), bytes: out.length, sha256: sha256(out) } };
-}
-
-/** The entry names of a zip, from its central directory (fflate's filter sees each one). */
-function listZip(bytes: Uint8Array): string[] {
-  const names: string[] = [];
-  unzipSync(bytes, { filter: (f) => { names.push(f.name); return false; } });
-  return names;
-}
-
-/**
- * Download FastPhotoStyle's photo_wct.pth (PHOTOWCT_URL; any mirror, a zip holding it, or a Google Drive
- * link, whose confirmation page drive.ts follows), unzip it where zipped, import it (the importer's key and shape checks) and install it as `<root>/photowct`
+ * Download FastPhotoStyle's models (PHOTOWCT_URL: Google Drive, whose confirmation page drive.ts follows;
+ * or any mirror of models.zip, of photo_wct.pth or of a zip holding it), take the networks out of it
+ * (photowct-archive.ts), import them (the importer's key and shape checks) and install them as `<root>/photowct`
  * with the download's URL, sha256 and licence in the manifest. Returns the model folder.
  */
 export async function fetchPhotoWct(opts: FetchPhotoWctOptions = {}): Promise<string> {
@@ -336,8 +299,16 @@ export async function fetchPhotoWct(opts: FetchPhotoWctOptions = {}): Promise<st
   const dest = join(await downloadsDir(root), PHOTOWCT_DOWNLOAD);
   if ((await sizeOf(dest)) > 0 && want && (await sha256File(dest)) !== want) await rm(dest, { force: true });
   if ((await sizeOf(dest)) === 0) {
-    const target = await resolveDownload(url, { signal: opts.signal, timeoutMs: opts.timeoutMs });
-    await download(target.url, dest, { ...opts, headers: target.headers, mirrorEnv: entry.urlEnv });
+    try {
+      const target = await resolveDownload(url, { signal: opts.signal, timeoutMs: opts.timeoutMs });
+      await download(target.url, dest, { ...opts, headers: target.headers, mirrorEnv: entry.urlEnv });
+    } catch (e) {
+      // Drive refuses a popular file for a day when its quota is spent; the converted file has a mirror.
+      if (e instanceof StudioError && e.code === 'DOWNLOAD_FAILED' && url === PHOTOWCT_URL) {
+        throw new StudioError('DOWNLOAD_FAILED', e.message, `the converted photo_wct.pth is also published in FastPhotoStyle's PhotoWCTModels: ${entry.urlEnv}=${PHOTOWCT_MIRROR_URL} studio models fetch photowct`, { cause: e });
+      }
+      throw e;
+    }
   }
   const record: DownloadRecord = { url, file: basename(dest), bytes: await sizeOf(dest), sha256: await sha256File(dest) };
   if (want && record.sha256 !== want) {
@@ -345,18 +316,19 @@ export async function fetchPhotoWct(opts: FetchPhotoWctOptions = {}): Promise<st
     throw new StudioError('CHECKSUM_MISMATCH', `downloaded ${url} has sha256 ${record.sha256}, expected ${want}; the file was deleted`);
   }
   const dir = join(root, entry.dir);
-  let pth = dest;
+  let archive: PhotoWctArchive | undefined;
   try {
-    const found = await extractPhotoWct(dest);
-    pth = found.path;
-    if (found.extracted) record.extracted = found.extracted;
-    await installModelDir(dir, (tmp) => importPhotoWctInto(pth, tmp, { download: record }));
+    archive = await openPhotoWct(dest);
+    if (archive.extracted) record.extracted = archive.extracted;
+    if (archive.torch7) record.torch7 = archive.torch7;
+    const source = archive.source;
+    await installModelDir(dir, (tmp) => importPhotoWctInto(source, tmp, { download: record }));
   } catch (e) {
     // A download that does not import is not kept: the next fetch downloads again instead of failing the same way.
     await rm(dest, { force: true });
     throw e;
   } finally {
-    if (pth !== dest) await rm(pth, { force: true });
+    await archive?.dispose();
   }
   if (!opts.keepDownload) await rm(dest, { force: true });
   return dir;

@@ -41,7 +41,11 @@ export const PHOTOWCT_DEPTH = 'relu4_1';
 /** Largest relative difference between eL's and e4's copy of a layer: copies of one network are identical, this allows float rounding only. */
 const SHARED_TOLERANCE = 1e-5;
 
-type StateDict = Map<string, { shape: number[]; data: Float32Array; dtype: 'F32' | 'F16' }>;
+/** A state dict as PyTorch's: key → OIHW tensor. */
+export type StateDict = Map<string, { shape: number[]; data: Float32Array; dtype: 'F32' | 'F16' }>;
+
+/** A photo_wct.pth on disk, or a state dict built another way (the Torch7 networks, import-photowct-t7.ts). */
+export type PhotoWctSource = string | { stateDict: StateDict; origin: string };
 
 export interface PhotoWctImport {
   /** VGG19 up to relu4_1 (depth), conv0 folded into conv1_1, Caffe preprocessing. */
@@ -58,7 +62,9 @@ export async function isPhotoWctPth(path: string): Promise<boolean> {
 const encConvs = (level: Level, widths?: readonly number[]): ConvSpec[] =>
   encoderLayers(level, widths).flatMap((l) => (l.kind === 'conv' ? [l.conv] : []));
 
-export async function importPhotoWct(path: string): Promise<PhotoWctImport> {
+export async function importPhotoWct(source: PhotoWctSource): Promise<PhotoWctImport> {
+  if (typeof source !== 'string') return photoWctFromStateDict(source.stateDict, source.origin);
+  const path = source;
   const origin = basename(path);
   let sd: StateDict;
   try {
@@ -70,6 +76,11 @@ export async function importPhotoWct(path: string): Promise<PhotoWctImport> {
     }
     throw e;
   }
+  return photoWctFromStateDict(sd, origin);
+}
+
+/** PhotoWCT's state dict (FastPhotoStyle's keys) → one encoder and four decoders, every key and shape checked. */
+export function photoWctFromStateDict(sd: StateDict, origin: string): PhotoWctImport {
   const get = (key: string, want: number[], what: string): Float32Array => {
     const t = sd.get(key);
     if (!t) throw new StudioError('BAD_MODEL', `${origin}: ${key} is missing (${what}); not a complete photo_wct.pth`);
@@ -188,11 +199,11 @@ export function foldConv0(
 }
 
 /**
- * Import photo_wct.pth into a model folder: the encoder as model.safetensors (+ manifest, depth relu4_1)
+ * Import photo_wct.pth (or the same state dict from the Torch7 networks) into a model folder: the encoder as model.safetensors (+ manifest, depth relu4_1)
  * and the four decoders as decoders/level{1..4}.safetensors, recording the encoder's sha256.
  */
-export async function importPhotoWctInto(path: string, dir: string, opts: { dtype?: StoredDtype; download?: DownloadRecord } = {}): Promise<{ manifest: Manifest; decoders: string[] }> {
-  const { encoder, decoders } = await importPhotoWct(path);
+export async function importPhotoWctInto(source: PhotoWctSource, dir: string, opts: { dtype?: StoredDtype; download?: DownloadRecord } = {}): Promise<{ manifest: Manifest; decoders: string[] }> {
+  const { encoder, decoders } = await importPhotoWct(source);
   const manifest = await saveVgg19(dir, encoder, { dtype: opts.dtype, download: opts.download });
   const hash = manifest.files.find((f) => f.path === MODEL_FILE)?.sha256;
   if (!hash) throw new Error(`saveVgg19 wrote no ${MODEL_FILE}`);

@@ -1,6 +1,6 @@
 /**
  * One entry for every weights file a user brings (CLI `studio models import`, the app's Models panel):
- * FastPhotoStyle's photo_wct.pth (told apart by its keys) becomes an encoder with its four decoders; a
+ * FastPhotoStyle's photo_wct.pth (told apart by its keys) or its models.zip (Torch7) becomes an encoder with its four decoders; a
  * Keras .h5 or a torchvision .pth becomes a VGG19. The install is atomic (installModelDir), and a file
  * the catalogue knows (the Keras file, by its published md5; FastPhotoStyle's, by its layout) keeps its licence.
  */
@@ -21,18 +21,22 @@ export async function importWeightsFile(file: string, opts: { name?: string; dty
   if (opts.name !== undefined) checkModelName(opts.name);
   const ext = extname(file).toLowerCase();
   const torch = ext === '.pth' || ext === '.pt';
-  if (torch) {
-    const photoWct = await import('./import-photowct.ts');
-    if (await photoWct.isPhotoWctPth(file)) {
+  const photoWct = await import('./import-photowct.ts');
+  if (ext === '.zip' || (torch && (await photoWct.isPhotoWctPth(file)))) {
+    // FastPhotoStyle's models.zip (Torch7 networks), a zip holding photo_wct.pth, or photo_wct.pth itself.
+    const archive = await (await import('./photowct-archive.ts')).openPhotoWct(file);
+    try {
       const dir = join(root, opts.name ?? CATALOG.photowct.dir);
-      await installModelDir(dir, (tmp) => photoWct.importPhotoWctInto(file, tmp, { dtype: opts.dtype }));
+      await installModelDir(dir, (tmp) => photoWct.importPhotoWctInto(archive.source, tmp, { dtype: opts.dtype }));
       return { dir, kind: 'photowct' };
+    } finally {
+      await archive.dispose();
     }
   }
   const keras = ext === '.h5' || ext === '.hdf5';
   if (!keras && !torch) {
     throw new StudioError('UNSUPPORTED_FORMAT', `${file}: not a weights file this studio imports`,
-      "use the Keras VGG19 notop .h5, the torchvision vgg19 .pth, or FastPhotoStyle's photo_wct.pth");
+      "use the Keras VGG19 notop .h5, the torchvision vgg19 .pth, or FastPhotoStyle's photo_wct.pth or models.zip");
   }
   const weights = keras
     ? await (await import('./import-keras.ts')).importKerasH5(file)

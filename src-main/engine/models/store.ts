@@ -60,6 +60,8 @@ export interface DownloadRecord {
   sha256: string;
   /** A file taken out of the download (photo_wct.pth out of the zip), with its own sha256. */
   extracted?: { file: string; bytes: number; sha256: string };
+  /** The Torch7 networks converted (FastPhotoStyle's models.zip), each with its sha256. */
+  torch7?: Array<{ file: string; bytes: number; sha256: string }>;
 }
 
 /** Where models live: $STUDIO_MODELS_DIR, else the platform's per-user data directory. */

@@ -130,7 +130,7 @@ test('fetch photowct through the download form: resumes a dropped transfer, unzi
   assert.equal(m.licence?.commercialUse, false);
   assert.equal(m.download?.url, driveUrl());
   assert.equal(m.download?.sha256, sha(ZIP));
-  assert.deepEqual(m.download?.extracted, { file: 'photo_wct.pth', bytes: PTH.length, sha256: sha(PTH) });
+  assert.deepEqual(m.download?.extracted, { file: 'PhotoWCTModels/photo_wct.pth', bytes: PTH.length, sha256: sha(PTH) });
   assert.equal(m.depth, 'relu4_1');
   const w = await loadVgg19(modelDir);
   assert.deepEqual(w.widths.slice(0, 4), WIDTHS.slice(0, 4));
@@ -175,9 +175,9 @@ test('a zip without photo_wct.pth, or a damaged .pth, installs nothing and keeps
   await assert.rejects(fetchPhotoWct({ root, url: driveUrl(), retryDelayMs: 5 }), (e: unknown) =>
     e instanceof StudioError && e.code !== 'INTERNAL' && /photo_wct\.pth/.test(e.message) && !/holds no/.test(e.message));
   assert.ok(log.some((l) => l.path.startsWith('/uc')), 'downloaded again');
-  // FastPhotoStyle's Drive file itself: its Torch7 originals, said plainly.
+  // A models.zip with only some of FastPhotoStyle's Torch7 networks: which are missing, said plainly.
   body = Buffer.from(zipSync({ 'models/vgg_normalised_conv1_1_mask.t7': Buffer.from('t7'), 'models/feature_invertor_conv1_1_mask.t7': Buffer.from('t7') }));
-  await assert.rejects(fetchPhotoWct({ root, url: driveUrl(), retryDelayMs: 5 }), isCode('UNSUPPORTED_FORMAT', /Torch7 models .*vgg_normalised_conv1_1_mask\.t7/));
+  await assert.rejects(fetchPhotoWct({ root, url: driveUrl(), retryDelayMs: 5 }), isCode('BAD_MODEL', /not all eight .*vgg_normalised_conv2_1_mask\.t7.* missing/));
   assert.deepEqual(await readdir(join(root, 'downloads')), [], 'nothing kept of a download that did not import');
   assert.deepEqual(await readManifest(join(root, 'photowct')), before, 'the installed model is untouched');
   assert.deepEqual((await readdir(root)).filter((n) => n.startsWith('.')), [], 'no temporary folder is left');
