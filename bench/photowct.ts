@@ -1,6 +1,7 @@
 // PhotoWCT per stage (REFERENCE §3) on full-width random VGG19 weights and random (He) decoders:
-// for each level of the cascade relu4_1 → relu1_1, the content and style encodings, the WCT
-// (covariances, square roots, colouring) and the decoding; then the two smoothing modes at the
+// the style's encoding (once, all levels), then for each level of the cascade relu4_1 → relu1_1 the
+// content's encoding, the WCT (covariances, square roots, colouring) and the decoding, timed inside
+// the method itself (photoWct's onStage hook); then the two smoothing modes at the
 // same size. Content and style are the bundled photos, so the covariances have photo statistics.
 //   node --import tsx bench/photowct.ts [--backend NAME] [--sizes 512x512,1024x512] [--runs 3] [--no-smooth] [--no-torch]
 // Medians of --runs after one warm-up; every stage ends with a read-back, so times include the
@@ -9,7 +10,6 @@
 // (FastPhotoStyle's definitions, eigh-based WCT) on the same resized photos, sizes, runs and thread
 // count, and a table prints every stage beside PyTorch's with the ratio and issue 16's targets
 // (cascade ≤ 1.3× PyTorch; WCT ≤ 0.3 s per level at 1024×512). Entries go to results.json as 'pytorch-cpu'.
-import * as tf from '@tensorflow/tfjs-core';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -17,12 +17,11 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { initBackend } from '../src-main/engine/backend.ts';
-import { imageToTensor, type RgbImage } from '../src-main/engine/image.ts';
+import type { RgbImage } from '../src-main/engine/image.ts';
 import { randomVgg19 } from '../src-main/engine/models/tiny.ts';
 import { FULL_WIDTHS } from '../src-main/engine/models/vgg19.ts';
-import { preprocess } from '../src-main/engine/models/vgg19-net.ts';
-import { PhotoAutoencoder, disposeSwitches, initDecoder, LEVELS, type Level } from '../src-main/engine/photo/autoencoder.ts';
-import { wct } from '../src-main/engine/photo/wct.ts';
+import { initDecoder, LEVELS, type DecoderWeights, type Level } from '../src-main/engine/photo/autoencoder.ts';
+import { photoWct } from '../src-main/engine/photo/stylize.ts';
 import { runSmoothing } from '../src-main/engine/photo/smoothing.ts';
 import { mulberry32 } from '../src-main/engine/random.ts';
 import { SmoothParams } from '../src-main/protocol.ts';
@@ -56,9 +55,8 @@ function record(name: string, size: string, ms: number, note?: string): void {
 
 console.log(`PhotoWCT on ${info.name}: ${info.device}; ${info.threads} thread${info.threads === 1 ? '' : 's'} on ${os.cpus().length} cores; sizes ${sizes.map(([w, h]) => `${w}×${h}`).join(', ')}; full-width random VGG19 and decoders; median of ${runs} after a warm-up`);
 const weights = randomVgg19(FULL_WIDTHS, 1);
-const enc = { widths: weights.widths, tensors: weights.tensors, preprocess: (t: tf.Tensor4D) => preprocess(t, weights.preprocessing) };
 const rng = mulberry32(7);
-const aes = new Map<Level, PhotoAutoencoder>(LEVELS.map((l) => [l, new PhotoAutoencoder(l, enc, initDecoder(l, FULL_WIDTHS, rng))]));
+const decoders = new Map<Level, DecoderWeights>(LEVELS.map((l) => [l, initDecoder(l, FULL_WIDTHS, rng)]));
 
 for (const [w, h] of sizes) {
   const size = `${w}×${h}`;
@@ -74,43 +72,17 @@ for (const [w, h] of sizes) {
   const methods = new Map<Level, string>();
   let stylized: RgbImage | undefined;
   for (let run = 0; run <= runs; run++) {
-    let x = imageToTensor(content);
-    const s = imageToTensor(style);
+    // The method itself (engine/photo/stylize.ts), its stages timed through its onStage hook.
     const tAll = performance.now();
-    for (const level of [4, 3, 2, 1] as Level[]) {
-      const ae = aes.get(level)!;
-      let t = performance.now();
-      const c = ae.encode(x);
-      await c.features.data();
-      const encC = performance.now() - t;
-      t = performance.now();
-      const st = ae.encode(s);
-      await st.features.data();
-      disposeSwitches(st.switches);
-      const encS = performance.now() - t;
-      t = performance.now();
-      const r = await wct(c.features, st.features, { alpha: 1 });
-      await r.out.data();
-      const wctMs = performance.now() - t;
-      t = performance.now();
-      const decoded = tf.tidy(() => tf.clipByValue(ae.decode(r.out, c.switches), 0, 255) as tf.Tensor4D);
-      await decoded.data();
-      const dec = performance.now() - t;
-      tf.dispose([c.features, st.features, r.out, x]);
-      disposeSwitches(c.switches);
-      x = decoded;
-      if (run > 0) {
-        add(`relu${level}_1 encode content`, encC);
-        add(`relu${level}_1 encode style`, encS);
-        add(`relu${level}_1 WCT`, wctMs);
-        methods.set(level, `${r.whitening.method}/${r.coloring.method}`);
-        add(`relu${level}_1 decode`, dec);
-      }
-    }
+    const r = await photoWct(weights, decoders, content, style, { alpha: 1 }, {
+      checkCancelled: () => {},
+      onStage: (stage, level, ms) => {
+        if (run > 0) add(level ? `relu${level}_1 ${stage === 'wct' ? 'WCT' : stage}` : `${stage} (all levels)`, ms);
+      },
+    });
     if (run > 0) add('cascade total', performance.now() - tAll);
-    const data = (await tf.tidy(() => tf.div(x, 255)).data()) as Float32Array;
-    stylized = { width: w, height: h, data };
-    tf.dispose([x, s]);
+    for (const l of r.levels) methods.set(l.level, l.squareRoots ?? '');
+    stylized = r.image;
   }
   for (const [k, ms] of times) {
     const level = /relu(\d)_1 WCT/.exec(k)?.[1];
@@ -126,7 +98,6 @@ for (const [w, h] of sizes) {
     record('photowct smoothing fast (guided filter)', size, median(fast.slice(1)), `r = ${p.radius}`);
   }
 }
-for (const ae of aes.values()) ae.dispose();
 
 // PyTorch's figures, measured now that ours are done (never concurrently), with our thread count.
 const torchEntries: BenchEntry[] = [];
@@ -145,7 +116,7 @@ if (values['no-torch']) {
     const rows: ComparisonRow[] = [];
     for (const [w, h] of sizes) {
       const size = `${w}×${h}`;
-      for (const e of entries.filter((x) => x.size === size && /^photowct (relu\d_1 |cascade total)/.test(x.name))) {
+      for (const e of entries.filter((x) => x.size === size && /^photowct (relu\d_1 |cascade total|encode style)/.test(x.name))) {
         const tMs = torchMs(r, e.name, size);
         const row: ComparisonRow = { name: e.name, size, ours: e.medianMs, torch: tMs, unit: 'ms' };
         if (e.name === 'photowct cascade total') Object.assign(row, { target: `≤ ${CASCADE_VS_TORCH}× PyTorch`, met: tMs ? e.medianMs / tMs <= CASCADE_VS_TORCH : undefined });

@@ -12,8 +12,9 @@ content's indices. WCT (Li et al.; FastPhotoStyle's __wct_core) on [C, H*W] feat
   eigenvalues below 1e-5*lambda dropped,
 with lambda = the reference's +I rescaled as src-main/engine/photo/wct.ts's automatic rule does
 (min(1, 1e-4 * mean eigenvalue of cov_c): exactly +I on Caffe-scale features). Per run, as bench/photowct.ts:
-the content image goes through levels 4, 3, 2, 1 (encode content, encode style, WCT, decode and
-clamp to 0-255, each timed), and the cascade total; one warm-up run, then --runs timed, median.
+the style is encoded once for all levels (FastPhotoStyle's forward_multiple), then the content image goes
+through levels 4, 3, 2, 1 (encode content, WCT, decode, each timed; unclamped between levels), and the
+cascade total; one warm-up run, then --runs timed, median.
 No autograd (torch.no_grad), float32, NCHW.
 
 Images: --images DIR holding WxH-content.rgb and WxH-style.rgb (raw RGB8, H*W*3 bytes, row-major),
@@ -112,6 +113,20 @@ class PhotoAutoencoders:
                 x = self.conv(x, w, b, True)
         return x, pools
 
+    def encode_multiple(self, rgb255, levels):
+        """FastPhotoStyle's forward_multiple: every level's style features from one pass to relu4_1."""
+        x = rgb255.flip(1) - self.mean
+        out = {}
+        for layer in encoder_layers(max(levels)):
+            if layer[0] == 'pool':
+                x = F.max_pool2d(x, 2, 2)
+            else:
+                w, b = self.enc[layer[1]]
+                x = self.conv(x, w, b, True)
+                if layer[1][-2:] == '_1' and int(layer[1][4]) in levels:
+                    out[int(layer[1][4])] = x
+        return out
+
     def decode(self, f, level, pools):
         x = f
         pools = list(pools)
@@ -195,25 +210,26 @@ def main():
             for run in range(runs + 1):
                 x = content
                 t_all = time.perf_counter()
+                t = time.perf_counter()
+                styles = aes.encode_multiple(style, (4, 3, 2, 1))
+                if run > 0:
+                    add('encode style (all levels)', (time.perf_counter() - t) * 1e3)
                 for level in (4, 3, 2, 1):
                     t = time.perf_counter()
                     fc, pools = aes.encode(x, level)
                     enc_c = time.perf_counter() - t
                     t = time.perf_counter()
-                    fs, _ = aes.encode(style, level)
-                    enc_s = time.perf_counter() - t
-                    t = time.perf_counter()
-                    fcs = wct(fc, fs)
+                    fcs = wct(fc, styles[level])
                     wct_s = time.perf_counter() - t
                     t = time.perf_counter()
-                    x = aes.decode(fcs, level, pools).clamp_(0, 255)
+                    x = aes.decode(fcs, level, pools)  # unclamped between levels, as FastPhotoStyle
                     dec = time.perf_counter() - t
                     if run > 0:
                         add(f'relu{level}_1 encode content', enc_c * 1e3)
-                        add(f'relu{level}_1 encode style', enc_s * 1e3)
                         add(f'relu{level}_1 WCT', wct_s * 1e3)
                         add(f'relu{level}_1 decode', dec * 1e3)
-                    del fc, fs, fcs, pools
+                    del fc, fcs, pools
+                del styles
                 if run > 0:
                     add('cascade total', (time.perf_counter() - t_all) * 1e3)
             for k, ms in times.items():

@@ -44,6 +44,7 @@ import { StudioError } from '../../errors.ts';
 import { featureScaleOf } from '../models/format.ts';
 
 export { featureScaleOf };
+import { centreInPlace, featureStatsInPlace, inPlaceKernelsAvailable } from './covariance-wasm.ts';
 import { sqrtAndInvSqrt, type SqrtMethod, type SqrtResult } from './matrix-sqrt.ts';
 
 export interface WctOptions {
@@ -138,12 +139,49 @@ export function checkOptions(opts: WctOptions): { alpha: number; featureScale?: 
 export async function referenceUnit(x: tf.Tensor2D, featureScale?: number): Promise<number> {
   if (featureScale !== undefined) return featureScale * featureScale;
   const [d, c] = x.shape;
-  // trace(cov) = Σ per-channel variances.
-  const v = tf.tidy(() => tf.mul(tf.div(tf.sum(tf.moments(x, 0).variance), c), d / (d - 1)));
-  const meanEig = (await v.data())[0];
-  v.dispose();
+  let meanEig: number;
+  if (inPlaceKernelsAvailable()) {
+    const { scatter } = featureStatsInPlace(x);
+    let trace = 0;
+    for (let i = 0; i < c; i++) trace += scatter[i * c + i];
+    meanEig = trace / (d - 1) / c;
+  } else {
+    // trace(cov) = Σ per-channel variances.
+    const v = tf.tidy(() => tf.mul(tf.div(tf.sum(tf.moments(x, 0).variance), c), d / (d - 1)));
+    meanEig = (await v.data())[0];
+    v.dispose();
+  }
+  return unitFromMeanEigenvalue(meanEig);
+}
+
+function unitFromMeanEigenvalue(meanEig: number): number {
   const u2 = Math.min(1, AUTO_REGULARIZER_FRACTION * meanEig);
   return u2 > 0 && Number.isFinite(u2) ? u2 : 1; // constant content: nothing to whiten, any λ will do
+}
+
+/**
+ * Mean [1,C], covariance Σ/(D − 1) [C,C] and the centred features of x [D,C], and the mean of the
+ * centred features (~0; the report's mean error). On WebAssembly by covariance-wasm.ts's in-place
+ * passes (two reads of x, one write), elsewhere by tensor ops.
+ */
+function moments2d(x: tf.Tensor2D, centred: boolean): { mean: tf.Tensor2D; cov: tf.Tensor2D; xcc?: tf.Tensor2D; centredMean: tf.Tensor2D } {
+  const [d, c] = x.shape;
+  if (inPlaceKernelsAvailable()) {
+    const st = featureStatsInPlace(x);
+    const out = {
+      mean: tf.tensor2d(Float32Array.from(st.mean), [1, c]),
+      cov: tf.tensor2d(Float32Array.from(st.scatter, (v) => v / (d - 1)), [c, c]),
+      centredMean: tf.tensor2d(Float32Array.from(st.centredSum, (v) => v / d), [1, c]),
+    };
+    return centred ? { ...out, xcc: centreInPlace(x, st.mean) } : out;
+  }
+  return tf.tidy(() => {
+    const mean = tf.mean(x, 0, true) as tf.Tensor2D;
+    const xcc = tf.sub(x, mean) as tf.Tensor2D;
+    const cov = tf.div(gramT(xcc), d - 1) as tf.Tensor2D;
+    const centredMean = tf.mean(xcc, 0, true) as tf.Tensor2D;
+    return centred ? { mean, cov, xcc, centredMean } : { mean, cov, centredMean };
+  });
 }
 
 const info = (r: SqrtResult): SqrtInfo => ({ method: r.method, iterations: r.iterations, dropped: r.dropped, ...(r.fallbackReason ? { fallbackReason: r.fallbackReason } : {}) });
@@ -167,39 +205,61 @@ export interface StyleStats {
   color: Map<number, { sqrt: Float32Array; info: SqrtInfo }>;
 }
 
+/** The style statistics WCT needs, from style features [1,H,W,C] (what `cache.stats` holds). */
+export async function styleStatsOf(fs: tf.Tensor4D): Promise<StyleStats> {
+  const [h, w, c] = checkFeatures(fs, 'style');
+  const xs = tf.reshape(fs, [h * w, c]) as tf.Tensor2D;
+  const m = moments2d(xs, false);
+  try {
+    return { ds: h * w, channels: c, mean: (await m.mean.data()) as Float32Array, cov: (await m.cov.data()) as Float32Array, color: new Map() };
+  } finally {
+    tf.dispose([xs, m.mean, m.cov, m.centredMean]);
+  }
+}
+
 /**
- * WCT on [D,C] matrices (positions × channels), given the reference unit u². The building block of
- * `wct` and of the per-label transform. The style is its features, or their cached statistics
- * (`style.stats`), which are filled in when given empty so that the next call can skip the style.
+ * WCT on [D,C] matrices (positions × channels), given the reference unit u² ('auto': from this
+ * content's covariance, as referenceUnit). The building block of `wct` and of the per-label transform.
+ * The style is its features, or their cached statistics (`style.stats`), which are filled in when
+ * given empty so that the next call can skip the style.
  */
 export async function wct2d(
-  xc: tf.Tensor2D, xs: tf.Tensor2D | null, u2: number, alpha: number, method: 'auto' | SqrtMethod, cache?: { stats?: StyleStats },
+  xc: tf.Tensor2D, xs: tf.Tensor2D | null, unit: number | 'auto', alpha: number, method: 'auto' | SqrtMethod, cache?: { stats?: StyleStats },
 ): Promise<Wct2dResult> {
-  const [dc, c] = xc.shape;
+  const c = xc.shape[1];
   const cached = cache?.stats;
   if (!xs && !cached) throw new StudioError('INTERNAL', 'WCT needs the style features or their statistics');
   if (cached && cached.channels !== c) throw new StudioError('BAD_ARGUMENT', `WCT: the cached style statistics have ${cached.channels} channels, the content ${c}`);
   const ds = cached ? cached.ds : xs!.shape[0];
-  const regularizer = u2;
-  const cutoff = REFERENCE_CUTOFF * u2;
-  const pick = (rankDeficient: boolean): 'auto' | SqrtMethod =>
-    method !== 'auto' ? method : tf.getBackend() === 'cpu' || rankDeficient ? 'eigen' : 'auto';
 
   const keep: tf.Tensor[] = [];
   try {
-    const [xcc, covRawC, covC] = tf.tidy(() => {
-      const xcc = tf.sub(xc, tf.mean(xc, 0, true)) as tf.Tensor2D;
-      const covRawC = tf.div(gramT(xcc), dc - 1) as tf.Tensor2D;
-      const covC = tf.add(covRawC, tf.mul(tf.eye(c), regularizer)) as tf.Tensor2D;
-      return [xcc, covRawC, covC];
-    });
-    keep.push(xcc, covRawC, covC);
-    const [meanS, covS] = cached
-      ? [tf.tensor2d(cached.mean, [1, c]), tf.tensor2d(cached.cov, [c, c])]
-      : tf.tidy(() => {
-        const meanS = tf.mean(xs!, 0, true) as tf.Tensor2D;
-        return [meanS, tf.div(gramT(tf.sub(xs!, meanS) as tf.Tensor2D), ds - 1) as tf.Tensor2D];
-      });
+    const content = moments2d(xc, true);
+    const { cov: covRawC, centredMean } = content;
+    const xcc = content.xcc!;
+    keep.push(content.mean, covRawC, xcc, centredMean);
+    let u2 = unit;
+    if (u2 === 'auto') {
+      const d = (await covRawC.data()) as Float32Array;
+      let trace = 0;
+      for (let i = 0; i < c; i++) trace += d[i * c + i];
+      u2 = unitFromMeanEigenvalue(trace / c);
+    }
+    const regularizer = u2;
+    const cutoff = REFERENCE_CUTOFF * u2;
+    const pick = (rankDeficient: boolean): 'auto' | SqrtMethod =>
+      method !== 'auto' ? method : tf.getBackend() === 'cpu' || rankDeficient ? 'eigen' : 'auto';
+    const covC = tf.tidy(() => tf.add(covRawC, tf.mul(tf.eye(c), regularizer)) as tf.Tensor2D);
+    keep.push(covC);
+    let meanS: tf.Tensor2D;
+    let covS: tf.Tensor2D;
+    if (cached) {
+      [meanS, covS] = [tf.tensor2d(cached.mean, [1, c]), tf.tensor2d(cached.cov, [c, c])];
+    } else {
+      const style = moments2d(xs!, false);
+      style.centredMean.dispose();
+      [meanS, covS] = [style.mean, style.cov];
+    }
     keep.push(meanS, covS);
 
     const white = await sqrtAndInvSqrt(covC, { method: pick(false), cutoff });
@@ -226,14 +286,16 @@ export async function wct2d(
 
     const [out, errors] = tf.tidy(() => {
       const m = tf.matMul(white.invSqrt, colorSqrt);
-      const centred = tf.matMul(xcc, m) as tf.Tensor2D;
-      const fcs = tf.add(centred, meanS) as tf.Tensor2D;
+      // X̄c·M + mean_s as one product with a bias (one pass over the D×C output). The bias must be a
+      // rank-1 tensor of its own on WebAssembly (a reshape keeps its buffer's recorded shape): an op, not a view.
+      const bias = tf.add(tf.reshape(meanS, [c]), 0) as tf.Tensor1D;
+      const fcs = tf.fused.matMul({ a: xcc, b: m, bias }) as tf.Tensor2D;
       // The output's covariance and mean from M instead of from the D×C output (a D·C² product and a
       // pass over it saved): centredᵀcentred/(dc − 1) = Mᵀ·covRawC·M, mean(fcs) = mean(xcc)·M + meanS.
       // (An explicit transpose: matMul with transposeA is far slower on WebAssembly.)
       const covOut = tf.matMul(tf.matMul(tf.transpose(m), covRawC), m);
       const covErr = tf.div(tf.norm(tf.sub(covOut, covS)), tf.maximum(tf.norm(covS), 1e-30));
-      const meanOut = tf.add(tf.matMul(tf.mean(xcc, 0, true), m), meanS);
+      const meanOut = tf.add(tf.matMul(centredMean, m), meanS);
       const meanNorm = tf.norm(meanS);
       const meanErr = tf.div(tf.norm(tf.sub(meanOut, meanS)), tf.where(tf.greater(meanNorm, 0), meanNorm, tf.onesLike(meanNorm)));
       const blended = alpha === 1 ? fcs : tf.add(tf.mul(fcs, alpha), tf.mul(xc, 1 - alpha));
@@ -261,8 +323,7 @@ export async function wct(fc: tf.Tensor4D, fs: tf.Tensor4D | null, opts: WctOpti
   const xs = fs && styleShape ? tf.reshape(fs, [styleShape[0] * styleShape[1], c]) as tf.Tensor2D : null;
   const xc = tf.reshape(fc, [hc * wc, c]) as tf.Tensor2D;
   try {
-    const u2 = await referenceUnit(xc, o.featureScale);
-    const r = await wct2d(xc, xs, u2, o.alpha, o.method, cache);
+    const r = await wct2d(xc, xs, o.featureScale === undefined ? 'auto' : o.featureScale * o.featureScale, o.alpha, o.method, cache);
     const out = tf.reshape(r.out, [1, hc, wc, c]) as tf.Tensor4D;
     r.out.dispose();
     return { ...r, out };

@@ -1,0 +1,118 @@
+/**
+ * WCT's passes over [D, C] features on the tfjs WebAssembly backend, in place: the kernels of
+ * wasm/covariance.as.ts (compiled by scripts/build-wasm.mjs) are instantiated on that backend's own
+ * linear memory, so they read its tensors where they lie and write into tensors it allocated.
+ *
+ * Why: tfjs-wasm reduces over rows by transposing the whole matrix first, and XᵀX either transposes
+ * or sums D products in one float32 register. Measured on 524288×64 features (relu1_1 of 1024×512,
+ * 2 cores): the column mean 430 ms through tfjs; see bench/photowct.ts for the whole WCT.
+ *
+ * The module has no data segment, no globals and no start function (checked by its test), so
+ * instantiating it writes nothing into the backend's memory; it writes only where it is told: scratch
+ * and outputs from the backend's own malloc. Used when the backend is 'wasm' and STUDIO_WCT_WASM is not 0.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { COVARIANCE_WASM_BASE64, COVARIANCE_WASM_SHARED_BASE64 } from './covariance-wasm.gen.ts';
+
+interface CovarianceKernels {
+  columnSums(x: number, d: number, c: number, out: number): void;
+  centredGram(x: number, d: number, c: number, mean: number, block: number, out: number, sums: number, buf: number): void;
+  centre(x: number, d: number, c: number, mean: number, out: number): void;
+}
+
+/** The parts of tfjs-backend-wasm's backend these kernels use (not in its public types). */
+interface WasmBackendInternals {
+  wasm: { wasmMemory?: WebAssembly.Memory; _malloc(n: number): number; _free(p: number): void; HEAPF32: Float32Array; HEAPF64: Float64Array };
+  dataIdMap: { get(id: unknown): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
+}
+
+const instances = new WeakMap<WebAssembly.Memory, CovarianceKernels>();
+
+function backendInternals(): WasmBackendInternals | undefined {
+  if (tf.getBackend() !== 'wasm' || process.env.STUDIO_WCT_WASM === '0') return undefined;
+  const b = tf.backend() as unknown as Partial<WasmBackendInternals>;
+  return b.wasm?.wasmMemory && b.dataIdMap && b.makeOutput ? (b as WasmBackendInternals) : undefined;
+}
+
+function kernelsOn(memory: WebAssembly.Memory): CovarianceKernels {
+  let k = instances.get(memory);
+  if (!k) {
+    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    const module = new WebAssembly.Module(Buffer.from(shared ? COVARIANCE_WASM_SHARED_BASE64 : COVARIANCE_WASM_BASE64, 'base64'));
+    k = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as CovarianceKernels;
+    instances.set(memory, k);
+  }
+  return k;
+}
+
+/** Whether featureStatsInPlace / centreInPlace run here (the wasm backend, with its memory reachable). */
+export function inPlaceKernelsAvailable(): boolean {
+  return backendInternals() !== undefined;
+}
+
+/** Gram rows summed in float32 before each float64 addition: 64–128 KB of centred rows in cache. */
+function blockRows(c: number): number {
+  return Math.max(16, Math.min(256, Math.floor(32768 / Math.max(c, 1))));
+}
+
+export interface FeatureStats {
+  /** Column means (float64). */
+  mean: Float64Array;
+  /** Σ_r (x_r − mean)ᵀ(x_r − mean), [C, C] row-major, symmetric (float64; not yet divided by D − 1). */
+  scatter: Float64Array;
+  /** Σ_r (x_r − mean) with the mean as float32: ~0, measured (the report's mean error). */
+  centredSum: Float64Array;
+}
+
+/** Mean and centred scatter of x [D, C] in two passes over it. Throws where inPlaceKernelsAvailable() is false. */
+export function featureStatsInPlace(x: tf.Tensor2D): FeatureStats {
+  const b = backendInternals();
+  if (!b) throw new Error('featureStatsInPlace needs the wasm backend');
+  const [d, c] = x.shape;
+  const k = kernelsOn(b.wasm.wasmMemory!);
+  // Scratch from the backend's allocator (it may grow the memory: offsets stay valid, views do not).
+  const bytes = 8 * c + 4 * c + 8 * c * c + 8 * c + 4 * blockRows(c) * c;
+  const base = b.wasm._malloc(bytes + 16) >>> 0;
+  try {
+    const at = (base + 7) & ~7;
+    const mean64 = at;
+    const mean32 = mean64 + 8 * c;
+    const scatter = mean32 + 4 * c + ((4 * c) % 8);
+    const sums = scatter + 8 * c * c;
+    const buf = sums + 8 * c;
+    const xp = b.dataIdMap.get(x.dataId)!.memoryOffset;
+    k.columnSums(xp, d, c, mean64);
+    const heap64 = () => new Float64Array(b.wasm.wasmMemory!.buffer);
+    const mean = heap64().slice(mean64 / 8, mean64 / 8 + c).map((s) => s / d);
+    new Float32Array(b.wasm.wasmMemory!.buffer, mean32, c).set(mean);
+    k.centredGram(xp, d, c, mean32, blockRows(c), scatter, sums, buf);
+    const h = heap64();
+    const s = h.slice(scatter / 8, scatter / 8 + c * c);
+    for (let i = 0; i < c; i++) for (let j = 0; j < i; j++) s[i * c + j] = s[j * c + i];
+    return { mean, scatter: s, centredSum: h.slice(sums / 8, sums / 8 + c) };
+  } finally {
+    b.wasm._free(base);
+  }
+}
+
+/** x − mean (mean as float32) into a new tensor, in one pass. Throws where inPlaceKernelsAvailable() is false. */
+export function centreInPlace(x: tf.Tensor2D, mean: Float64Array | Float32Array): tf.Tensor2D {
+  const b = backendInternals();
+  if (!b) throw new Error('centreInPlace needs the wasm backend');
+  const [d, c] = x.shape;
+  const k = kernelsOn(b.wasm.wasmMemory!);
+  const info = b.makeOutput([d, c], 'float32');
+  const out = tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor2D;
+  const m = b.wasm._malloc(4 * c) >>> 0;
+  try {
+    new Float32Array(b.wasm.wasmMemory!.buffer, m, c).set(mean);
+    k.centre(b.dataIdMap.get(x.dataId)!.memoryOffset, d, c, m, b.dataIdMap.get(out.dataId)!.memoryOffset);
+  } catch (e) {
+    out.dispose();
+    throw e;
+  } finally {
+    b.wasm._free(m);
+  }
+  return out;
+}
