@@ -22,17 +22,19 @@ interface CovarianceKernels {
 
 /** The parts of tfjs-backend-wasm's backend these kernels use (not in its public types). */
 interface WasmBackendInternals {
-  wasm: { wasmMemory?: WebAssembly.Memory; _malloc(n: number): number; _free(p: number): void; HEAPF32: Float32Array; HEAPF64: Float64Array };
+  // The threaded build exposes its (shared) memory as wasmMemory, the single-threaded one as asm.memory.
+  wasm: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory }; _malloc(n: number): number; _free(p: number): void };
   dataIdMap: { get(id: unknown): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
 }
 
 const instances = new WeakMap<WebAssembly.Memory, CovarianceKernels>();
 
-function backendInternals(): WasmBackendInternals | undefined {
+function backendInternals(): { b: WasmBackendInternals; memory: WebAssembly.Memory } | undefined {
   if (tf.getBackend() !== 'wasm' || process.env.STUDIO_WCT_WASM === '0') return undefined;
   const b = tf.backend() as unknown as Partial<WasmBackendInternals>;
-  return b.wasm?.wasmMemory && b.dataIdMap && b.makeOutput ? (b as WasmBackendInternals) : undefined;
+  const memory = b.wasm?.wasmMemory ?? b.wasm?.asm?.memory;
+  return memory instanceof WebAssembly.Memory && b.dataIdMap && b.makeOutput ? { b: b as WasmBackendInternals, memory } : undefined;
 }
 
 function kernelsOn(memory: WebAssembly.Memory): CovarianceKernels {
@@ -67,10 +69,11 @@ export interface FeatureStats {
 
 /** Mean and centred scatter of x [D, C] in two passes over it. Throws where inPlaceKernelsAvailable() is false. */
 export function featureStatsInPlace(x: tf.Tensor2D): FeatureStats {
-  const b = backendInternals();
-  if (!b) throw new Error('featureStatsInPlace needs the wasm backend');
+  const internals = backendInternals();
+  if (!internals) throw new Error('featureStatsInPlace needs the wasm backend');
+  const { b, memory } = internals;
   const [d, c] = x.shape;
-  const k = kernelsOn(b.wasm.wasmMemory!);
+  const k = kernelsOn(memory);
   // Scratch from the backend's allocator (it may grow the memory: offsets stay valid, views do not).
   const bytes = 8 * c + 4 * c + 8 * c * c + 8 * c + 4 * blockRows(c) * c;
   const base = b.wasm._malloc(bytes + 16) >>> 0;
@@ -83,9 +86,9 @@ export function featureStatsInPlace(x: tf.Tensor2D): FeatureStats {
     const buf = sums + 8 * c;
     const xp = b.dataIdMap.get(x.dataId)!.memoryOffset;
     k.columnSums(xp, d, c, mean64);
-    const heap64 = () => new Float64Array(b.wasm.wasmMemory!.buffer);
+    const heap64 = () => new Float64Array(memory.buffer);
     const mean = heap64().slice(mean64 / 8, mean64 / 8 + c).map((s) => s / d);
-    new Float32Array(b.wasm.wasmMemory!.buffer, mean32, c).set(mean);
+    new Float32Array(memory.buffer, mean32, c).set(mean);
     k.centredGram(xp, d, c, mean32, blockRows(c), scatter, sums, buf);
     const h = heap64();
     const s = h.slice(scatter / 8, scatter / 8 + c * c);
@@ -98,15 +101,16 @@ export function featureStatsInPlace(x: tf.Tensor2D): FeatureStats {
 
 /** x − mean (mean as float32) into a new tensor, in one pass. Throws where inPlaceKernelsAvailable() is false. */
 export function centreInPlace(x: tf.Tensor2D, mean: Float64Array | Float32Array): tf.Tensor2D {
-  const b = backendInternals();
-  if (!b) throw new Error('centreInPlace needs the wasm backend');
+  const internals = backendInternals();
+  if (!internals) throw new Error('centreInPlace needs the wasm backend');
+  const { b, memory } = internals;
   const [d, c] = x.shape;
-  const k = kernelsOn(b.wasm.wasmMemory!);
+  const k = kernelsOn(memory);
   const info = b.makeOutput([d, c], 'float32');
   const out = tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor2D;
   const m = b.wasm._malloc(4 * c) >>> 0;
   try {
-    new Float32Array(b.wasm.wasmMemory!.buffer, m, c).set(mean);
+    new Float32Array(memory.buffer, m, c).set(mean);
     k.centre(b.dataIdMap.get(x.dataId)!.memoryOffset, d, c, m, b.dataIdMap.get(out.dataId)!.memoryOffset);
   } catch (e) {
     out.dispose();

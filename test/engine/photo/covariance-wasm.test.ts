@@ -4,6 +4,7 @@
 // (STUDIO_WCT_WASM=0) gives the same WCT, and nothing is left allocated.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
@@ -111,4 +112,18 @@ test('WCT through the in-place passes equals WCT through tensor ops (STUDIO_WCT_
   tf.dispose([fast.out, slow.out]);
   assert.equal(tf.memory().numTensors, start);
   tf.dispose([fc, fs]);
+});
+
+test('the single-threaded WebAssembly build (STUDIO_WASM_THREADS=1: a plain memory) runs the same passes, with the same results', () => {
+  const child = fileURLToPath(new URL('./covariance-wasm.child.ts', import.meta.url));
+  const run = (threads: string) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', child], { encoding: 'utf8', env: { ...process.env, STUDIO_WASM_THREADS: threads } });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+  };
+  const one = run('1');
+  const two = run('2');
+  assert.deepEqual([one.threads, one.available, two.threads, two.available], [1, true, 2, true]);
+  assert.deepEqual(one.scatter, two.scatter, 'bit for bit');
+  assert.deepEqual(one.mean, two.mean);
 });
