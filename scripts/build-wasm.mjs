@@ -5,6 +5,7 @@
 //   - wasm/stencil.as.ts    → photo/stencil-wasm.gen.ts     (the smoothing solver; one shared memory)
 //   - wasm/covariance.as.ts → photo/covariance-wasm.gen.ts  (WCT's passes, on the tfjs backend's memory:
 //     shared when tfjs-wasm runs threaded, plain otherwise, hence two builds)
+//   - wasm/eigen.as.ts      → photo/eigen-wasm.gen.ts       (the symmetric eigen-solver's two stages)
 //   node scripts/build-wasm.mjs          write the generated files
 //   node scripts/build-wasm.mjs --check  exit 1 if one differs from a fresh compile
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -26,6 +27,12 @@ export const TARGETS = {
     src: here('../src-main/engine/photo/wasm/covariance.as.ts'),
     out: here('../src-main/engine/photo/covariance-wasm.gen.ts'),
     builds: [['COVARIANCE_WASM_SHARED_BASE64', SHARED], ['COVARIANCE_WASM_BASE64', []]],
+  },
+  eigen: {
+    src: here('../src-main/engine/photo/wasm/eigen.as.ts'),
+    out: here('../src-main/engine/photo/eigen-wasm.gen.ts'),
+    // A plain memory of its own (eigen.ts makes it; the solver runs on one thread).
+    builds: [['EIGEN_WASM_BASE64', []]],
   },
 };
 

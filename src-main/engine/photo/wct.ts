@@ -28,13 +28,15 @@
  * The cut-off matters for the style covariance only (the content's eigenvalues are ≥ λ = 10⁵·cut-off).
  *
  * Square roots: ./matrix-sqrt.ts. 'auto' picks, per matrix:
- *  - on the plain-JS 'cpu' backend, the float64 eigen-solver (a 512³ matmul costs seconds there, and
- *    Newton–Schulz needs 3 per step);
- *  - elsewhere Newton–Schulz, verified, falling back to eigen — except for a style covariance known
- *    to be rank-deficient (fewer than C + 1 style pixels), which goes straight to eigen.
- *    Measured on WebAssembly (bench/wct.ts, 2 shared cores): one square-root pair at C = 512 takes
- *    0.3–0.5 s by Newton–Schulz (8–12 steps) against 0.55–0.75 s by eigen; the whole WCT on 64×64×512
- *    features (relu4_1 of a 512-px image) 1.5 s in 'auto' against 1.9 s with eigen.
+ *  - on the CPU backends ('cpu', 'wasm'), the float64 eigen-solver (./eigen.ts, in WebAssembly): one
+ *    square-root pair at C = 512 takes 0.12–0.14 s there against 0.18–0.23 s by Newton–Schulz (8–11
+ *    steps of three 512³ products), and a Newton–Schulz attempt that fails (a rank-deficient style)
+ *    costs 0.47 s before the eigen path runs anyway; the whole WCT on 64×64×512 features 0.48 s against
+ *    0.70 s (bench/wct.ts, 2 cores). Before the solver moved to WebAssembly (0.45–0.9 s at 512) this
+ *    was the other way round on 'wasm';
+ *  - on GPUs Newton–Schulz, verified, falling back to eigen (products are cheap there, read-backs
+ *    are not) — except for a style covariance known to be rank-deficient (fewer than C + 1 style
+ *    pixels), which goes straight to eigen.
  *
  * The Gram products XᵀX use transpose-then-matmul on WebAssembly (matmul with transposeA is ~20×
  * slower there) and transposeA elsewhere. All intermediate tensors are disposed.
@@ -77,6 +79,9 @@ export interface WctResult {
   whitening: SqrtInfo;
   coloring: SqrtInfo;
 }
+
+/** Backends whose matrix square roots go to the eigen-solver in 'auto' (see the header). */
+const CPU_BACKENDS = new Set(['cpu', 'wasm']);
 
 /** The default cut-off of REFERENCE §3, on the reference's scale. */
 export const REFERENCE_CUTOFF = 1e-5;
@@ -248,7 +253,7 @@ export async function wct2d(
     const regularizer = u2;
     const cutoff = REFERENCE_CUTOFF * u2;
     const pick = (rankDeficient: boolean): 'auto' | SqrtMethod =>
-      method !== 'auto' ? method : tf.getBackend() === 'cpu' || rankDeficient ? 'eigen' : 'auto';
+      method !== 'auto' ? method : CPU_BACKENDS.has(tf.getBackend()) || rankDeficient ? 'eigen' : 'auto';
     const covC = tf.tidy(() => tf.add(covRawC, tf.mul(tf.eye(c), regularizer)) as tf.Tensor2D);
     keep.push(covC);
     let meanS: tf.Tensor2D;

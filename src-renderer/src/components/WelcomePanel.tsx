@@ -64,10 +64,12 @@ export function WelcomePanel({ onInstalled, onError, onDismiss }: Props) {
       else if (err.code === 'DOWNLOAD_FAILED') setNotes((n) => ({ ...n, [id]: `${err.message}${err.hint ? ` — ${err.hint}` : ''}` }));
       else onError(err);
     } finally {
+      // The catalogue first (a cancelled download's bytes so far), then the row leaves its running state:
+      // the note and "Resume (x MB done)" appear together, never a bare "Download" in between.
+      await refresh().catch(() => {});
       const { [id]: _done, ...rest } = runningRef.current;
       runningRef.current = rest;
       setRunning(rest);
-      await refresh().catch(() => {});
     }
   };
 

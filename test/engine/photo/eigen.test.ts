@@ -1,7 +1,10 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { eigs } from 'mathjs';
 import { symmetricEigen, jacobiEigen, type SymmetricEigen } from '../../../src-main/engine/photo/eigen.ts';
+import { withEnv } from '../../env.ts';
 
 /** Seeded uniform numbers in [-0.5, 0.5). */
 function rng(seed: number): () => number {
@@ -112,5 +115,32 @@ describe('symmetric eigen-solver', () => {
     bad(() => symmetricEigen(new Float64Array(0), 0));
     bad(() => symmetricEigen(Float64Array.from([1, NaN, NaN, 1]), 2));
     bad(() => symmetricEigen([1, 0, 0, 1] as unknown as Float64Array, 2));
+  });
+});
+
+describe('the WebAssembly build of the eigen-solver', () => {
+  test('the committed module is a fresh compile of wasm/eigen.as.ts', async () => {
+    const { generate } = await import('../../../scripts/build-wasm.mjs');
+    const generated = readFileSync(fileURLToPath(new URL('../../../src-main/engine/photo/eigen-wasm.gen.ts', import.meta.url)), 'utf8');
+    assert.ok(generated === await generate('eigen'), 'eigen-wasm.gen.ts is stale: run node scripts/build-wasm.mjs');
+  });
+
+  test('bit-identical to the JavaScript: odd and even sizes, indefinite, low-rank, repeated and zero matrices', async () => {
+    const cases: Array<[string, number, Float64Array]> = [
+      ['indefinite 17', 17, randomSymmetric(17, 3)],
+      ['indefinite 64', 64, randomSymmetric(64, 4)],
+      ['psd rank 9 of 33', 33, randomSymmetric(33, 5, 'psd', 9)],
+      ['psd 101', 101, randomSymmetric(101, 6, 'psd')],
+      ['identity 20', 20, Float64Array.from({ length: 400 }, (_, i) => (i % 21 === 0 ? 1 : 0))],
+      ['zero 18', 18, new Float64Array(18 * 18)],
+    ];
+    for (const [what, n, a] of cases) {
+      const js = await withEnv({ STUDIO_EIGEN_WASM: '0' }, () => symmetricEigen(a, n));
+      const wasm = await withEnv({ STUDIO_EIGEN_WASM: '1' }, () => symmetricEigen(a, n));
+      assert.deepEqual(wasm.values, js.values, `${what}: eigenvalues`);
+      assert.deepEqual(wasm.vectors, js.vectors, `${what}: eigenvectors`);
+      const r = residuals(a, n, wasm);
+      assert.ok(r.recon < 1e-12 && r.ortho < 1e-12, `${what}: ${JSON.stringify(r)}`);
+    }
   });
 });
