@@ -36,7 +36,7 @@ Usage:
                  --tol 1e-7 --size PX --report R.json]   the smoothing step alone, guided by PHOTO
   studio info [--json] [--backend NAME]
   studio models list | import FILE [--name NAME] | fetch vgg19|photowct|all | tiny DIR
-                 (FILE: Keras .h5, torchvision .pth, or FastPhotoStyle's photo_wct.pth → model photowct)
+                 (FILE: Keras .h5, torchvision .pth, or FastPhotoStyle's photo_wct.pth or models.zip → model photowct)
   studio demo [--out DIR] [--size PX] [--iters N] [--offline]
                  first run: fetches VGG19 and the photo model (offline: colour match and a test network)
   studio train decoder --level 1..4 --images DIR [--steps 2000 --batch 4 --crop 256 --lr 1e-4

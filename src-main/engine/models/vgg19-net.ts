@@ -30,26 +30,63 @@ export interface FeatureOptions {
 }
 
 /**
- * conv (3×3, stride 1) → + bias → ReLU as one differentiable op. The forward is tfjs's fused conv (bias
- * and ReLU in the convolution's own loop); the backward keeps only the output y, since ReLU's mask is
- * y > 0: ∂x = conv2dᵀ(∂y ⊙ [y > 0]). The unfused chain kept three full-size tensors a layer for the
- * backward (the conv's output, the biased one, the ReLU's), and tfjs's own fused conv gradient computes
- * the filter's gradient too, which a gradient to the image never needs; here filter and bias get zeros.
+ * conv (3×3, stride 1) → + bias → ReLU as one differentiable op; the backward keeps only ReLU's mask,
+ * as booleans: ∂x = conv2dᵀ(∂y ⊙ [y > 0]). Kept for the backward per element: 1 byte, where the unfused
+ * chain kept three float tensors (the conv's output, the biased one, the ReLU's) and saving y itself
+ * kept two (tfjs-wasm copies a saved tensor). tfjs's own fused gradient would also compute the
+ * filter's gradient, which a gradient to the image never needs; here filter and bias get zeros.
  */
 function makeConvBiasRelu(pad: 'same' | 'valid') {
   return tf.customGrad(((x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor1D, save: tf.GradSaveFunc) => {
-    const y = tf.fused.conv2d({ x, filter, strides: 1, pad, bias, activation: 'relu' });
-    save([y]);
+    // Unfused, as tf.fused.conv2d itself runs while a gradient is recorded: XNNPACK's fused kernel sums in
+    // another order, and on the odd-size parity case (a max-pool window with a near tie) that moved the
+    // style gradient to cosine 0.999986 of neural-style's (target ≥ 0.99999). The two intermediates
+    // are released when this op returns.
+    const y = tf.relu(tf.add(tf.conv2d(x, filter, 1, pad), bias)) as tf.Tensor4D;
+    save([tf.greater(y, 0)]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const masked = tf.mul(dy, tf.step(saved[0])) as tf.Tensor4D;
-        return [tf.conv2dTranspose(masked, filter, x.shape, 1, pad), tf.zerosLike(filter), tf.zerosLike(bias)];
+        // tfjs runs a custom gradient outside any tidy and keeps every tensor of the backward pass to its
+        // end: the masked gradient is released here, and so is dy, the gradient of this layer's output,
+        // which nothing reads once this layer's input gradient exists (the tape is walked in reverse).
+        const grads = tf.tidy(() => {
+          const masked = tf.mul(dy, tf.cast(saved[0], 'float32')) as tf.Tensor4D;
+          return [tf.conv2dTranspose(masked, filter, x.shape, 1, pad), tf.zerosLike(filter), tf.zerosLike(bias)];
+        });
+        dy.dispose();
+        return grads;
       },
     };
   }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor4D, filter: tf.Tensor4D, bias: tf.Tensor1D) => tf.Tensor4D;
 }
 const convBiasRelu = { same: makeConvBiasRelu('same'), valid: makeConvBiasRelu('valid') };
+
+/**
+ * 2×2 pooling, stride 2, as a differentiable op whose gradient releases the incoming gradient once it
+ * is used (tfjs's own keeps it to the end of the backward pass, see makeConvBiasRelu).
+ */
+function makePool(kind: Pooling, pad: 'same' | 'valid') {
+  return tf.customGrad(((x: tf.Tensor4D, save: tf.GradSaveFunc) => {
+    const y = kind === 'max' ? tf.maxPool(x, 2, 2, pad) : tf.avgPool(x, 2, 2, pad);
+    save(kind === 'max' ? [x, y] : [x]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const attrs = { filterSize: 2, strides: 2, pad } as unknown as tf.NamedAttrMap;
+        const dx = kind === 'max'
+          ? tf.engine().runKernel('MaxPoolGrad', { dy, input: saved[0], output: saved[1] }, attrs)
+          : tf.engine().runKernel('AvgPoolGrad', { dy, input: saved[0] }, attrs);
+        dy.dispose();
+        return dx as tf.Tensor4D;
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor4D) => tf.Tensor4D;
+}
+const pools = {
+  max: { same: makePool('max', 'same'), valid: makePool('max', 'valid') },
+  avg: { same: makePool('avg', 'same'), valid: makePool('avg', 'valid') },
+};
 /** STUDIO_FUSED_GRAD=0: the unfused chain (conv, add, relu), kept to compare against. */
 const fusedLayers = () => process.env.STUDIO_FUSED_GRAD !== '0';
 
@@ -120,7 +157,7 @@ export class Vgg19 {
       for (let i = 0; i <= last; i++) {
         const l = this.layers[i];
         if (l.kind === 'pool') {
-          x = pooling === 'max' ? tf.maxPool(x, 2, 2, poolPad) : tf.avgPool(x, 2, 2, poolPad);
+          x = fusedLayers() ? pools[pooling][poolPad](x) : pooling === 'max' ? tf.maxPool(x, 2, 2, poolPad) : tf.avgPool(x, 2, 2, poolPad);
           if (wanted.has(l.name)) kept[l.name] = x;
           continue;
         }
