@@ -20,6 +20,7 @@ import { basename } from 'node:path';
 import { BufferReader, Parser } from 'pickleparser';
 import { StudioError } from '../../errors.ts';
 import { readFileChecked } from '../../io/files.ts';
+import { gatherStrided } from '../tensors/strided.ts';
 import { bf16BitsToF32, bfloat16ToFloat32Array, f16BitsToF32, float16ToFloat32Array } from '../tensors/half.ts';
 import { biasKey, kernelKey, TORCH_PREPROCESSING, type TensorMap, type Vgg19Weights } from './format.ts';
 import { checkVgg19Tensors } from './store.ts';
@@ -196,21 +197,7 @@ function gather(t: TensorRef, bytes: Uint8Array, littleEndian: boolean, what: st
     : st.type === 'F16' ? (j) => f16BitsToF32(view.getUint16(2 * j, littleEndian))
     : st.type === 'BF16' ? (j) => bf16BitsToF32(view.getUint16(2 * j, littleEndian))
     : (j) => view.getFloat64(8 * j, littleEndian);
-  // Walk the index space in C order, keeping the storage index incrementally.
-  const dims = t.size.length;
-  const idx = new Array<number>(dims).fill(0);
-  let j = t.offset;
-  for (let i = 0; i < n; i++) {
-    out[i] = read(j);
-    for (let d = dims - 1; d >= 0; d--) {
-      idx[d]++;
-      j += t.stride[d];
-      if (idx[d] < t.size[d]) break;
-      j -= t.stride[d] * t.size[d];
-      idx[d] = 0;
-    }
-  }
-  return out;
+  return gatherStrided(t.size, t.stride, t.offset, read);
 }
 
 /** OIHW [out,in,kh,kw] → HWIO [kh,kw,in,out]. */

@@ -19,6 +19,7 @@
  */
 import { StudioError } from '../../errors.ts';
 import { f16BitsToF32 } from '../tensors/half.ts';
+import { gatherStrided } from '../tensors/strided.ts';
 
 export type T7Value = null | number | boolean | string | T7Table | T7Object | T7Tensor | T7Storage | T7Function;
 export type T7Key = number | boolean | string | object;
@@ -67,24 +68,9 @@ export class T7Tensor {
   }
   /** The elements in row-major order as float32 (whatever the stored type, strides and offset). */
   toFloat32(): Float32Array {
-    const n = this.size;
-    const out = new Float32Array(n);
-    if (n === 0) return out;
+    if (this.size === 0) return new Float32Array(0);
     const src = this.storage!.data;
-    const nd = this.shape.length;
-    const idx = new Array<number>(nd).fill(0);
-    let at = this.offset;
-    for (let k = 0; k < n; k++) {
-      out[k] = src[at];
-      for (let d = nd - 1; d >= 0; d--) {
-        idx[d]++;
-        at += this.strides[d];
-        if (idx[d] < this.shape[d]) break;
-        at -= this.strides[d] * this.shape[d];
-        idx[d] = 0;
-      }
-    }
-    return out;
+    return gatherStrided(this.shape, this.strides, this.offset, (j) => src[j]);
   }
 }
 

@@ -46,22 +46,12 @@ export function columnSums(x: usize, d: i32, c: i32, out: usize): void {
 export function centredGram(x: usize, d: i32, c: i32, mean: usize, block: i32, out: usize, sums: usize, buf: usize): void {
   memory.fill(out, 0, <usize>c * <usize>c << 3);
   memory.fill(sums, 0, <usize>c << 3);
-  const c4 = c & ~3;
   const vector = (c & 7) == 0;
   const stride = <usize>c << 2;
   for (let r0 = 0; r0 < d; r0 += block) {
     const rows = min(d, r0 + block) - r0;
     // The block's rows, centred, into buf; their sums.
-    for (let r = 0; r < rows; r++) {
-      const src = x + <usize>(r0 + r) * stride;
-      const dst = buf + <usize>r * stride;
-      let j = 0;
-      for (; j < c4; j += 4) {
-        const o = <usize>j << 2;
-        v128.store(dst + o, f32x4.sub(v128.load(src + o), v128.load(mean + o)));
-      }
-      for (; j < c; j++) store<f32>(dst + (<usize>j << 2), f32at(src, j) - f32at(mean, j));
-    }
+    for (let r = 0; r < rows; r++) centreRow(x + <usize>(r0 + r) * stride, buf + <usize>r * stride, c, mean);
     for (let j = 0; j < c; j++) {
       let s: f32 = 0;
       for (let r = 0; r < rows; r++) s += f32at(buf + <usize>r * stride, j);
@@ -114,16 +104,17 @@ export function centredGram(x: usize, d: i32, c: i32, mean: usize, block: i32, o
 
 /** out[r, j] = x[r, j] − mean[j] for x, out [d, c] float32 (out may be x). */
 export function centre(x: usize, d: i32, c: i32, mean: usize, out: usize): void {
-  const c4 = c & ~3;
   const stride = <usize>c << 2;
-  for (let r = 0; r < d; r++) {
-    const src = x + <usize>r * stride;
-    const dst = out + <usize>r * stride;
-    let j = 0;
-    for (; j < c4; j += 4) {
-      const o = <usize>j << 2;
-      v128.store(dst + o, f32x4.sub(v128.load(src + o), v128.load(mean + o)));
-    }
-    for (; j < c; j++) store<f32>(dst + (<usize>j << 2), f32at(src, j) - f32at(mean, j));
+  for (let r = 0; r < d; r++) centreRow(x + <usize>r * stride, out + <usize>r * stride, c, mean);
+}
+
+/** dst[j] = src[j] − mean[j] for one row of c float32s. */
+@inline function centreRow(src: usize, dst: usize, c: i32, mean: usize): void {
+  const c4 = c & ~3;
+  let j = 0;
+  for (; j < c4; j += 4) {
+    const o = <usize>j << 2;
+    v128.store(dst + o, f32x4.sub(v128.load(src + o), v128.load(mean + o)));
   }
+  for (; j < c; j++) store<f32>(dst + (<usize>j << 2), f32at(src, j) - f32at(mean, j));
 }
