@@ -21,16 +21,22 @@ export async function importWeightsFile(file: string, opts: { name?: string; dty
   if (opts.name !== undefined) checkModelName(opts.name);
   const ext = extname(file).toLowerCase();
   const torch = ext === '.pth' || ext === '.pt';
-  const photoWct = await import('./import-photowct.ts');
-  if (ext === '.zip' || (torch && (await photoWct.isPhotoWctPth(file)))) {
-    // FastPhotoStyle's models.zip (Torch7 networks), a zip holding photo_wct.pth, or photo_wct.pth itself.
-    const archive = await (await import('./photowct-archive.ts')).openPhotoWct(file);
-    try {
-      const dir = join(root, opts.name ?? CATALOG.photowct.dir);
-      await installModelDir(dir, (tmp) => photoWct.importPhotoWctInto(archive.source, tmp, { dtype: opts.dtype }));
+  if (ext === '.zip' || torch) {
+    const photoWct = await import('./import-photowct.ts');
+    const dir = join(root, opts.name ?? CATALOG.photowct.dir);
+    if (ext === '.zip') {
+      // FastPhotoStyle's models.zip (its Torch7 networks) or a zip holding photo_wct.pth.
+      const archive = await (await import('./photowct-archive.ts')).openPhotoWct(file);
+      try {
+        await installModelDir(dir, (tmp) => photoWct.importPhotoWctInto(archive.source, tmp, { dtype: opts.dtype }));
+      } finally {
+        await archive.dispose();
+      }
       return { dir, kind: 'photowct' };
-    } finally {
-      await archive.dispose();
+    }
+    if (await photoWct.isPhotoWctPth(file)) {
+      await installModelDir(dir, (tmp) => photoWct.importPhotoWctInto(file, tmp, { dtype: opts.dtype }));
+      return { dir, kind: 'photowct' };
     }
   }
   const keras = ext === '.h5' || ext === '.hdf5';

@@ -7,7 +7,7 @@
  *   memory (import-photowct-t7.ts).
  * Each file taken out of a zip is described with its sha256 for the manifest.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { unzipSync } from 'fflate';
@@ -41,9 +41,17 @@ export function isZip(bytes: Uint8Array): boolean {
 }
 
 export async function openPhotoWct(file: string): Promise<PhotoWctArchive> {
+  // The first bytes tell a zip; a legacy torch.save file is the .pth itself, read once by its importer.
+  const head = new Uint8Array(ZIP_MAGIC.length);
+  const fh = await open(file, 'r');
+  try {
+    await fh.read(head, 0, head.length, 0);
+  } finally {
+    await fh.close();
+  }
+  if (!isZip(head)) return { source: file, dispose: nothing };
   const bytes = await readFile(file);
   const origin = basename(file);
-  if (!isZip(bytes)) return { source: file, dispose: nothing }; // legacy torch.save: the .pth itself
   let names: string[];
   try {
     names = listZip(bytes);

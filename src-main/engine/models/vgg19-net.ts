@@ -43,7 +43,9 @@ function makeConvBiasRelu(pad: 'same' | 'valid') {
     // style gradient to cosine 0.999986 of neural-style's (target ≥ 0.99999). The two intermediates
     // are released when this op returns.
     const y = tf.relu(tf.add(tf.conv2d(x, filter, 1, pad), bias)) as tf.Tensor4D;
-    save([tf.greater(y, 0)]);
+    // The mask only when a gradient is being recorded (tfjs saves nothing otherwise): a forward pass alone
+    // (targets, PhotoWCT's encoders) does not pay for it.
+    if (tf.engine().state.gradientDepth > 0) save([tf.greater(y, 0)]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {

@@ -119,37 +119,6 @@ export function initDecoder(level: Level, widths: readonly number[], rng: Rng): 
  * Weights are tfjs tensors owned by this object (dispose it); the decoder's are variables so that
  * training can update them in place.
  */
-/**
- * The style's features at several levels from one pass of the shared encoder (FastPhotoStyle's
- * forward_multiple: every level's style features come from e4): relu{L}_1 for each L in `levels`,
- * encoded as far as the deepest. Plain max pools: the style's switches are never used. The caller
- * owns the returned tensors.
- */
-export function encodeLevels(
-  encoder: { widths: readonly number[]; tensors: Map<string, { data: Float32Array }>; preprocess: (x: tf.Tensor4D) => tf.Tensor4D },
-  rgb255: tf.Tensor4D, levels: readonly Level[],
-): Map<Level, tf.Tensor4D> {
-  const deepest = Math.max(...levels) as Level;
-  const out = new Map<Level, tf.Tensor4D>();
-  tf.tidy(() => {
-    let x = encoder.preprocess(rgb255);
-    for (const l of encoderLayers(deepest, encoder.widths)) {
-      if (l.kind === 'pool') {
-        x = tf.maxPool(x, 2, 2, 'valid');
-        continue;
-      }
-      const { name, inChannels, outChannels } = l.conv;
-      const k = encoder.tensors.get(`${name}.kernel`);
-      const b = encoder.tensors.get(`${name}.bias`);
-      if (!k || !b) throw new Error(`encoder weights lack ${name}`);
-      x = reflectConv(x, tf.tensor4d(k.data, [3, 3, inChannels, outChannels]), tf.tensor1d(b.data), true);
-      const level = /^conv(\d)_1$/.exec(name)?.[1];
-      if (level && levels.includes(Number(level) as Level)) out.set(Number(level) as Level, tf.keep(x));
-    }
-  });
-  return out;
-}
-
 export class PhotoAutoencoder {
   readonly level: Level;
   readonly widths: readonly number[];

@@ -12,8 +12,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { StudioError } from '../../errors.ts';
 import { imageToTensor, tensorToImage, type RgbImage } from '../image.ts';
 import type { Vgg19Weights } from '../models/format.ts';
-import { preprocess } from '../models/vgg19-net.ts';
-import { PhotoAutoencoder, disposeSwitches, encodeLevels, type DecoderWeights, type Level } from './autoencoder.ts';
+import { preprocess, Vgg19 } from '../models/vgg19-net.ts';
+import { PhotoAutoencoder, disposeSwitches, type DecoderWeights, type Level } from './autoencoder.ts';
 import { styleStatsOf, wct, type StyleStats } from './wct.ts';
 import { contentStyleLabelIds, wctWithLabels, type LabelImage } from './labels.ts';
 
@@ -83,11 +83,17 @@ export async function photoWct(
       if (missing.length) {
         hooks.checkCancelled();
         const t0 = performance.now();
-        const features = encodeLevels(enc, s!, missing);
+        // The shared encoder as a VGG19 to relu{L}_1 with reflection padding: the ops PhotoAutoencoder.encode
+        // runs, without the pools' switches, which the style never needs.
+        // Only the layers up to the deepest level asked are loaded.
+        const net = new Vgg19({ ...encoder, depth: `relu${Math.max(...missing)}_1` });
+        let features: Map<string, tf.Tensor4D> | undefined;
         try {
-          for (const [level, f] of features) styleCache.set(level, { stats: await styleStatsOf(f) });
+          features = net.features(s!, missing.map((l) => `relu${l}_1`), { padding: 'reflect' });
+          for (const level of missing) styleCache.set(level, { stats: await styleStatsOf(features.get(`relu${level}_1`)!) });
         } finally {
-          tf.dispose([...features.values()]);
+          if (features) tf.dispose([...features.values()]);
+          net.dispose();
         }
         await stage('encode style', undefined, t0);
       }

@@ -146,10 +146,7 @@ export async function referenceUnit(x: tf.Tensor2D, featureScale?: number): Prom
   const [d, c] = x.shape;
   let meanEig: number;
   if (inPlaceKernelsAvailable()) {
-    const { scatter } = featureStatsInPlace(x);
-    let trace = 0;
-    for (let i = 0; i < c; i++) trace += scatter[i * c + i];
-    meanEig = trace / (d - 1) / c;
+    meanEig = traceOf(featureStatsInPlace(x).scatter, c) / (d - 1) / c;
   } else {
     // trace(cov) = Σ per-channel variances.
     const v = tf.tidy(() => tf.mul(tf.div(tf.sum(tf.moments(x, 0).variance), c), d / (d - 1)));
@@ -157,6 +154,12 @@ export async function referenceUnit(x: tf.Tensor2D, featureScale?: number): Prom
     v.dispose();
   }
   return unitFromMeanEigenvalue(meanEig);
+}
+
+function traceOf(m: ArrayLike<number>, c: number): number {
+  let t = 0;
+  for (let i = 0; i < c; i++) t += m[i * c + i];
+  return t;
 }
 
 function unitFromMeanEigenvalue(meanEig: number): number {
@@ -243,13 +246,7 @@ export async function wct2d(
     const { cov: covRawC, centredMean } = content;
     const xcc = content.xcc!;
     keep.push(content.mean, covRawC, xcc, centredMean);
-    let u2 = unit;
-    if (u2 === 'auto') {
-      const d = (await covRawC.data()) as Float32Array;
-      let trace = 0;
-      for (let i = 0; i < c; i++) trace += d[i * c + i];
-      u2 = unitFromMeanEigenvalue(trace / c);
-    }
+    const u2 = unit === 'auto' ? unitFromMeanEigenvalue(traceOf(await covRawC.data(), c) / c) : unit;
     const regularizer = u2;
     const cutoff = REFERENCE_CUTOFF * u2;
     const pick = (rankDeficient: boolean): 'auto' | SqrtMethod =>
