@@ -1,12 +1,101 @@
 /**
- * Which files a batch takes and what each result is called: a streamed walk of the input folder
- * (one directory handle open at a time, never the whole listing in memory), a glob filter, and the
- * output name template.
+ * Which files a batch takes, what each result is called and what job makes it: a streamed walk of
+ * the input folder (one directory handle open at a time, never the whole listing in memory), a glob
+ * filter, the output name template, the settings' fingerprint and the engine job of one file.
+ * Shared by the local batch (run.ts) and the queue (queue/), so that both name and make every
+ * result the same way.
  */
-import { opendir } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, opendir, readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { StudioError } from '../errors.ts';
+import type { GatysParams, Job, MatchParams, PhotoParams } from '../protocol.ts';
 import { JOURNAL_NAME } from './journal.ts';
+
+/** What makes a batch's results what they are (the folders and the scheduling aside). */
+export interface BatchSettings {
+  style: string;
+  method: 'match' | 'photo' | 'gatys';
+  photo?: PhotoParams;
+  gatys?: GatysParams;
+  match?: MatchParams;
+  model?: string;
+  decoders?: string;
+  /** Output name template; default '{name}-{style}.{ext}'. */
+  name?: string;
+  format?: 'png' | 'jpeg' | 'tiff';
+  bitDepth?: 8 | 16;
+  quality?: number;
+  maxPixels?: number;
+}
+
+export async function sha256File(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+export async function exists(file: string): Promise<boolean> {
+  try {
+    return (await stat(file)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Temporary files an interrupted atomic write left beside `out` (".name.<random>.tmp"). */
+export async function removeStaleTemps(out: string): Promise<void> {
+  const dir = path.dirname(out);
+  const prefix = `.${path.basename(out)}.`;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) if (n.startsWith(prefix) && n.endsWith('.tmp')) await unlink(path.join(dir, n)).catch(() => undefined);
+}
+
+/**
+ * The settings that make results differ, and their hash: a journal written under other settings is
+ * not trusted for skipping, and the queue derives its job ids from it. The style counts by its
+ * content, not its path: the same picture elsewhere (a new upload, another mount) is the same batch.
+ */
+export async function batchFingerprint(o: BatchSettings): Promise<{ fingerprint: string; settings: Record<string, unknown> }> {
+  const settings = {
+    method: o.method, style: path.basename(o.style), styleSha256: await sha256File(o.style), params: o.method === 'photo' ? o.photo : o.method === 'match' ? o.match : o.gatys, model: o.model ?? null, decoders: o.decoders ?? null,
+    name: o.name ?? DEFAULT_NAME, format: o.format ?? null, bitDepth: o.bitDepth ?? null, quality: o.quality ?? null,
+  };
+  return { fingerprint: createHash('sha256').update(JSON.stringify(settings)).digest('hex').slice(0, 16), settings };
+}
+
+/**
+ * A batch's folders and style, checked and absolute; the output folder created. Errors name what
+ * is wrong before any file is touched.
+ */
+export async function prepareFolders(o: { inDir: string; outDir: string; style: string }): Promise<{ inDir: string; outDir: string; style: string }> {
+  const inDir = path.resolve(o.inDir), outDir = path.resolve(o.outDir), style = path.resolve(o.style);
+  if (!(await stat(inDir).then((s) => s.isDirectory(), () => false))) throw new StudioError('FILE_NOT_FOUND', `the input folder ${o.inDir} does not exist or is not a folder`);
+  if (outDir === inDir) throw new StudioError('BAD_ARGUMENT', 'the output folder must not be the input folder', 'choose another --out; it may lie inside the input folder');
+  if (!(await exists(style))) throw new StudioError('FILE_NOT_FOUND', `style image not found: ${o.style}`);
+  try {
+    await mkdir(outDir, { recursive: true });
+  } catch (e) {
+    throw new StudioError('UNWRITABLE_OUTPUT', `cannot create the output folder ${o.outDir}: ${(e as Error).message}`, 'choose an output folder you can write to');
+  }
+  return { inDir, outDir, style };
+}
+
+/** The engine job that makes one result (the style's features cached across the files of a worker). */
+export function engineJob(o: BatchSettings, input: string, out: string, style: string): Job {
+  const output = { out, format: o.format, bitDepth: o.bitDepth, quality: o.quality };
+  return o.method === 'match'
+    ? { kind: 'stylize-match', content: input, style, output, params: o.match!, maxPixels: o.maxPixels, cacheStyle: true }
+    : o.method === 'photo'
+    ? { kind: 'stylize-photo', content: input, style, output, params: o.photo!, model: o.model, decoders: o.decoders, maxPixels: o.maxPixels, cacheStyle: true }
+    : { kind: 'stylize-gatys', content: input, styles: [style], output, params: { ...o.gatys!, previewEvery: 0 }, model: o.model, maxPixels: o.maxPixels, cacheStyle: true };
+}
 
 /** Extensions of the images readImage accepts. */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.avif'];
@@ -90,4 +179,31 @@ export function outputExt(input: string, format?: 'png' | 'jpeg' | 'tiff'): stri
   if (format) return format === 'jpeg' ? 'jpg' : format === 'tiff' ? 'tif' : 'png';
   const ext = path.extname(input).slice(1).toLowerCase();
   return ['jpg', 'jpeg', 'png', 'tif', 'tiff'].includes(ext) ? ext : 'png';
+}
+
+/**
+ * Output names as the walk meets the inputs: the template's name, with a suffix (-2, -3…) when an
+ * earlier input already has it; names from an earlier run (`kept`, input → output) stay as they were.
+ */
+export class OutputNames {
+  private readonly claimed = new Map<string, string>(); // output → input
+
+  constructor(private readonly o: Pick<BatchSettings, 'name' | 'format' | 'method'>, private readonly styleName: string, private readonly kept: ReadonlyMap<string, string> = new Map()) {
+    for (const [input, output] of kept) this.claimed.set(output, input);
+  }
+
+  /** `previous`: this input's name in the journal of a run with the same settings. */
+  claim(input: string, previous?: string): string {
+    let output = previous;
+    if (!output) {
+      const base = outputName(this.o.name ?? DEFAULT_NAME, input, { style: this.styleName, method: this.o.method, ext: outputExt(input, this.o.format) });
+      output = base;
+      for (let k = 2; this.claimed.has(output) && this.claimed.get(output) !== input; k++) {
+        const e = path.extname(base);
+        output = `${base.slice(0, base.length - e.length)}-${k}${e}`;
+      }
+    }
+    this.claimed.set(output, input);
+    return output;
+  }
 }

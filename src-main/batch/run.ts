@@ -13,40 +13,24 @@
  *  - Inputs are only read. Outputs mirror the input tree, and a name two inputs would share gets a
  *    suffix, which the journal keeps for later runs.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { StudioError, isStudioError, type ErrorCode } from '../errors.ts';
-import type { GatysParams, MatchParams, PhotoParams, Job } from '../protocol.ts';
 import { EngineClient, type RunningJob } from '../worker/client.ts';
 import { JOURNAL_NAME, JournalWriter, readJournal, type FileRecord } from './journal.ts';
-import { DEFAULT_NAME, globMatcher, outputExt, outputName, walkImages } from './plan.ts';
+import { batchFingerprint, engineJob, exists, globMatcher, prepareFolders, OutputNames, removeStaleTemps, sha256File, walkImages, type BatchSettings } from './plan.ts';
 
-export interface BatchOptions {
+export interface BatchOptions extends BatchSettings {
   inDir: string;
   outDir: string;
-  style: string;
-  method: 'match' | 'photo' | 'gatys';
-  photo?: PhotoParams;
-  gatys?: GatysParams;
-  match?: MatchParams;
-  model?: string;
-  decoders?: string;
   recursive?: boolean;
   /** Glob on file names (or relative paths, with '/'); default: every image extension. */
   pattern?: string;
-  /** Output name template; default '{name}-{style}.{ext}'. */
-  name?: string;
-  format?: 'png' | 'jpeg' | 'tiff';
-  bitDepth?: 8 | 16;
-  quality?: number;
   /** Engines side by side (default 1). */
   jobs?: number;
   /** What to do with an output already there that this batch's journal does not know: keep it (skip) or redo it. */
   overwrite?: 'skip' | 'replace';
-  maxPixels?: number;
   backend?: string;
   /** Engine factory (the Electron app passes its bundled worker); default: the CLI's. */
   engine?: (wasmThreads: number) => EngineClient;
@@ -93,33 +77,6 @@ export interface BatchSummary {
 /** Errors of one file: recorded, and the batch goes on. Any other error stops the batch. */
 const PER_FILE: readonly ErrorCode[] = ['NOT_AN_IMAGE', 'CORRUPT_IMAGE', 'EMPTY_IMAGE', 'IMAGE_TOO_LARGE', 'UNSUPPORTED_FORMAT', 'BAD_FILE', 'FILE_NOT_FOUND', 'INTERNAL'];
 
-async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    return (await stat(file)).isFile();
-  } catch {
-    return false;
-  }
-}
-
-/** Temporary files an interrupted atomic write left beside `out` (".name.<random>.tmp"). */
-async function removeStaleTemps(out: string): Promise<void> {
-  const dir = path.dirname(out);
-  const prefix = `.${path.basename(out)}.`;
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return;
-  }
-  for (const n of names) if (n.startsWith(prefix) && n.endsWith('.tmp')) await unlink(path.join(dir, n)).catch(() => undefined);
-}
-
 export class BatchRun {
   private paused = false;
   private resumeWaiters: (() => void)[] = [];
@@ -149,41 +106,19 @@ export class BatchRun {
     for (const r of this.running.values()) r.cancel();
   }
 
-  /** The settings that make results differ: a journal written under other settings is not trusted for skipping. */
-  private async fingerprint(): Promise<{ fingerprint: string; settings: unknown }> {
-    const o = this.o;
-    // The style by its content, not its path: the same picture elsewhere (a new upload) is the same batch.
-    const settings = {
-      method: o.method, style: path.basename(o.style), styleSha256: await sha256File(o.style), params: o.method === 'photo' ? o.photo : o.method === 'match' ? o.match : o.gatys, model: o.model ?? null, decoders: o.decoders ?? null,
-      name: o.name ?? DEFAULT_NAME, format: o.format ?? null, bitDepth: o.bitDepth ?? null, quality: o.quality ?? null,
-    };
-    return { fingerprint: createHash('sha256').update(JSON.stringify(settings)).digest('hex').slice(0, 16), settings };
-  }
-
   async run(): Promise<BatchSummary> {
     const t0 = performance.now();
     const o = this.o;
-    const inDir = path.resolve(o.inDir), outDir = path.resolve(o.outDir);
-    const style = path.resolve(o.style);
-    if (!(await stat(inDir).then((s) => s.isDirectory(), () => false))) throw new StudioError('FILE_NOT_FOUND', `the input folder ${o.inDir} does not exist or is not a folder`);
-    if (outDir === inDir) throw new StudioError('BAD_ARGUMENT', 'the output folder must not be the input folder', 'choose another --out; it may lie inside the input folder');
-    if (!(await exists(style))) throw new StudioError('FILE_NOT_FOUND', `style image not found: ${o.style}`);
+    const { inDir, outDir, style } = await prepareFolders(o);
     const jobs = Math.max(1, Math.min(16, o.jobs ?? 1));
     const match = o.pattern ? globMatcher(o.pattern) : undefined;
     const walk = () => walkImages(inDir, { recursive: o.recursive ?? false, match, exclude: outDir });
-    const styleName = path.basename(style, path.extname(style));
 
-    try {
-      await mkdir(outDir, { recursive: true });
-    } catch (e) {
-      throw new StudioError('UNWRITABLE_OUTPUT', `cannot create the output folder ${o.outDir}: ${(e as Error).message}`, 'choose an output folder you can write to');
-    }
-    const { fingerprint, settings } = await this.fingerprint();
+    const { fingerprint, settings } = await batchFingerprint(o);
     const known = await readJournal(path.join(outDir, JOURNAL_NAME), fingerprint);
     const journal = await JournalWriter.open(outDir);
     const summary: BatchSummary = { inDir, outDir, journal: journal.file, total: 0, done: 0, skipped: 0, failed: [], ms: 0, fileMs: 0, overheadMs: 0 };
-    const claimed = new Map<string, string>(); // output → input
-    for (const [input, output] of known.outputs) claimed.set(output, input);
+    const names = new OutputNames(o, path.basename(style, path.extname(style)), known.outputs);
     const engines: EngineClient[] = [];
     const progress = () => {
       const finished = summary.done + summary.failed.length;
@@ -225,7 +160,7 @@ export class BatchRun {
           if (this.cancelled || this.stopError) return;
           const input = await take();
           if (input === undefined) return;
-          await this.one(engine, input, { inDir, outDir, style, styleName, known: known.files, claimed, journal, summary });
+          await this.one(engine, input, { inDir, outDir, style, known: known.files, names, journal, summary });
           progress();
         }
       };
@@ -244,23 +179,13 @@ export class BatchRun {
 
   private async one(
     engine: EngineClient, input: string,
-    c: { inDir: string; outDir: string; style: string; styleName: string; known: Map<string, FileRecord>; claimed: Map<string, string>; journal: JournalWriter; summary: BatchSummary },
+    c: { inDir: string; outDir: string; style: string; known: Map<string, FileRecord>; names: OutputNames; journal: JournalWriter; summary: BatchSummary },
   ): Promise<void> {
     const o = this.o;
     const tFile = performance.now();
     const prev = c.known.get(input);
     // The output name: kept from the journal, else the template, with a suffix if another input has it.
-    let output = prev?.output;
-    if (!output) {
-      const ext = outputExt(input, o.format);
-      const base = outputName(o.name ?? DEFAULT_NAME, input, { style: c.styleName, method: o.method, ext });
-      output = base;
-      for (let k = 2; c.claimed.has(output) && c.claimed.get(output) !== input; k++) {
-        const e = path.extname(base);
-        output = `${base.slice(0, base.length - e.length)}-${k}${e}`;
-      }
-    }
-    c.claimed.set(output, input);
+    const output = c.names.claim(input, prev?.output);
     const outAbs = path.join(c.outDir, output);
     const inAbs = path.join(c.inDir, input);
 
@@ -283,12 +208,7 @@ export class BatchRun {
     await removeStaleTemps(outAbs);
     await mkdir(path.dirname(outAbs), { recursive: true }).catch(() => undefined);
     await c.journal.append({ type: 'file', input, output, state: 'queued' });
-    const output_ = { out: outAbs, format: o.format, bitDepth: o.bitDepth, quality: o.quality };
-    const job: Job = o.method === 'match'
-      ? { kind: 'stylize-match', content: inAbs, style: c.style, output: output_, params: o.match!, maxPixels: o.maxPixels, cacheStyle: true }
-      : o.method === 'photo'
-      ? { kind: 'stylize-photo', content: inAbs, style: c.style, output: output_, params: o.photo!, model: o.model, decoders: o.decoders, maxPixels: o.maxPixels, cacheStyle: true }
-      : { kind: 'stylize-gatys', content: inAbs, styles: [c.style], output: output_, params: { ...o.gatys!, previewEvery: 0 }, model: o.model, maxPixels: o.maxPixels, cacheStyle: true };
+    const job = engineJob(o, inAbs, outAbs, c.style);
     const running = engine.run<{ ioMs?: number; totalMs?: number }>(job);
     this.running.set(input, running);
     this.events.onStart?.(input);

@@ -32,6 +32,11 @@ Usage:
   studio batch --in DIR --out DIR --method match|photo|gatys --style S [stylize options] [--recursive
                  --pattern '*.jpg' --name '{name}-{style}.{ext}' --format --size --jobs N
                  --overwrite skip|replace]   a whole folder, resumable: run it again after any stop
+  studio batch --queue redis://host:6379/0 --in DIR --out DIR [batch options]
+                 the shoot into a queue that \`studio worker\`s on many machines share; follows it
+                 (Ctrl-C stops following, not the work); --status [--shoot ID], --cancel [--shoot ID]
+  studio worker --queue redis://host:6379/0 [--jobs N --backend NAME --name NAME
+                 --path-map FROM=TO]   takes queued photos until Ctrl-C (which hands them back)
   studio smooth --content PHOTO --stylized IMAGE --out RESULT [--mode exact|fast --alpha 0.9999
                  --tol 1e-7 --size PX --report R.json]   the smoothing step alone, guided by PHOTO
   studio info [--json] [--backend NAME]
@@ -307,17 +312,23 @@ function smoothingLine(s: SmoothingReport): string {
 async function batch(argv: string[]): Promise<number> {
   const { values: v } = parse(argv, {
     ...STYLIZE_OPTIONS, in: { type: 'string' }, recursive: { type: 'boolean' }, pattern: { type: 'string' }, name: { type: 'string' },
-    jobs: { type: 'string' }, overwrite: { type: 'string' },
+    jobs: { type: 'string' }, overwrite: { type: 'string' }, queue: { type: 'string' }, status: { type: 'boolean' }, cancel: { type: 'boolean' },
+    shoot: { type: 'string' }, json: { type: 'boolean' },
   });
+  const queue = str(v.queue);
+  if (!queue && (v.status || v.cancel || v.shoot)) throw new StudioError('BAD_ARGUMENT', '--status, --cancel and --shoot are for a queued shoot: give --queue redis://host:6379/0');
+  if (queue && (v.status || v.cancel)) {
+    const { queueControl } = await import('./queue.ts');
+    return queueControl(queue, { status: v.status === true, cancel: v.cancel === true, shoot: str(v.shoot), inDir: str(v.in), outDir: str(v.out), json: v.json === true });
+  }
   const inDir = str(v.in), outDir = str(v.out), styles = (v.style as string[] | undefined) ?? [];
   if (!inDir) throw new StudioError('BAD_ARGUMENT', '--in is required (the folder of photos)');
   if (!outDir) throw new StudioError('BAD_ARGUMENT', '--out is required (the folder for the results; created if missing)');
   if (styles.length !== 1) throw new StudioError('BAD_ARGUMENT', 'give one --style (the painting or photo whose look to take)');
   const method = oneOf('method', str(v.method) ?? 'photo', ['gatys', 'photo', 'match'] as const)!;
   if (method === 'gatys' && v['output-size'] !== undefined) throw new StudioError('BAD_ARGUMENT', '--output-size is for the photorealistic methods: an artistic result keeps its --size');
-  const { BatchRun } = await import('../batch/run.ts');
   const out = outputFrom(v, 'unused');
-  const run = new BatchRun({
+  const options = {
     inDir, outDir, style: styles[0], method, model: str(v.model), decoders: str(v.decoders),
     photo: method === 'photo' ? PhotoParams.parse(defined({
       size: num('size', str(v.size), { int: true, min: 16, max: 16384 }), alpha: num('alpha', str(v.alpha), { min: 0, max: 1 }),
@@ -328,7 +339,13 @@ async function batch(argv: string[]): Promise<number> {
     recursive: v.recursive === true, pattern: str(v.pattern), name: str(v.name), format: out.format, bitDepth: out.bitDepth, quality: out.quality,
     jobs: num('jobs', str(v.jobs), { int: true, min: 1, max: 16 }), overwrite: oneOf('overwrite', str(v.overwrite), ['skip', 'replace'] as const),
     maxPixels: num('max-pixels', str(v['max-pixels']), { min: 1 }), backend: str(v.backend),
-  }, {
+  };
+  if (queue) {
+    const { queueBatch } = await import('./queue.ts');
+    return queueBatch(queue, options, { quiet: v.quiet === true });
+  }
+  const { BatchRun } = await import('../batch/run.ts');
+  const run = new BatchRun(options, {
     onFile: (e) => {
       if (v.quiet === true) return;
       const what = e.outcome === 'done' ? `done     ${e.input} → ${e.output} (${formatDuration(e.ms ?? 0)})`
@@ -683,6 +700,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'stylize': return await stylize(rest);
       case 'smooth': return await smoothCommand(rest);
       case 'batch': return await batch(rest);
+      case 'worker': return await (await import('./queue.ts')).workerCommand(rest);
       case 'info': return await info(rest);
       case 'models': return await models(rest);
       case 'demo': return await demo(rest);

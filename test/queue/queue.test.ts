@@ -1,0 +1,248 @@
+/**
+ * The queue end to end: real `studio batch --queue` and `studio worker` processes on a Redis of the
+ * test's own (Debian's redis-server on a free loopback port), colour match at a small size.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { checkReachable, parseQueueUrl, PREFIX } from '../../src-main/queue/connection.ts';
+import { countJobs } from '../../src-main/queue/enqueue.ts';
+import { jobId, queueName, ShootStore, shootId } from '../../src-main/queue/shoots.ts';
+import { closedLoopbackPort } from '../loopback.ts';
+import { startRedis, type TestRedis } from '../redis.ts';
+
+const samples = path.resolve('assets/samples');
+const style = path.join(samples, 'photo-Dune.jpg');
+let dir = '';
+
+before(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'studio-queue-'));
+});
+after(() => rm(dir, { recursive: true, force: true }));
+
+/** Lock and stalled check in seconds, not BullMQ's 30 s, so that a killed worker's photo comes back quickly. */
+const ENV = { ...process.env, STUDIO_QUEUE_LOCK_MS: '2000', STUDIO_QUEUE_BACKOFF_MS: '100', STUDIO_WASM_THREADS: '1' };
+
+interface Proc { p: ChildProcess; out: () => string; exit: Promise<number> }
+
+function studio(args: string[]): Proc {
+  const p = spawn(process.execPath, [path.resolve('bin/studio.mjs'), ...args], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  p.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+  p.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+  const exit = new Promise<number>((r) => p.once('exit', (code, sig) => r(code ?? (sig ? 128 : 1))));
+  return { p, out: () => text, exit };
+}
+
+const worker = (url: string, name: string) => studio(['worker', '--queue', url, '--name', name, '--backend', 'wasm']);
+const batchArgs = (url: string | undefined, inDir: string, outDir: string) => [
+  'batch', ...(url ? ['--queue', url] : ['--backend', 'wasm']), '--in', inDir, '--out', outDir, '--style', style, '--method', 'match', '--size', '160', '--recursive',
+];
+
+/** n photos of a few hundred pixels, each its own colours; `corrupt` adds a file that is not an image. */
+async function makeShoot(root: string, n: number, corrupt = false): Promise<void> {
+  await mkdir(path.join(root, 'day two'), { recursive: true });
+  const sources = ['content-coffee.jpg', 'content-chelsea.jpg', 'content-astronaut.jpg', 'content-rocket.jpg'];
+  for (let k = 0; k < n; k++) {
+    const rel = k % 5 === 4 ? path.join('day two', `IMG_${k}.jpg`) : `IMG_${k}.jpg`;
+    await sharp(path.join(samples, sources[k % 4])).resize(320).modulate({ hue: 23 * k, saturation: 0.8 + 0.02 * k }).jpeg().toFile(path.join(root, rel));
+  }
+  if (corrupt) await writeFile(path.join(root, 'broken.jpg'), (await readFile(path.join(samples, 'content-coffee.jpg'))).subarray(0, 3000));
+}
+
+async function filesUnder(root: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(root, { withFileTypes: true, recursive: true })) if (e.isFile()) out.push(path.relative(root, path.join(e.parentPath, e.name)));
+  return out.sort();
+}
+
+const sha = async (f: string) => createHash('sha256').update(await readFile(f)).digest('hex');
+
+/** "done     IMG_3.jpg (1s)" lines of worker logs: how many times each photo was made. */
+function madeCounts(logs: string[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const log of logs) for (const [, input] of log.matchAll(/^done {5}(.+) \(\d/gm)) m.set(input, (m.get(input) ?? 0) + 1);
+  return m;
+}
+
+async function until(what: string, cond: () => Promise<boolean> | boolean, ms = 120_000): Promise<void> {
+  const t0 = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function shootOf(redis: TestRedis): Promise<{ id: string; queue: Queue; store: ShootStore; close(): Promise<void> }> {
+  const client = new Redis(redis.port, '127.0.0.1');
+  const store = new ShootStore(client);
+  await until('the shoot to be registered', async () => (await store.list()).length > 0);
+  const id = (await store.list())[0].id;
+  const queue = new Queue(queueName(id), { connection: { port: redis.port, host: '127.0.0.1' }, prefix: PREFIX });
+  return { id, queue, store, close: async () => { await queue.close(); client.disconnect(); } };
+}
+
+test('queue URLs: password, TLS, database; bad ones are refused by name; an unreachable queue is an error, not a hang', async () => {
+  const t = parseQueueUrl('redis://:s%40cret@host.lan:6380/3');
+  assert.deepEqual([t.connection.host, t.connection.port, t.connection.db, t.connection.password, t.connection.tls], ['host.lan', 6380, 3, 's@cret', undefined]);
+  assert.equal(t.display, 'redis://:***@host.lan:6380/3', 'the password never reaches a message');
+  const tls = parseQueueUrl('rediss://user:pw@redis.example.com');
+  assert.equal(tls.connection.port, 6379);
+  assert.equal(tls.connection.username, 'user');
+  assert.deepEqual(tls.connection.tls, { servername: 'redis.example.com' });
+  assert.throws(() => parseQueueUrl('http://host:6379'), /only redis:\/\/ and rediss:\/\//);
+  assert.throws(() => parseQueueUrl('redis://host/abc'), /database "abc"/);
+  assert.throws(() => parseQueueUrl('not a url'), /not a URL/);
+  const closed = await closedLoopbackPort();
+  await assert.rejects(checkReachable(parseQueueUrl(`redis://127.0.0.1:${closed}/0`), 2000), /cannot use the queue at redis:\/\/127\.0\.0\.1:\d+\/0: .*ECONNREFUSED/);
+  const redis = await startRedis({ password: 'pa ss' });
+  try {
+    await assert.rejects(checkReachable(parseQueueUrl(`redis://127.0.0.1:${redis.port}/0`)), (e: Error & { hint?: string }) => /NOAUTH|Authentication/i.test(e.message) && /redis:\/\/:PASSWORD@host/.test(e.hint ?? ''));
+    await checkReachable(parseQueueUrl(redis.url)); // the password in the URL (percent-encoded)
+  } finally {
+    await redis.stop();
+  }
+  // Job ids: the same photo, settings and place give the same id; any of them changed, another.
+  const a = jobId('s1', 'fp', 'abc', 'x.jpg');
+  assert.equal(a, jobId('s1', 'fp', 'abc', 'x.jpg'));
+  assert.equal(new Set([a, jobId('s1', 'fp2', 'abc', 'x.jpg'), jobId('s1', 'fp', 'abd', 'x.jpg'), jobId('s1', 'fp', 'abc', 'y.jpg')]).size, 4);
+  assert.notEqual(shootId('fp', '/in', '/out'), shootId('fp', '/in', '/out2'));
+});
+
+test('3 workers, 40 photos, one killed mid-photo: every photo made exactly once, no temporary file left, files identical to a local batch', { timeout: 600_000 }, async () => {
+  const redis = await startRedis();
+  const inDir = path.join(dir, 'kill-in'), outDir = path.join(dir, 'kill-out');
+  await makeShoot(inDir, 40);
+  const workers = [worker(redis.url, 'w1'), worker(redis.url, 'w2'), worker(redis.url, 'victim')];
+  const batch = studio(batchArgs(redis.url, inDir, outDir));
+  const s = await shootOf(redis);
+  try {
+    // The victim is killed while it is making a photo (after it has made at least one).
+    let victimJob = '';
+    await until('the victim to be mid-photo', async () => {
+      if (!/^done /m.test(workers[2].out())) return false;
+      const active = await s.queue.getActive();
+      victimJob = active.find((j) => j.processedBy === 'victim')?.id ?? '';
+      return victimJob !== '';
+    });
+    workers[2].p.kill('SIGKILL');
+    const code = await batch.exit;
+    assert.equal(code, 0, batch.out());
+    assert.match(batch.out(), /40 done, 0 failed of 40/);
+    assert.match(batch.out(), /w1: \d+ done/);
+
+    // The victim's photo was taken over after the stalled check and finished by another worker.
+    const taken = await s.queue.getJob(victimJob);
+    assert.equal(await taken!.getState(), 'completed');
+    assert.notEqual((taken!.returnvalue as { worker: string }).worker, 'victim');
+    assert.ok(taken!.attemptsStarted >= 2, 'started again after the kill');
+    const counts = await s.queue.getJobCounts('completed', 'failed', 'waiting', 'active');
+    assert.deepEqual(counts, { completed: 40, failed: 0, waiting: 0, active: 0 });
+
+    // Made exactly once each, across all three workers' logs (the victim's finished photos included).
+    await Promise.all(workers.slice(0, 2).map((w) => { w.p.kill('SIGINT'); return w.exit; }));
+    const made = madeCounts(workers.map((w) => w.out()));
+    assert.equal(made.size, 40, 'every photo made');
+    assert.deepEqual([...made.values()].filter((n) => n !== 1), [], 'none made twice');
+    assert.ok((madeCounts([workers[0].out()]).size > 0) && (madeCounts([workers[1].out()]).size > 0), 'both survivors worked');
+
+    // The output folder: 40 results (the tree mirrored), no temporary file, hashes as recorded.
+    const outs = await filesUnder(outDir);
+    assert.equal(outs.length, 40, outs.join(', '));
+    assert.deepEqual(outs.filter((f) => f.endsWith('.tmp') || path.basename(f).startsWith('.')), []);
+    const done = await s.store.allDone(s.id);
+    for (const [input, rec] of done) assert.equal(await sha(path.join(outDir, rec.output)), rec.sha256, input);
+
+    // The same shoot run locally gives identical files.
+    const localOut = path.join(dir, 'kill-local');
+    const local = studio([...batchArgs(undefined, inDir, localOut), '--jobs', '2']);
+    assert.equal(await local.exit, 0, local.out());
+    for (const f of outs) assert.equal(await sha(path.join(localOut, f)), await sha(path.join(outDir, f)), `${f}: queue and local results differ`);
+  } finally {
+    for (const w of workers) w.p.kill('SIGKILL');
+    batch.p.kill('SIGKILL');
+    await s.close();
+    await redis.stop();
+  }
+});
+
+test('Redis restarted mid-shoot (append-only file on): the shoot goes on; a corrupt photo fails with its reason after bounded tries', { timeout: 600_000 }, async () => {
+  const redis = await startRedis();
+  const inDir = path.join(dir, 'restart-in'), outDir = path.join(dir, 'restart-out');
+  await makeShoot(inDir, 14, true);
+  const workers = [worker(redis.url, 'a'), worker(redis.url, 'b')];
+  const batch = studio(batchArgs(redis.url, inDir, outDir));
+  try {
+    await until('3 photos made', () => madeCounts(workers.map((w) => w.out())).size >= 3);
+    await redis.restart({ downMs: 1500 });
+    const code = await batch.exit;
+    assert.equal(code, 3, `a failed photo exits 3:\n${batch.out()}`);
+    assert.match(batch.out(), /14 done, 1 failed of 15/);
+    assert.match(batch.out(), /failed: broken\.jpg: (CORRUPT_IMAGE|NOT_AN_IMAGE): .*broken\.jpg.*\(worker (a|b)\)/);
+    await Promise.all(workers.map((w) => { w.p.kill('SIGINT'); return w.exit; }));
+    const made = madeCounts(workers.map((w) => w.out()));
+    // Every photo made; one whose completion Redis lost may be found made already, never made twice.
+    assert.equal(made.size, 14);
+    assert.deepEqual([...made.values()].filter((n) => n !== 1), []);
+    const tries = workers.map((w) => w.out()).join('').match(/FAILED {3}broken\.jpg/g)?.length ?? 0;
+    assert.equal(tries, 3, 'three tries, then failed');
+    assert.equal((await filesUnder(outDir)).length, 14);
+  } finally {
+    for (const w of workers) w.p.kill('SIGKILL');
+    batch.p.kill('SIGKILL');
+    await redis.stop();
+  }
+});
+
+test('two batch commands enqueue the same shoot at once: one job a photo; cancel stops it, the same command resumes it', { timeout: 600_000 }, async () => {
+  const redis = await startRedis();
+  const inDir = path.join(dir, 'twice-in'), outDir = path.join(dir, 'twice-out');
+  await makeShoot(inDir, 16);
+  await copyFile(path.join(inDir, 'IMG_0.jpg'), path.join(inDir, 'IMG_0 copy.jpg')); // the same photo twice: two results
+  const first = studio(batchArgs(redis.url, inDir, outDir)), second = studio(batchArgs(redis.url, inDir, outDir));
+  const s = await shootOf(redis);
+  try {
+    await until('both to have planned', () => /shoot \w+: 17 photos/.test(first.out()) && /shoot \w+: 17 photos/.test(second.out()));
+    assert.equal(await countJobs(s.queue), 17, 'enqueued twice, one job a photo');
+    const added = [first.out(), second.out()].map((o) => Number(/\((\d+) new in the queue/.exec(o)![1]));
+    assert.equal(added[0] + added[1], 17, `the two commands added ${added} jobs`);
+    assert.equal(new Set([first.out(), second.out()].map((o) => /shoot (\w+):/.exec(o)![1])).size, 1, 'the same shoot');
+
+    const w = worker(redis.url, 'solo');
+    await until('2 photos made', () => madeCounts([w.out()]).size >= 2);
+    const cancel = studio(['batch', '--queue', redis.url, '--cancel', '--in', inDir, '--out', outDir]);
+    assert.equal(await cancel.exit, 0, cancel.out());
+    assert.match(cancel.out(), /cancelled shoot \w+/);
+    assert.equal(await first.exit, 130, first.out());
+    assert.equal(await second.exit, 130);
+    assert.match(first.out(), /run the same command again to resume/);
+    await until('the worker to let go of the shoot', async () => (await s.queue.getJobCounts('active')).active === 0);
+    const c = await s.queue.getJobCounts('waiting', 'active', 'completed');
+    assert.equal(c.waiting + c.active, 0, 'nothing left to take');
+    const madeBefore = (await filesUnder(outDir)).length;
+    assert.ok(madeBefore >= 2 && madeBefore < 17, `${madeBefore} results when cancelled`);
+    assert.deepEqual((await filesUnder(outDir)).filter((f) => f.endsWith('.tmp')), []);
+    const status = studio(['batch', '--queue', redis.url, '--status']);
+    assert.equal(await status.exit, 0);
+    assert.match(status.out(), new RegExp(`shoot ${s.id} \\(cancelled\\)`));
+
+    const again = studio(batchArgs(redis.url, inDir, outDir));
+    assert.equal(await again.exit, 0, again.out());
+    assert.match(again.out(), /17 done, 0 failed of 17/);
+    w.p.kill('SIGINT');
+    assert.equal(await w.exit, 0);
+    assert.deepEqual([...madeCounts([w.out()]).values()].filter((n) => n !== 1), [], 'nothing made twice across the cancel');
+    assert.equal((await filesUnder(outDir)).length, 17);
+  } finally {
+    for (const p of [first, second]) p.p.kill('SIGKILL');
+    await s.close();
+    await redis.stop();
+  }
+});
