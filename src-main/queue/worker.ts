@@ -28,6 +28,10 @@ import { queueName, ShootStore, type DoneRecord, type Shoot } from './shoots.ts'
 
 /** Errors that are this worker's, not the photo's: another worker may well have the model or the backend. */
 const WORKER_LEVEL: readonly ErrorCode[] = ['MODEL_MISSING', 'BAD_MODEL', 'CHECKSUM_MISMATCH', 'BACKEND_UNAVAILABLE'];
+/** Errors of reaching the shared storage: the photo's if alone, this worker's mount if they repeat. */
+const STORAGE: readonly ErrorCode[] = ['FILE_NOT_FOUND', 'BAD_FILE', 'UNWRITABLE_OUTPUT', 'OUTPUT_IS_INPUT'];
+/** Storage failures in a row, on different photos, after which this worker leaves the shoot for a while. */
+const STORAGE_STRIKES = 2;
 
 export interface WorkerOptions {
   /** Engines side by side (default 1); each takes cores / jobs WebAssembly threads. */
@@ -68,6 +72,8 @@ export class QueueWorker {
   private wake: (() => void) | undefined;
   /** Shoots this worker cannot serve (a missing model…), until the time given. */
   private readonly avoid = new Map<string, number>();
+  /** Photos whose storage failed on this worker in a row (reset by any photo made). */
+  private storageStrikes = new Set<string>();
   private current: { shoot: Shoot; bull: Worker<PhotoJobData>; cancelled: boolean; leave?: string } | undefined;
 
   constructor(private readonly target: QueueTarget, private readonly o: WorkerOptions = {}, private readonly onEvent?: (e: WorkerEvent) => void) {
@@ -215,7 +221,7 @@ export class QueueWorker {
         return await this.handBack(shoot, job, token, 'this worker stopped');
       }
       if (WORKER_LEVEL.includes(err.code)) {
-        if (cur) cur.leave = `${err.code}: ${err.message}`;
+        this.leave(cur, `${err.code}: ${err.message}`);
         return await this.handBack(shoot, job, token, `${err.code} on this worker`);
       }
       if (err.code === 'INTERNAL' && /engine worker (crashed|exited)/.test(err.message)) {
@@ -225,6 +231,11 @@ export class QueueWorker {
       }
       const reason = `${err.code}: ${err.message} (worker ${this.name})`;
       this.onEvent?.({ shoot: shoot.id, input, outcome: 'failed', reason });
+      if (STORAGE.includes(err.code)) {
+        // One photo missing is the photo's; several in a row is this machine's view of the share.
+        this.storageStrikes.add(input);
+        if (this.storageStrikes.size >= STORAGE_STRIKES) this.leave(cur, `cannot reach the shoot's files from here (${err.code}); check the share's mount or --path-map`);
+      }
       throw new Error(reason, { cause: e });
     } finally {
       this.running.delete(job.id!);
@@ -232,8 +243,16 @@ export class QueueWorker {
     }
   }
 
+  /** Stops taking this shoot's photos at once; serve() closes it on its next look. */
+  private leave(cur: QueueWorker['current'], why: string): void {
+    if (!cur || cur.leave) return;
+    cur.leave = why;
+    cur.bull.pause(true).catch(() => undefined);
+  }
+
   private async finish(shoot: Shoot, input: string, rec: DoneRecord, outcome: 'done' | 'skipped'): Promise<DoneRecord> {
     await this.store.recordDone(shoot.id, input, rec);
+    this.storageStrikes.clear();
     this.onEvent?.({ shoot: shoot.id, input, outcome, ms: rec.ms, reason: rec.skipped });
     return rec;
   }

@@ -32,8 +32,8 @@ const ENV = { ...process.env, STUDIO_QUEUE_LOCK_MS: '2000', STUDIO_QUEUE_BACKOFF
 
 interface Proc { p: ChildProcess; out: () => string; exit: Promise<number> }
 
-function studio(args: string[]): Proc {
-  const p = spawn(process.execPath, [path.resolve('bin/studio.mjs'), ...args], { env: ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+function studio(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  const p = spawn(process.execPath, [path.resolve('bin/studio.mjs'), ...args], { env: { ...ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let text = '';
   p.stdout!.on('data', (d: Buffer) => (text += d.toString()));
   p.stderr!.on('data', (d: Buffer) => (text += d.toString()));
@@ -243,6 +243,47 @@ test('two batch commands enqueue the same shoot at once: one job a photo; cancel
   } finally {
     for (const p of [first, second]) p.p.kill('SIGKILL');
     await s.close();
+    await redis.stop();
+  }
+});
+
+test('rediss:// with a password: a shoot over TLS; a worker that cannot see the files says so in the job and leaves the shoot to the others', { timeout: 600_000 }, async () => {
+  const redis = await startRedis({ tls: true, password: 's3cret' });
+  const inDir = path.join(dir, 'tls-in'), outDir = path.join(dir, 'tls-out');
+  await makeShoot(inDir, 6);
+  const trusted = { NODE_EXTRA_CA_CERTS: redis.caFile! };
+  const run = (args: string[], env: NodeJS.ProcessEnv = trusted) => studio(args, env);
+  const workers: Proc[] = [];
+  try {
+    // Without the CA the server's certificate is refused, by name; with it, the queue answers.
+    const untrusted = run(['batch', '--queue', redis.url, '--status'], {});
+    assert.equal(await untrusted.exit, 2);
+    assert.match(untrusted.out(), /cannot use the queue at rediss:\/\/:\*\*\*@localhost:\d+\/0: .*(self[- ]signed|certificate)/i);
+    assert.doesNotMatch(untrusted.out(), /s3cret/);
+    const empty = run(['batch', '--queue', redis.url, '--status']);
+    assert.equal(await empty.exit, 0, empty.out());
+    assert.match(empty.out(), /no shoots in the queue/);
+
+    // "blind" sees the share under another path (a mount that is not there): its tries fail with the reason.
+    workers.push(run(['worker', '--queue', redis.url, '--name', 'blind', '--backend', 'wasm', '--path-map', `${dir}=/nonexistent/share`]));
+    await until('the blind worker to connect', () => /^worker blind on/m.test(workers[0].out()));
+    const batch = run(batchArgs(redis.url, inDir, outDir));
+    await until('the blind worker to leave the shoot', () => /leaving shoot \w+ for a minute: cannot reach the shoot's files/.test(workers[0].out()));
+    assert.match(workers[0].out(), /FAILED {3}IMG_\d+\.jpg: FILE_NOT_FOUND: .*\/nonexistent\/share\/.*\(worker blind\)/);
+    workers.push(run(['worker', '--queue', redis.url, '--name', 'sighted', '--backend', 'wasm']));
+    assert.equal(await batch.exit, 0, batch.out());
+    assert.match(batch.out(), /6 done, 0 failed of 6/);
+    assert.equal(madeCounts([workers[0].out()]).size, 0, 'the blind worker made nothing');
+    // The jobs themselves keep the failed tries' reasons.
+    const id = /shoot (\w+):/.exec(batch.out())![1];
+    const q = new Queue(queueName(id), { connection: { host: 'localhost', port: redis.port, password: 's3cret', tls: { ca: await readFile(redis.caFile!) } }, prefix: PREFIX });
+    const jobs = await q.getCompleted();
+    await q.close();
+    const reasons = jobs.flatMap((j) => j.stacktrace ?? []).concat(jobs.map((j) => j.failedReason ?? ''));
+    assert.ok(reasons.some((r) => /FILE_NOT_FOUND: .*\(worker blind\)/.test(r)), `no job recorded the blind worker's failure: ${JSON.stringify(reasons)}`);
+    assert.equal((await filesUnder(outDir)).length, 6);
+  } finally {
+    for (const w of workers) w.p.kill('SIGKILL');
     await redis.stop();
   }
 });
