@@ -20,6 +20,7 @@ const SECTIONS: Record<string, { file: string; what: string }> = {
   match: { file: 'match.ts', what: 'colour match: the whole method at 1024 px (fast, none, exact vs the smoothing alone) and quality on every bundled pair' },
   fullres: { file: 'fullres.ts', what: 'full resolution: a 1024-px look carried to 24 MP and 45 MP photos (time, peak RSS, PSNR, detail)' },
   batch: { file: 'batch.ts', what: 'studio batch: files per minute at 1024 px, fast and exact smoothing, --jobs 1 and 2' },
+  queue: { file: 'queue.ts', what: 'studio batch --queue: photos per minute with 1 and 2 workers beside the local --jobs 1 and 2, and the queue\'s own cost a photo' },
 };
 
 const [first, ...rest] = process.argv.slice(2);

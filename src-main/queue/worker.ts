@@ -175,7 +175,8 @@ export class QueueWorker {
   private async engine(): Promise<number> {
     const k = this.free.pop();
     if (k === undefined) throw new StudioError('INTERNAL', 'no free engine (concurrency above the engine count)');
-    const threads = Math.max(1, Math.floor(os.availableParallelism() / this.jobs));
+    // Several workers on one machine share its cores: STUDIO_WASM_THREADS says how.
+    const threads = Number(process.env.STUDIO_WASM_THREADS) || Math.max(1, Math.floor(os.availableParallelism() / this.jobs));
     this.engines[k] ??= this.o.engine?.(threads) ?? new EngineClient({ backend: this.o.backend, wasmThreads: threads });
     return k;
   }
