@@ -7,7 +7,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ import sharp from 'sharp';
 import type { BrowserContext, Page } from 'playwright-core';
 import { writeTinyFixtures } from '../src-main/engine/models/tiny.ts';
 import { CHROMIUM, SAMPLES, SHOTS, launchChromium, startServe, stopServe } from './harness.ts';
+import { startRedis } from '../test/redis.ts';
 
 /** The good photos of the shoot (relative paths) and its damaged one. */
 // Fifteen more in 'day three', so that a batch lasts long enough on a fast machine for pause and
@@ -78,6 +79,14 @@ after(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
   if (process.exitCode) process.stderr.write(serverLog.join(''));
 });
+
+async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 /** The counts line's numbers: "N of M files". */
 async function counts(): Promise<{ finished: number; total: number }> {
@@ -233,6 +242,64 @@ test('a large folder stays light: the results already there are kept, and at mos
   assert.equal(await page.locator('[data-testid="batch-row"][data-state="skipped"]').count(), N);
   const thumbs = await page.locator('[data-testid="batch-row"] img').count();
   assert.ok(thumbs > 0 && thumbs <= 200, `${thumbs} thumbnails shown`);
+});
+
+test('the Batch panel follows a queued shoot: its shoots, live counts and workers, then cancel', async () => {
+  const redis = await startRedis();
+  const env = { ...process.env, STUDIO_QUEUE_LOCK_MS: '2000', STUDIO_WASM_THREADS: '1' };
+  const cli = (args: string[]) => {
+    const p = spawn(process.execPath, [path.resolve('bin/studio.mjs'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    p.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+    p.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+    return { p, out: () => text, exit: new Promise<number | null>((r) => p.once('exit', (c) => r(c))) };
+  };
+  const sendShoot = (inDir: string, outDir: string) => cli(['batch', '--queue', redis.url, '--in', inDir, '--out', outDir, '--method', 'match', '--size', '64', '--style', path.join(tmp, 'photo-Dune.jpg'), '--recursive']);
+  const procs: ReturnType<typeof cli>[] = [];
+  try {
+    // Sent with no worker yet: the panel lists it waiting.
+    const first = sendShoot(shoot, path.join(tmp, 'out-queue'));
+    procs.push(first);
+    await waitFor(() => /shoot \w+: \d+ photos/.test(first.out()), 60_000, 'the shoot to be enqueued');
+    const id = /shoot (\w+):/.exec(first.out())![1];
+    await page.getByTestId('queue-url').fill(redis.url);
+    await page.getByTestId('queue-list').click();
+    const row = page.locator(`[data-testid="queue-row"][data-shoot="${id}"]`);
+    await row.waitFor();
+    assert.match(await row.innerText(), new RegExp(`0 / ${GOOD.length + 1}`));
+    await row.getByTestId('queue-follow').click();
+    const card = page.getByTestId('queue-shoot');
+    await card.waitFor();
+    assert.match(await page.getByTestId('queue-connected').innerText(), /0 workers connected/);
+
+    // A worker comes: the card counts its photos, names it, and ends with the damaged file's reason.
+    const w = cli(['worker', '--queue', redis.url, '--name', 'e2e-worker', '--backend', 'wasm']);
+    procs.push(w);
+    await page.locator('[data-testid="queue-shoot"][data-state="finished"]').waitFor({ timeout: 180_000 });
+    assert.match(await page.getByTestId('queue-done').innerText(), new RegExp(`^${GOOD.length} done`));
+    assert.match(await page.getByTestId('queue-workers').innerText(), /e2e-worker\s+\d+/);
+    assert.match(await page.getByTestId('queue-failures').innerText(), /broken\.jpg — (CORRUPT_IMAGE|NOT_AN_IMAGE)/);
+    await shot('batch-05-queue-finished');
+    assert.equal(await first.exit, 3, 'the sending command ends with the failure too');
+    w.p.kill('SIGINT');
+    await w.exit;
+
+    // A second shoot, no worker: Cancel shoot from the panel empties it.
+    const second = sendShoot(shoot, path.join(tmp, 'out-queue-2'));
+    procs.push(second);
+    await waitFor(() => /shoot \w+: \d+ photos/.test(second.out()), 60_000, 'the second shoot to be enqueued');
+    const id2 = /shoot (\w+):/.exec(second.out())![1];
+    await page.getByTestId('queue-list').click();
+    await page.locator(`[data-testid="queue-row"][data-shoot="${id2}"]`).getByTestId('queue-follow').click();
+    await page.locator('[data-testid="queue-shoot"][data-state="running"]').waitFor();
+    await page.getByTestId('queue-cancel').click();
+    await page.locator('[data-testid="queue-shoot"][data-state="cancelled"]').waitFor({ timeout: 30_000 });
+    assert.equal(await second.exit, 130, 'the sending command reports the cancel');
+    assert.equal(existsSync(path.join(tmp, 'out-queue-2', 'coffee-photo-Dune.jpg')), false, 'nothing made after the cancel');
+  } finally {
+    for (const p of procs) p.p.kill('SIGKILL');
+    await redis.stop();
+  }
 });
 
 test('stopping the server mid-batch cancels it cleanly: whole results only, the journal ready to resume', async () => {

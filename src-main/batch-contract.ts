@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { GatysParams, MatchParams, PhotoParams } from './protocol.ts';
 // Types only (erased when built): the contract stays browser-safe.
 import type { BatchProgress, BatchSummary, FileEvent } from './batch/run.ts';
+import type { WorkerShare } from './queue/follow.ts';
 
 const Id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
 /** A folder on the back end's machine: absolute, no NUL, not absurdly long. */
@@ -39,13 +40,49 @@ export type BatchStartRequest = z.input<typeof BatchStartRequest>;
 
 export const BatchControlRequest = z.object({ runId: Id });
 
+/** A shoot queue (`studio batch --queue`): where it is, and which shoot. */
+const QueueUrl = z.string().min(1).max(2048).regex(/^rediss?:\/\/[^\s]+$/, 'a redis:// or rediss:// URL, like redis://studio-server:6379/0');
+const ShootId = z.string().regex(/^[0-9a-f]{4,12}$/);
+export const BatchQueueListRequest = z.object({ url: QueueUrl });
+/** Follow a queued shoot: batchQueue events until it is finished or cancelled, or batchQueueUnfollow. */
+export const BatchQueueFollowRequest = z.object({ runId: Id, url: QueueUrl, shoot: ShootId });
+export const BatchQueueCancelRequest = z.object({ url: QueueUrl, shoot: ShootId });
+
 export const BatchRequests = {
   batchChooseFolder: BatchChooseFolderRequest,
   batchStart: BatchStartRequest,
   batchPause: BatchControlRequest,
   batchResume: BatchControlRequest,
   batchCancel: BatchControlRequest,
+  batchQueueList: BatchQueueListRequest,
+  batchQueueFollow: BatchQueueFollowRequest,
+  batchQueueUnfollow: BatchControlRequest,
+  batchQueueCancel: BatchQueueCancelRequest,
 } as const;
+
+/** A queued shoot as the window shows it (queue/follow.ts's status, its failures capped). */
+export interface QueuedShoot {
+  id: string;
+  inDir: string;
+  outDir: string;
+  method: string;
+  /** The machine that enqueued it. */
+  host: string;
+  state: 'active' | 'cancelled';
+  finished: boolean;
+  total: number;
+  /** Photos made (and found made: `skipped`). */
+  done: number;
+  skipped: number;
+  failed: { input: string; reason: string }[];
+  failedCount: number;
+  running: number;
+  remaining: number;
+  etaMs?: number;
+  /** Workers connected to the shoot now, and what each did and does. */
+  connected: number;
+  workers: WorkerShare[];
+}
 
 /** The batch's summary as the window gets it: the failures capped, their count beside them. */
 export interface BatchSummaryReply extends Omit<BatchSummary, 'fileMs' | 'overheadMs'> {
@@ -61,6 +98,11 @@ export interface BatchReplies {
   batchPause: { ok: boolean };
   batchResume: { ok: boolean };
   batchCancel: { ok: boolean };
+  batchQueueList: QueuedShoot[];
+  /** The shoot when following stopped (finished, cancelled, or unfollowed). */
+  batchQueueFollow: QueuedShoot;
+  batchQueueUnfollow: { ok: boolean };
+  batchQueueCancel: { ok: boolean };
 }
 
 /** Streamed while a batch runs; every event names its run. */
@@ -71,4 +113,5 @@ export type BatchEvent =
     thumbnail?: Uint8Array;
   } & FileEvent)
   | ({ type: 'batchProgress'; runId: string; elapsedMs: number } & BatchProgress)
-  | { type: 'batchDone'; runId: string; summary: BatchSummaryReply };
+  | { type: 'batchDone'; runId: string; summary: BatchSummaryReply }
+  | { type: 'batchQueue'; runId: string; shoot: QueuedShoot };

@@ -13,7 +13,8 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import type { z } from 'zod';
-import type { BatchEvent, BatchReplies, BatchRequests, BatchSummaryReply } from '../batch-contract.ts';
+import type { BatchEvent, BatchReplies, BatchRequests, BatchSummaryReply, QueuedShoot } from '../batch-contract.ts';
+import type { ShootFollower, ShootStatus } from '../queue/follow.ts';
 import { BatchRun, type BatchProgress, type BatchSummary, type FileEvent } from '../batch/run.ts';
 import { StudioError } from '../errors.ts';
 import { GatysParams, MatchParams, PhotoParams } from '../protocol.ts';
@@ -53,6 +54,16 @@ function summaryReply(s: BatchSummary): BatchSummaryReply {
   };
 }
 
+const MAX_FAILED_SHOWN = 100;
+
+function queuedShoot(s: ShootStatus): QueuedShoot {
+  return {
+    id: s.shoot.id, inDir: s.shoot.inDir, outDir: s.shoot.outDir, method: s.shoot.settings.method, host: s.shoot.host, state: s.shoot.state, finished: s.finished,
+    total: s.total, done: s.done, skipped: s.skipped, failed: s.failed.slice(0, MAX_FAILED_SHOWN), failedCount: s.failed.length,
+    running: s.running, remaining: s.remaining, etaMs: s.etaMs, connected: s.connected, workers: s.workers,
+  };
+}
+
 interface Active {
   run: BatchRun;
   finished: Promise<unknown>;
@@ -65,6 +76,8 @@ interface Active {
 export class BatchHandlers {
   private readonly chosen = { input: new Set<string>(), output: new Set<string>() };
   private readonly active = new Map<string, Active>();
+  /** Queued shoots being followed, by run id. */
+  private readonly following = new Map<string, AbortController>();
   private closed = false;
 
   constructor(private readonly host: BatchHost) {}
@@ -76,7 +89,58 @@ export class BatchHandlers {
       case 'batchPause': return Promise.resolve(this.control(p as { runId: string }, 'pause'));
       case 'batchResume': return Promise.resolve(this.control(p as { runId: string }, 'resume'));
       case 'batchCancel': return Promise.resolve(this.control(p as { runId: string }, 'cancel'));
+      case 'batchQueueList': return this.queueList(p as z.output<typeof BatchRequests.batchQueueList>);
+      case 'batchQueueFollow': return this.queueFollow(p as z.output<typeof BatchRequests.batchQueueFollow>);
+      case 'batchQueueUnfollow': return Promise.resolve(this.queueUnfollow(p as { runId: string }));
+      case 'batchQueueCancel': return this.queueCancel(p as z.output<typeof BatchRequests.batchQueueCancel>);
     }
+  }
+
+  /** A queue's follower for one request (its connections closed after). */
+  private async withQueue<T>(url: string, fn: (f: ShootFollower) => Promise<T>): Promise<T> {
+    const { parseQueueUrl, checkReachable } = await import('../queue/connection.ts');
+    const { ShootFollower } = await import('../queue/follow.ts');
+    const target = parseQueueUrl(url);
+    await checkReachable(target);
+    const f = new ShootFollower(target);
+    try {
+      return await fn(f);
+    } finally {
+      await f.close();
+    }
+  }
+
+  async queueList(req: { url: string }): Promise<QueuedShoot[]> {
+    return this.withQueue(req.url, async (f) => Promise.all((await f.shoots()).reverse().map(async (s) => queuedShoot(await f.status(s.id)))));
+  }
+
+  async queueFollow(req: { runId: string; url: string; shoot: string }): Promise<QueuedShoot> {
+    if (this.closed) throw new StudioError('CANCELLED', 'the studio is closing');
+    const stop = new AbortController();
+    this.following.set(req.runId, stop);
+    try {
+      return await this.withQueue(req.url, async (f) => {
+        await f.find({ id: req.shoot });
+        const last = await f.follow(req.shoot, (s) => this.host.emit({ type: 'batchQueue', runId: req.runId, shoot: queuedShoot(s) }), { signal: stop.signal });
+        return queuedShoot(last);
+      });
+    } finally {
+      this.following.delete(req.runId);
+    }
+  }
+
+  private queueUnfollow(p: { runId: string }): { ok: boolean } {
+    const f = this.following.get(p.runId);
+    f?.abort();
+    return { ok: Boolean(f) };
+  }
+
+  async queueCancel(req: { url: string; shoot: string }): Promise<{ ok: boolean }> {
+    return this.withQueue(req.url, async (f) => {
+      await f.find({ id: req.shoot });
+      await f.cancel(req.shoot);
+      return { ok: true };
+    });
   }
 
   async chooseFolder(p: { purpose: 'input' | 'output' }): Promise<BatchReplies['batchChooseFolder']> {
@@ -184,6 +248,7 @@ export class BatchHandlers {
   /** Quit or server stop: cancels every batch and waits until its engines and journal are closed. */
   async close(graceMs = 10_000): Promise<void> {
     this.closed = true;
+    for (const f of this.following.values()) f.abort();
     const all = [...this.active.values()];
     for (const a of all) a.run.cancel();
     // A file in a step that checks for cancellation rarely still gets its grace period, not forever.

@@ -152,7 +152,9 @@ export class StudioHandlers {
       case 'fetchModel': return this.fetchModel(p as z.output<typeof ApiRequests.fetchModel>);
       case 'catalog': return this.catalog();
       case 'trainDecoder': return this.trainDecoder(p as z.output<typeof ApiRequests.trainDecoder>);
-      case 'batchChooseFolder': case 'batchStart': case 'batchPause': case 'batchResume': case 'batchCancel': return this.batch.handle(m, p);
+      case 'batchChooseFolder': case 'batchStart': case 'batchPause': case 'batchResume': case 'batchCancel':
+      case 'batchQueueList': case 'batchQueueFollow': case 'batchQueueUnfollow': case 'batchQueueCancel':
+        return this.batch.handle(m, p);
     }
   }
 

@@ -15,6 +15,7 @@ import { blobUrl, formatDuration, newRunId } from '../format.ts';
 import { GATYS_PRESETS, loadSettings, MATCH_PRESETS, PHOTO_PRESETS, type Method, type PhotoEngine } from '../settings.ts';
 import { Field, NumberInput, Segmented } from './Field.tsx';
 import { ImagePicker, type PickedImage } from './ImagePicker.tsx';
+import { useShootQueue } from './QueuePanel.tsx';
 import '../batch.css';
 
 const MAX_ROWS = 500;
@@ -101,6 +102,7 @@ export function BatchPanel({ info, model, photoModel, onError }: { info?: Studio
       // storage full or disabled: the options last for the session
     }
   }, [o]);
+  const queue = useShootQueue(onError);
   const [style, setStyle] = useState<PickedImage>();
   const [styleBusy, setStyleBusy] = useState(false);
   const [run, setRun] = useState<{ runId: string; cancelling?: boolean }>();
@@ -346,10 +348,12 @@ export function BatchPanel({ info, model, photoModel, onError }: { info?: Studio
               onClick={() => void start()} data-testid="batch-start">Start batch</button>
           )}
         </div>
+        {queue.controls}
       </aside>
 
       <div className="batch-content">
-        {!p && !summary && !run && (
+        {queue.view}
+        {!p && !summary && !run && !queue.view && (
           <div className="empty-state batch-empty">
             <div className="empty-art" aria-hidden="true" />
             <h2>Restyle a whole folder</h2>
