@@ -59,11 +59,13 @@ export async function enqueueShoot(target: QueueTarget, o: EnqueueOptions, onCou
 
     const names = new OutputNames(settings, path.basename(style, path.extname(style)));
     const match = o.pattern ? globMatcher(o.pattern) : undefined;
-    const before = await countJobs(queue);
-    let total = 0;
+    let total = 0, added = 0;
     let chunk: { name: 'photo'; data: PhotoJobData; opts: { jobId: string; attempts: number; backoff: { type: 'exponential'; delay: number } } }[] = [];
     const flush = async () => {
-      if (chunk.length) await queue.addBulk(chunk);
+      if (chunk.length) {
+        added += await store.claimJobs(id, chunk.map((c) => c.opts.jobId));
+        await queue.addBulk(chunk); // BullMQ adds nothing for an id it holds
+      }
       chunk = [];
       await store.setTotal(id, total, false);
       onCount?.(total);
@@ -81,7 +83,6 @@ export async function enqueueShoot(target: QueueTarget, o: EnqueueOptions, onCou
     }
     await flush();
     await store.setTotal(id, total, true);
-    const added = (await countJobs(queue)) - before;
     return { shoot: (await store.get(id))!, added, retried: failedBefore };
   } finally {
     await queue.close();

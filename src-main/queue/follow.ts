@@ -145,6 +145,8 @@ export class ShootFollower {
     const q = this.queue(id);
     await q.pause();
     await q.drain(true);
+    const still = await q.getJobs(['completed', 'failed', 'active', 'delayed']);
+    await this.store.resetClaims(id, still.map((j) => j.id!).filter(Boolean));
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,7 @@
  *   studio:shoots                 sorted set of shoot ids by creation time (workers take the oldest first)
  *   studio:shoot:<id>             hash: spec (folders and settings, JSON), state, total, planned
  *   studio:shoot:<id>:done        hash: input → the result's record (output, sha256, worker, times)
+ *   studio:shoot:<id>:jobs        set: the job ids in the queue (who added a job first, when two plan at once)
  *
  * The done records are the queue's journal: a job redone after its worker died, or after Redis lost
  * a completion, finds its output with the recorded hash and does not compute it again.
@@ -119,8 +120,20 @@ export class ShootStore {
     return new Map(Object.entries(h).map(([k, v]) => [k, JSON.parse(v) as DoneRecord]));
   }
 
+  /** Marks jobs as added; returns how many were not before (atomic: of two planners at once, one counts each). */
+  async claimJobs(id: string, jobIds: string[]): Promise<number> {
+    return jobIds.length ? this.redis.sadd(`${key(id)}:jobs`, ...jobIds) : 0;
+  }
+
+  /** After a cancel drained the waiting jobs: only those still in the queue count as added. */
+  async resetClaims(id: string, still: string[]): Promise<void> {
+    const m = this.redis.multi().del(`${key(id)}:jobs`);
+    if (still.length) m.sadd(`${key(id)}:jobs`, ...still);
+    await m.exec();
+  }
+
   /** Forgets a shoot (its BullMQ queue is obliterated by the caller). */
   async remove(id: string): Promise<void> {
-    await this.redis.multi().zrem(SHOOTS, id).del(key(id), `${key(id)}:done`).exec();
+    await this.redis.multi().zrem(SHOOTS, id).del(key(id), `${key(id)}:done`, `${key(id)}:jobs`).exec();
   }
 }

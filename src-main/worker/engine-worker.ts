@@ -83,7 +83,10 @@ port.on('message', (msg: ToWorker) => {
     try {
       await backendReady;
       before = tf.memory().numTensors;
-      const result = await run(id, job, new CancelFlag(cancel));
+      const flag = new CancelFlag(cancel);
+      // Cancelled while it waited (for the backend to start, or for the job before it): never begun.
+      flag.check();
+      const result = await run(id, job, flag);
       send({ type: 'done', id, result });
     } catch (e) {
       send({ type: 'failed', id, error: serializeError(asStudioError(e)) });

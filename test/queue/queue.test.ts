@@ -215,13 +215,28 @@ test('two batch commands enqueue the same shoot at once: one job a photo; cancel
     assert.equal(added[0] + added[1], 17, `the two commands added ${added} jobs`);
     assert.equal(new Set([first.out(), second.out()].map((o) => /shoot (\w+):/.exec(o)![1])).size, 1, 'the same shoot');
 
-    const w = worker(redis.url, 'solo');
+    // Ctrl-C on a follower stops following, not the work.
+    second.p.kill('SIGINT');
+    assert.equal(await second.exit, 130);
+    assert.match(second.out(), /stopped following; the workers go on/);
+
+    // Ctrl-C on a worker mid-photo hands the photo back untried; a worker with two engines goes on.
+    const early = worker(redis.url, 'early');
+    await until('early to be mid-photo', async () => (await s.queue.getActive()).some((j) => j.processedBy === 'early'));
+    const handed = (await s.queue.getActive()).find((j) => j.processedBy === 'early')!.id!;
+    early.p.kill('SIGINT');
+    assert.equal(await early.exit, 0, early.out());
+    assert.match(early.out(), /returned IMG_\d+( copy)?\.jpg to the queue \(this worker stopped\)/);
+    const back = await s.queue.getJob(handed);
+    assert.equal(back!.attemptsMade, 0, 'handing back uses none of the photo\'s tries');
+    assert.ok(['waiting', 'completed'].includes(await back!.getState()), await back!.getState());
+
+    const w = studio(['worker', '--queue', redis.url, '--name', 'solo', '--backend', 'wasm', '--jobs', '2']);
     await until('2 photos made', () => madeCounts([w.out()]).size >= 2);
     const cancel = studio(['batch', '--queue', redis.url, '--cancel', '--in', inDir, '--out', outDir]);
     assert.equal(await cancel.exit, 0, cancel.out());
     assert.match(cancel.out(), /cancelled shoot \w+/);
     assert.equal(await first.exit, 130, first.out());
-    assert.equal(await second.exit, 130);
     assert.match(first.out(), /run the same command again to resume/);
     await until('the worker to let go of the shoot', async () => (await s.queue.getJobCounts('active')).active === 0);
     const c = await s.queue.getJobCounts('waiting', 'active', 'completed');
@@ -238,7 +253,7 @@ test('two batch commands enqueue the same shoot at once: one job a photo; cancel
     assert.match(again.out(), /17 done, 0 failed of 17/);
     w.p.kill('SIGINT');
     assert.equal(await w.exit, 0);
-    assert.deepEqual([...madeCounts([w.out()]).values()].filter((n) => n !== 1), [], 'nothing made twice across the cancel');
+    assert.deepEqual([...madeCounts([w.out(), early.out()]).values()].filter((n) => n !== 1), [], 'nothing made twice across the hand-back and the cancel');
     assert.equal((await filesUnder(outDir)).length, 17);
   } finally {
     for (const p of [first, second]) p.p.kill('SIGKILL');
