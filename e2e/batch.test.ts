@@ -90,8 +90,11 @@ async function waitFor(cond: () => boolean, ms: number, what: string): Promise<v
 
 /** The counts line's numbers: "N of M files". */
 async function counts(): Promise<{ finished: number; total: number }> {
-  const m = /(\d+) of (\d+) files/.exec(await page.getByTestId('batch-counts').innerText());
-  return m ? { finished: Number(m[1]), total: Number(m[2]) } : { finished: 0, total: 0 };
+  const text = await page.getByTestId('batch-counts').innerText();
+  const m = /(\d+) of (\d+) files/.exec(text);
+  // A line that does not read as counts is a failure, not zeros (zeros would make "nothing finished" checks vacuous).
+  if (!m) throw new Error(`the counts line reads "${text}", not "N of M files"`);
+  return { finished: Number(m[1]), total: Number(m[2]) };
 }
 
 async function setFolders(inDir: string, outDir: string) {

@@ -66,6 +66,13 @@ test('desktop app: window, security settings, engine through the preload, a prev
     const menu = await app.evaluate(({ Menu }) => Menu.getApplicationMenu()?.items.map((i) => i.label));
     assert.ok(menu?.includes('File') && menu.includes('Edit') && menu.includes('View'), `menu: ${menu}`);
 
+    // A second launch with the same profile focuses this window and quits (single-instance lock):
+    // two studios would write the same settings and outputs.
+    const second = await promisify(execFile)(bin.path, args, { env: { ...process.env, STUDIO_MODELS_DIR: path.join(tmp, 'models') }, timeout: 30_000 })
+      .then(() => 0, (e: { code?: number }) => e.code ?? 1);
+    assert.equal(second, 0, 'the second instance quits cleanly');
+    assert.equal(await app.evaluate(({ BrowserWindow }) => BrowserWindow.getAllWindows().length), 1, 'still one window');
+
     // Drag-and-drop and the file input send the bytes, as in the browser; then a short preview.
     await page.getByTestId('pick-content-input').setInputFiles(path.resolve('assets/samples/content-chelsea.jpg'));
     await page.getByTestId('pick-style-input').setInputFiles(path.resolve('assets/samples/art-starry_night.jpg'));

@@ -55,6 +55,14 @@ function trickle(res: ServerResponse, body: Buffer, from: number, pieces: number
 
 const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}.png`) });
 
+/**
+ * Responsiveness is judged against this machine's own idle figure (a tab switch with nothing
+ * running), not a fixed number of milliseconds: on a busy machine both grow. Ten times idle
+ * (at least 300 ms) still fails a window that waits for the engine's work.
+ */
+let idleSwitchMs = 0;
+const responsiveBound = () => Math.max(300, 10 * idleSwitchMs);
+
 before(async () => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), or set STUDIO_CHROMIUM`);
   tmp = await mkdtemp(path.join(tmpdir(), 'studio-e2e-'));
@@ -172,6 +180,16 @@ async function setNumber(testId: string, value: number) {
 test('artistic: preview then full size, with progress, intermediate images and a responsive window', async () => {
   await setNumber('size', 192);
   await setNumber('iters', 20);
+  // This machine's own figure for the tab switch while nothing runs: the bound mid-run derives from it.
+  idleSwitchMs = 0;
+  for (let k = 0; k < 3; k++) {
+    const t = Date.now();
+    await page.getByTestId('tab-models').click();
+    await page.getByTestId('models-panel').waitFor();
+    idleSwitchMs = Math.max(idleSwitchMs, Date.now() - t);
+    await page.getByRole('tab', { name: 'Studio' }).click();
+    await page.getByTestId('run').waitFor();
+  }
   const t0 = Date.now();
   await page.getByTestId('run').click();
   const progress = page.getByTestId('progress');
@@ -186,9 +204,12 @@ test('artistic: preview then full size, with progress, intermediate images and a
   await page.getByTestId('tab-models').click();
   await page.getByTestId('models-panel').waitFor();
   const answered = Date.now() - tClick;
-  assert.ok(answered < 1500, `the Models tab opened in ${answered} ms during a run`);
+  process.stderr.write(`Models tab during a run: ${answered} ms (idle: ${idleSwitchMs} ms)\n`);
+  assert.ok(answered < responsiveBound(), `the Models tab opened in ${answered} ms during a run (idle ${idleSwitchMs} ms; bound ${responsiveBound()} ms)`);
   await page.getByRole('tab', { name: 'Studio' }).click();
+  // Still running: the window answered during the work, not after it.
   await progress.waitFor();
+  assert.equal(await page.getByTestId('viewer-caption').filter({ hasText: 'Full size' }).count(), 0, 'the run had not finished');
 
   // An intermediate image arrives during the optimisation.
   await page.getByTestId('viewer-caption').filter({ hasText: 'Working' }).waitFor({ timeout: 60_000 });
@@ -340,7 +361,9 @@ test('cancel returns the controls at once and stops the engine', async () => {
   const t = Date.now();
   await page.getByTestId('cancel').click();
   await page.getByTestId('run').waitFor();
-  assert.ok(Date.now() - t < 1000, 'controls are back within a second');
+  const back = Date.now() - t;
+  process.stderr.write(`controls back after a cancel: ${back} ms (idle tab switch: ${idleSwitchMs} ms)\n`);
+  assert.ok(back < responsiveBound(), `controls back ${back} ms after the cancel (bound ${responsiveBound()} ms, from this machine's idle figure)`);
   assert.equal(await page.getByTestId('notice').innerText(), 'Cancelled');
   assert.equal(await page.getByTestId('error').count(), 0, 'a cancel is not an error');
   // The engine really stopped: a short preview now finishes, where it would wait behind 100 000 iterations.

@@ -112,7 +112,18 @@ async function chooseImages(role: ImageRole, multiple: boolean): Promise<string[
   return r.canceled ? undefined : r.filePaths;
 }
 
-void app.whenReady().then(() => {
+// One studio at a time: a second would write the same settings, window state and, in a batch, the
+// same outputs. A second launch focuses the first window instead, and quits.
+const primary = app.requestSingleInstanceLock();
+if (!primary) app.quit();
+app.on('second-instance', () => {
+  if (!win) return;
+  if (win.isMinimized()) win.restore();
+  win.show();
+  win.focus();
+});
+
+if (primary) void app.whenReady().then(() => {
   // The bundled worker beside this file (electron-vite's output); from the sources, the tsx entry.
   const bundled = new URL('./engine-worker.js', import.meta.url);
   engine = new EngineClient(existsSync(fileURLToPath(bundled)) ? { entry: bundled } : {});

@@ -57,6 +57,8 @@ export interface WorkerEvent {
 /** Lock and stalled-check timing: BullMQ's defaults (30 s), shorter in tests through the environment. */
 const lockMs = () => Number(process.env.STUDIO_QUEUE_LOCK_MS ?? 30_000);
 const POLL_MS = 1000;
+/** A finished shoot sent again (failed photos retried, photos added) is found within this. */
+const IDLE_RECHECK_MS = 15_000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -72,6 +74,8 @@ export class QueueWorker {
   private wake: (() => void) | undefined;
   /** Shoots this worker cannot serve (a missing model…), until the time given. */
   private readonly avoid = new Map<string, number>();
+  /** Shoots found without work, not looked at again until the time given. */
+  private readonly idle = new Map<string, number>();
   /** Photos whose storage failed on this worker in a row (reset by any photo made). */
   private storageStrikes = new Set<string>();
   private current: { shoot: Shoot; bull: Worker<PhotoJobData>; cancelled: boolean; leave?: string } | undefined;
@@ -119,14 +123,20 @@ export class QueueWorker {
     this.redis.disconnect();
   }
 
-  /** The oldest active shoot with photos waiting, or being made (its stalled checks need a worker). */
+  /**
+   * The oldest active shoot with photos waiting, or being made (its stalled checks need a worker).
+   * A shoot found without work is looked at again only every IDLE_RECHECK_MS, so that a studio's
+   * hundred finished shoots do not cost a hundred queries a second.
+   */
   private async pick(): Promise<Shoot | undefined> {
+    const now = Date.now();
     for (const shoot of await this.store.list()) {
-      if (shoot.state !== 'active' || (this.avoid.get(shoot.id) ?? 0) > Date.now()) continue;
+      if (shoot.state !== 'active' || (this.avoid.get(shoot.id) ?? 0) > now || (this.idle.get(shoot.id) ?? 0) > now) continue;
       const q = openQueue(this.target, queueName(shoot.id));
       try {
         const c = await q.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
         if (c.waiting + c.active + c.delayed + c.prioritized > 0) return shoot;
+        if (shoot.planned) this.idle.set(shoot.id, now + IDLE_RECHECK_MS);
       } finally {
         await q.close();
       }

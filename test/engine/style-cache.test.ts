@@ -37,8 +37,12 @@ test('PhotoWCT: the cached style statistics give the uncached result, and the st
   const secondPlain = await photoWct(w, decoders, other, style, { alpha: 1 }, hooks);
   assert.ok(maxDiff(second.image.data, secondPlain.image.data) < 2e-3, `cached = uncached (${maxDiff(second.image.data, secondPlain.image.data)})`);
   // Proof that the style is not looked at: a different "style" image with a full cache gives the cached style's result.
-  const ignored = await photoWct(w, decoders, other, await photo('content-astronaut.jpg', 96), { alpha: 1, styleCache }, hooks);
+  const astronaut = await photo('content-astronaut.jpg', 96);
+  const ignored = await photoWct(w, decoders, other, astronaut, { alpha: 1, styleCache }, hooks);
   assert.ok(maxDiff(ignored.image.data, second.image.data) < 1e-6, 'the style image was not encoded again');
+  // Control: used without the cache, that other image does change the result (so the check above can fail).
+  const astronautPlain = await photoWct(w, decoders, other, astronaut, { alpha: 1 }, hooks);
+  assert.ok(maxDiff(astronautPlain.image.data, second.image.data) > 0.02, `the other style changes the result (${maxDiff(astronautPlain.image.data, second.image.data)})`);
   assert.equal(tf.memory().numTensors, before, 'the cache holds arrays, not tensors');
 });
 
@@ -55,9 +59,13 @@ test('Gatys: the cached style Grams give the uncached result, and the styles are
     const styleGrams = new Map();
     const cached = await stylizeGatys(net, content, [style], p, { ...hooks, styleGrams });
     assert.equal(styleGrams.size, 2, 'one set of Grams per scale');
-    const again = await stylizeGatys(net, content, [await photo('art-shipwreck.jpg', 48)], p, { ...hooks, styleGrams });
+    const shipwreck = await photo('art-shipwreck.jpg', 48);
+    const again = await stylizeGatys(net, content, [shipwreck], p, { ...hooks, styleGrams });
     assert.ok(maxDiff(cached.image.data, plain.image.data) < 1e-5);
     assert.ok(maxDiff(again.image.data, plain.image.data) < 1e-5, 'another style image with the cache: the cached Grams were used');
+    // Control: used without the cache, that other painting does change the result.
+    const shipwreckPlain = await stylizeGatys(net, content, [shipwreck], p, hooks);
+    assert.ok(maxDiff(shipwreckPlain.image.data, plain.image.data) > 1e-3, `the other style changes the result (${maxDiff(shipwreckPlain.image.data, plain.image.data)})`);
   } finally {
     net.dispose();
   }
