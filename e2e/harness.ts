@@ -1,12 +1,11 @@
 /**
  * What the end-to-end suites share: `npm run serve`'s entry started with a models folder (resolving
- * with the URL it prints) and stopped, and Debian's Chromium launched the way this machine needs.
+ * with the URL it prints) and stopped, and a browser session.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { Browser, BrowserContext } from '@playwright/test';
 
-export const CHROMIUM = process.env.STUDIO_CHROMIUM ?? '/usr/bin/chromium';
 export const SHOTS = path.resolve('test-results/e2e');
 export const SAMPLES = path.resolve('assets/samples');
 
@@ -40,14 +39,11 @@ export async function stopServe(proc: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** A fresh profile each run; the flags keep Chromium off the (closed) network. */
-export function launchChromium(profileDir: string, opts: { acceptDownloads?: boolean } = {}): Promise<BrowserContext> {
-  return chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1360, height: 860 },
-    ...opts,
-  });
+/**
+ * One photographer's session: a fresh context of the browser Playwright Test launched (see
+ * playwright.config.ts for which). Playwright traces it (trace: 'retain-on-failure'): a failing test
+ * keeps its trace in the HTML report.
+ */
+export function openSession(browser: Browser, opts: { acceptDownloads?: boolean } = {}): Promise<BrowserContext> {
+  return browser.newContext({ viewport: { width: 1360, height: 860 }, ...opts });
 }

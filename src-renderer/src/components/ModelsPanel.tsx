@@ -130,7 +130,7 @@ export function ModelsPanel({ models, modelsDir, onChanged, onError }: Props) {
       <section className="card">
         <header className="card-head">
           <h2>Installed models</h2>
-          <span className="dim mono" title="STUDIO_MODELS_DIR sets this folder">{modelsDir}</span>
+          <span className="dim mono" title="STUDIO_MODELS_DIR sets this folder" data-testid="models-dir">{modelsDir}</span>
         </header>
         {models.length === 0 ? (
           <p className="empty-note">No models installed yet. Fetch VGG19 (80 MB) or FastPhotoStyle's photo model (49 MB), or import a file you already have.</p>

@@ -1,26 +1,25 @@
 /**
- * End to end: `npm run serve` with the tiny network, driven in Debian's Chromium through playwright-core.
+ * End to end: `npm run serve` with the tiny network, driven in Chromium by Playwright Test.
  * One browser session walks what a photographer does: an unreadable file, open a photo and a painting,
  * an artistic run (progress, intermediate images, a click answered mid-run), compare, zoom, export and
  * check the file, a photorealistic run, a cancelled run, the Models panel. Screenshots of each state
  * go to test-results/e2e/.
  */
-import { after, before, test } from 'node:test';
+import { expect, test } from '@playwright/test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, Page } from '@playwright/test';
 import WebSocket from 'ws';
 import { zipSync } from 'fflate';
 import { encodeTorchStateDict, writeTinyFixtures } from '../src-main/engine/models/tiny.ts';
 import { photoWctStateDict } from '../test/engine/models/photowct-fixture.ts';
-import { CHROMIUM, SAMPLES, SHOTS, launchChromium, startServe, stopServe } from './harness.ts';
+import { SAMPLES, SHOTS, openSession, startServe, stopServe } from './harness.ts';
 
 
 let tmp: string;
@@ -63,8 +62,16 @@ const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}
 let idleSwitchMs = 0;
 const responsiveBound = () => Math.max(300, 10 * idleSwitchMs);
 
-before(async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), or set STUDIO_CHROMIUM`);
+// One session: the tests run in order on one page, and stop at the first failure.
+test.describe.configure({ mode: 'serial' });
+
+let failed = false;
+// eslint-disable-next-line no-empty-pattern -- Playwright reads the fixtures from this pattern: none here
+test.afterEach(({}, info) => {
+  if (info.status !== info.expectedStatus) failed = true;
+});
+
+test.beforeAll(async ({ browser: pw }) => {
   tmp = await mkdtemp(path.join(tmpdir(), 'studio-e2e-'));
   await mkdir(SHOTS, { recursive: true });
   await writeTinyFixtures(path.join(tmp, 'models'));
@@ -101,18 +108,20 @@ before(async () => {
   await new Promise<void>((r) => driveServer.listen(0, '127.0.0.1', () => r()));
   driveUrl = `http://127.0.0.1:${(driveServer.address() as AddressInfo).port}/uc?export=download&id=1ENgQm9TgabE1R99zhNf5q6meBvX6WFuq`;
   ({ proc: server, url } = await startServe(path.join(tmp, 'models'), serverLog, { STUDIO_VGG19_URL: weightsUrl, STUDIO_VGG19_MD5: '' }));
-  browser = await launchChromium(path.join(tmp, 'chromium-profile'), { acceptDownloads: true });
-  page = browser.pages()[0] ?? await browser.newPage();
+  browser = await openSession(pw, { acceptDownloads: true });
+  page = await browser.newPage();
   page.on('pageerror', (e) => serverLog.push(`page error: ${e.message}\n`));
 });
 
-after(async () => {
+test.afterAll(async () => {
   await browser?.close();
   if (server) await stopServe(server);
   weightsServer?.close();
   driveServer?.closeAllConnections();
   driveServer?.close();
   if (tmp) await rm(tmp, { recursive: true, force: true });
+  // The server's side of a failure, beside the test's trace.
+  if (failed) process.stderr.write(serverLog.join(''));
 });
 
 test('the server answers only with its token, on loopback, to its own origin', async () => {
@@ -138,6 +147,9 @@ test('the window opens with the engine\'s backend in the status bar', async () =
   await page.getByTestId('backend').filter({ hasText: 'wasm' }).waitFor({ timeout: 60_000 });
   assert.match(await page.getByTestId('statusbar').innerText(), /model: tiny-vgg19/);
   await shot('01-empty');
+  // The layout of the main states against committed baselines (a layout regression fails; the status
+  // bar, which names this machine's backend and threads, is masked).
+  await expect(page).toHaveScreenshot('studio-empty.png', { mask: [page.getByTestId('statusbar')] });
 });
 
 test('an unreadable image shows its error and what to do next', async () => {
@@ -169,6 +181,7 @@ test('open a photo and a painting: thumbnails and sizes', async () => {
   const thumbOk = await page.getByTestId('pick-content').locator('img').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth === 320);
   assert.ok(thumbOk, 'the photo\'s thumbnail is decoded, 320 px wide');
   await shot('03-images');
+  await expect(page).toHaveScreenshot('studio-images.png', { mask: [page.getByTestId('statusbar')] });
 });
 
 async function setNumber(testId: string, value: number) {
@@ -385,6 +398,8 @@ test('the Models panel lists the installed network and its decoders', async () =
   assert.match(row, /VGG19 8\/16\/32\/64\/64/);
   assert.equal(await table.locator('.pill.ok').count(), 4, 'four decoder levels installed');
   await shot('12-models');
+  // The models folder's path is this run's temporary one: masked.
+  await expect(page).toHaveScreenshot('models.png', { mask: [page.getByTestId('statusbar'), page.getByTestId('models-dir')] });
   await page.getByRole('tab', { name: 'Studio' }).click();
 });
 
@@ -420,15 +435,16 @@ test('Models: import a weights file, and fetch VGG19 with a progress bar', async
   await page.getByTestId('import-name').fill('torch-tiny');
   await page.getByTestId('import-input').setInputFiles(path.join(tmp, 'models', 'tiny_vgg19.pth'));
   await page.getByTestId('models-message').filter({ hasText: 'Imported torch-tiny' }).waitFor({ timeout: 60_000 });
-  const names = () => page.getByTestId('models-table').locator('tbody tr td:first-child').allInnerTexts();
-  assert.deepEqual(await names(), ['tiny-vgg19', 'torch-tiny']);
+  // The message comes with the reply; the table refreshes just after: Playwright's expect waits for it.
+  const names = page.getByTestId('models-table').locator('tbody tr td:first-child');
+  await expect(names).toHaveText(['tiny-vgg19', 'torch-tiny']);
 
   await page.getByTestId('fetch-vgg19').click();
   const job = page.getByTestId('models-job');
   await job.getByText(/download [\d.]+ of [\d.]+ MB · [1-9]\d?%/).waitFor({ timeout: 30_000 });
   await shot('14-fetching');
   await page.getByTestId('models-message').filter({ hasText: 'Installed vgg19' }).waitFor({ timeout: 60_000 });
-  assert.deepEqual(await names(), ['tiny-vgg19', 'torch-tiny', 'vgg19']);
+  await expect(names).toHaveText(['tiny-vgg19', 'torch-tiny', 'vgg19']);
   assert.equal(weightsRequests, 1);
   await page.getByRole('tab', { name: 'Studio' }).click();
   assert.match(await page.getByTestId('statusbar').innerText(), /model: vgg19/, 'the studio now uses the installed vgg19');

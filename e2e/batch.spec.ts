@@ -5,7 +5,7 @@
  * its reason, pause and resume, the summary and the files on disk; then a second batch cancelled
  * mid-way and started again, which skips what was done. Screenshots go to test-results/e2e/.
  */
-import { after, before, test } from 'node:test';
+import { expect, test } from '@playwright/test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -13,9 +13,9 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
-import type { BrowserContext, Page } from 'playwright-core';
+import type { BrowserContext, Page } from '@playwright/test';
 import { writeTinyFixtures } from '../src-main/engine/models/tiny.ts';
-import { CHROMIUM, SAMPLES, SHOTS, launchChromium, startServe, stopServe } from './harness.ts';
+import { SAMPLES, SHOTS, openSession, startServe, stopServe } from './harness.ts';
 import { startRedis } from '../test/redis.ts';
 
 /** The good photos of the shoot (relative paths) and its damaged one. */
@@ -44,8 +44,16 @@ async function filesUnder(dir: string): Promise<string[]> {
 
 const outputOf = (input: string) => path.join(path.dirname(input), `${path.basename(input, path.extname(input))}-photo-Dune.jpg`);
 
-before(async () => {
-  assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium), or set STUDIO_CHROMIUM`);
+// One session: the tests run in order on one page, and stop at the first failure.
+test.describe.configure({ mode: 'serial' });
+
+let failed = false;
+// eslint-disable-next-line no-empty-pattern -- Playwright reads the fixtures from this pattern: none here
+test.afterEach(({}, info) => {
+  if (info.status !== info.expectedStatus) failed = true;
+});
+
+test.beforeAll(async ({ browser: pw }) => {
   tmp = await mkdtemp(path.join(tmpdir(), 'studio-e2e-batch-'));
   await mkdir(SHOTS, { recursive: true });
   await writeTinyFixtures(path.join(tmp, 'models'));
@@ -68,16 +76,16 @@ before(async () => {
   await copyFile(path.join(SAMPLES, 'photo-Dune.jpg'), path.join(tmp, 'photo-Dune.jpg'));
 
   ({ proc: server, url } = await startServe(path.join(tmp, 'models'), serverLog));
-  browser = await launchChromium(path.join(tmp, 'chromium-profile'));
-  page = browser.pages()[0] ?? await browser.newPage();
+  browser = await openSession(pw);
+  page = await browser.newPage();
   page.on('pageerror', (e) => serverLog.push(`page error: ${e.message}\n`));
 });
 
-after(async () => {
+test.afterAll(async () => {
   await browser?.close();
   if (server) await stopServe(server);
   if (tmp) await rm(tmp, { recursive: true, force: true });
-  if (process.exitCode) process.stderr.write(serverLog.join(''));
+  if (failed) process.stderr.write(serverLog.join(''));
 });
 
 async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
@@ -109,6 +117,7 @@ test('the Batch panel: style, method and options; folder mistakes are explained'
   await page.getByTestId('batch-panel').waitFor();
   assert.ok(await page.getByTestId('batch-start').isDisabled(), 'Start waits for the folders and the style');
   await shot('batch-00-empty');
+  await expect(page).toHaveScreenshot('batch-empty.png', { mask: [page.getByTestId('statusbar')] });
 
   await page.getByTestId('batch-method').getByRole('radio', { name: 'Photorealistic' }).click();
   await page.getByTestId('batch-style-input').setInputFiles(path.join(tmp, 'photo-Dune.jpg'));
