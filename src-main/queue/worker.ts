@@ -74,6 +74,8 @@ export class QueueWorker {
   private wake: (() => void) | undefined;
   /** Shoots this worker cannot serve (a missing model…), until the time given. */
   private readonly avoid = new Map<string, number>();
+  /** Jobs this worker moved back to waiting (their lock is gone on purpose). */
+  private readonly handedBack = new Set<string>();
   /** Shoots found without work, not looked at again until the time given. */
   private readonly idle = new Map<string, number>();
   /** Photos whose storage failed on this worker in a row (reset by any photo made). */
@@ -115,6 +117,8 @@ export class QueueWorker {
   async stop(): Promise<void> {
     this.stopping = true;
     this.wake?.();
+    // Take nothing more (a photo handed back would otherwise be fetched again at once), then stop the rest.
+    this.current?.bull.pause(true).catch(() => undefined);
     for (const r of this.running.values()) r.cancel();
   }
 
@@ -152,7 +156,12 @@ export class QueueWorker {
       // A photo that stalls twice is more likely killing its workers than unlucky: fail it with that reason.
       maxStalledCount: 2, drainDelay: 1, autorun: false,
     });
-    bull.on('error', this.logError);
+    bull.on('error', (e: Error) => {
+      // A photo handed back has no lock left to renew: BullMQ's renewal may still try once.
+      const id = /could not renew lock for job (\S+)/.exec(e.message)?.[1];
+      if (id && this.handedBack.has(id)) return;
+      this.logError(e);
+    });
     const cur = (this.current = { shoot, bull, cancelled: false } as NonNullable<QueueWorker['current']>);
     this.log(`serving shoot ${shoot.id} (${shoot.inDir} → ${shoot.outDir}, ${shoot.settings.method})`);
     const runP = bull.run().catch(this.logError);
@@ -203,6 +212,7 @@ export class QueueWorker {
     const { input, output } = job.data;
     const cur = this.current;
     if (cur?.cancelled) throw new UnrecoverableError('CANCELLED: the shoot was cancelled');
+    if (this.stopping) return this.handBack(shoot, job, token, 'this worker is stopping');
     const inAbs = this.mapPath(path.join(shoot.inDir, input));
     const outAbs = this.mapPath(path.join(shoot.outDir, output));
     const style = this.mapPath(shoot.settings.style);
@@ -270,6 +280,7 @@ export class QueueWorker {
 
   /** Back to waiting without using one of the photo's tries. */
   private async handBack(shoot: Shoot, job: Job<PhotoJobData>, token: string | undefined, why: string): Promise<never> {
+    this.handedBack.add(job.id!);
     await job.moveToWait(token);
     this.onEvent?.({ shoot: shoot.id, input: job.data.input, outcome: 'returned', reason: why });
     throw new WaitingError();
