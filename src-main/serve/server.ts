@@ -3,6 +3,12 @@
  * Every URL starts with a random token (http://127.0.0.1:PORT/TOKEN/), so another local user or a web
  * page cannot drive it: requests without the token get 404, a WebSocket from another origin is refused,
  * and a Host header other than the loopback address is refused (DNS rebinding).
+ *
+ * Under load or abuse one client never harms the others: connections are capped (503 beyond), a
+ * frame over the upload limit closes only its own socket (1009), a malformed frame likewise (1003),
+ * a client's calls in flight are capped, and a client that stops reading gets no more of the
+ * transient events (progress, previews) once its backlog passes a few megabytes; past a hard limit
+ * its socket is dropped, so its backlog never grows the server's memory without bound.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -25,13 +31,27 @@ export interface ServeOptions {
   token?: string;
   /** The engine's log lines (notes on inputs, leak warnings), for the console. */
   onLog?: (message: string) => void;
+  /** Largest upload (frame) accepted; default MAX_UPLOAD_BYTES. */
+  maxUploadBytes?: number;
+  /** Open WebSocket connections at most (a window uses one); default 32. */
+  maxConnections?: number;
 }
+
+/** Calls one connection may have in flight; more are refused with a clear error. */
+const MAX_IN_FLIGHT = 64;
+/** A slow reader's backlog past which transient events are not queued for it, and past which it is dropped. */
+export const EVENT_BACKLOG_BYTES = 8 * 2 ** 20;
+export const MAX_BACKLOG_BYTES = 256 * 2 ** 20;
+/** Events that a later one of the same kind supersedes: a client that lags may miss some. */
+const TRANSIENT = new Set(['progress', 'preview', 'batchProgress', 'batchQueue']);
 
 export interface StudioServer {
   url: string;
   port: number;
   token: string;
   handlers: StudioHandlers;
+  /** Sends an event to every connected window (as the handlers do). */
+  emit(event: ServerEvent): void;
   close(): Promise<void>;
 }
 
@@ -47,16 +67,20 @@ export async function startServer(opts: ServeOptions): Promise<StudioServer> {
   const prefix = `/${token}/`;
   const sockets = new Set<WebSocket>();
   const send = (ws: WebSocket, m: ServerMessage) => {
-    if (ws.readyState === ws.OPEN) ws.send(encodeFrame(m));
+    if (ws.readyState !== ws.OPEN) return;
+    if (ws.bufferedAmount > MAX_BACKLOG_BYTES) {
+      ws.terminate(); // it stopped reading long ago: its backlog must not hold the server's memory
+      return;
+    }
+    if (m.t === 'event' && TRANSIENT.has((m.event as ServerEvent).type) && ws.bufferedAmount > EVENT_BACKLOG_BYTES) return;
+    ws.send(encodeFrame(m));
   };
-  const handlers = new StudioHandlers(opts.engine, {
-    kind: 'browser',
-    makeEngine: opts.makeEngine,
-    emit: (event: ServerEvent) => {
-      if (event.type === 'log') opts.onLog?.(event.message);
-      for (const ws of sockets) send(ws, { t: 'event', event });
-    },
-  });
+  const emit = (event: ServerEvent) => {
+    if (event.type === 'log') opts.onLog?.(event.message);
+    for (const ws of sockets) send(ws, { t: 'event', event });
+  };
+  const handlers = new StudioHandlers(opts.engine, { kind: 'browser', makeEngine: opts.makeEngine, emit });
+  const maxConnections = opts.maxConnections ?? 32;
   let port = 0;
   const hostOk = (req: IncomingMessage) => req.headers.host === `127.0.0.1:${port}` || req.headers.host === `localhost:${port}`;
   const rendererDir = path.resolve(opts.rendererDir);
@@ -95,7 +119,7 @@ export async function startServer(opts: ServeOptions): Promise<StudioServer> {
   }
 
   const server = createServer((req, res) => void serveFile(req, res));
-  const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_UPLOAD_BYTES + 2 ** 20 });
+  const wss = new WebSocketServer({ noServer: true, maxPayload: (opts.maxUploadBytes ?? MAX_UPLOAD_BYTES) + 2 ** 20 });
   server.on('upgrade', (req, socket, head) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const originOk = req.headers.origin === `http://127.0.0.1:${port}` || req.headers.origin === `http://localhost:${port}`;
@@ -103,9 +127,15 @@ export async function startServer(opts: ServeOptions): Promise<StudioServer> {
       socket.end('HTTP/1.1 403 Forbidden\r\n\r\n');
       return;
     }
+    if (sockets.size >= maxConnections) {
+      socket.end(`HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\r\ntoo many connections (${maxConnections}); close other studio tabs\n`);
+      return;
+    }
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.add(ws);
+      let inFlight = 0;
       ws.on('close', () => sockets.delete(ws));
+      ws.on('error', () => ws.terminate()); // a frame over the limit, a reset: this socket only
       ws.on('message', (data, isBinary) => {
         let msg: ClientMessage;
         try {
@@ -117,7 +147,15 @@ export async function startServer(opts: ServeOptions): Promise<StudioServer> {
           ws.close(1003, 'bad message');
           return;
         }
-        void handlers.handle(msg.method, msg.payload).then((reply) => send(ws, { t: 'reply', id: msg.id, reply }));
+        if (inFlight >= MAX_IN_FLIGHT) {
+          send(ws, { t: 'reply', id: msg.id, reply: { ok: false, error: { code: 'BAD_ARGUMENT', message: `too many requests at once on this connection (${MAX_IN_FLIGHT}); wait for the replies` } } });
+          return;
+        }
+        inFlight++;
+        void handlers.handle(msg.method, msg.payload).then((reply) => {
+          inFlight--;
+          send(ws, { t: 'reply', id: msg.id, reply });
+        });
       });
     });
   });
@@ -129,7 +167,7 @@ export async function startServer(opts: ServeOptions): Promise<StudioServer> {
   port = (server.address() as AddressInfo).port;
   const url = `http://127.0.0.1:${port}${prefix}`;
   return {
-    url, port, token, handlers,
+    url, port, token, handlers, emit,
     close: async () => {
       await handlers.close();
       for (const ws of sockets) ws.terminate();
