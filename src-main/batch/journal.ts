@@ -5,7 +5,7 @@
  *
  *   {"type":"batch","fingerprint":"…","settings":{…},"at":"…"}     a run's settings (every start)
  *   {"type":"file","input":"sub/a.jpg","output":"sub/a-monet.jpg","state":"queued"}
- *   {"type":"file","input":"sub/a.jpg","output":"sub/a-monet.jpg","state":"done","sha256":"…","ms":1234}
+ *   {"type":"file","input":"sub/a.jpg","output":"sub/a-monet.jpg","state":"done","sha256":"…","ms":1234,"inputSize":…,"inputMtimeMs":…}
  *   {"type":"file","input":"b.png","state":"failed","code":"CORRUPT_IMAGE","reason":"…"}
  *
  * Paths are relative to the input and output folders. Reading tolerates a torn last line and any
@@ -28,6 +28,9 @@ export interface FileRecord {
   output?: string;
   state: FileState;
   sha256?: string;
+  /** The photo the result was made from (size, modification time): a replaced photo is redone. */
+  inputSize?: number;
+  inputMtimeMs?: number;
   code?: string;
   reason?: string;
   ms?: number;

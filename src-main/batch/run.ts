@@ -13,7 +13,7 @@
  *  - Inputs are only read. Outputs mirror the input tree, and a name two inputs would share gets a
  *    suffix, which the journal keeps for later runs.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { StudioError, isStudioError, type ErrorCode } from '../errors.ts';
@@ -72,6 +72,11 @@ export interface BatchSummary {
   /** Wall time of the files processed, and the part of it spent outside the engine's compute (decode, encode, journal, hashing). */
   fileMs: number;
   overheadMs: number;
+}
+
+/** A photo's size and modification time: what tells that it was replaced. */
+async function inputStamp(file: string): Promise<{ size: number; mtimeMs: number } | undefined> {
+  return stat(file).then((s) => ({ size: s.size, mtimeMs: s.mtimeMs }), () => undefined);
 }
 
 /** Errors of one file: recorded, and the batch goes on. Any other error stops the batch. */
@@ -189,9 +194,13 @@ export class BatchRun {
     const outAbs = path.join(c.outDir, output);
     const inAbs = path.join(c.inDir, input);
 
-    // Already done: skip when the result is still the one recorded (or, unknown to the journal, kept by --overwrite skip).
+    const before = await inputStamp(inAbs);
+    // Already done: skip when the result is still the one recorded and the photo is the one it was
+    // made from (a photo replaced since, say re-exported, is redone), or, unknown to the journal,
+    // kept by --overwrite skip.
     if (await exists(outAbs)) {
-      if (prev?.state === 'done' && prev.sha256 && (await sha256File(outAbs)) === prev.sha256) {
+      const sameInput = prev?.inputSize === undefined || (before?.size === prev.inputSize && before.mtimeMs === prev.inputMtimeMs);
+      if (prev?.state === 'done' && prev.sha256 && sameInput && (await sha256File(outAbs)) === prev.sha256) {
         c.summary.skipped++;
         this.events.onFile?.({ input, output, outcome: 'skipped', reason: 'done in an earlier run' });
         return;
@@ -214,9 +223,14 @@ export class BatchRun {
     this.events.onStart?.(input);
     try {
       const r = await running.result;
+      // Replaced or still being copied while it was read: the result may be of neither version.
+      const after = await inputStamp(inAbs);
+      if (!before || !after || before.size !== after.size || before.mtimeMs !== after.mtimeMs) {
+        throw new StudioError('BAD_FILE', `${input} changed while it was being restyled (replaced, or still being copied)`, 'run the same command again when it is complete: it is redone');
+      }
       const sha256 = await sha256File(outAbs);
       const ms = performance.now() - tFile;
-      await c.journal.append({ type: 'file', input, output, state: 'done', sha256, ms: Math.round(ms) });
+      await c.journal.append({ type: 'file', input, output, state: 'done', sha256, ms: Math.round(ms), inputSize: after.size, inputMtimeMs: after.mtimeMs });
       c.summary.done++;
       c.summary.fileMs += ms;
       // Outside the engine: the worker's decode and encode, plus everything around the job here

@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, readdir, rm, stat, truncate, writeFile, appendFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, symlink, truncate, writeFile, appendFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
@@ -245,4 +245,57 @@ test('batch: --jobs 2 runs two engines and gives the same results as --jobs 1', 
     for (let k = 0; k < a.length; k++) worst = Math.max(worst, Math.abs(a[k] - b[k]));
     assert.ok(worst <= 1, `${f}: the same result (worst ${worst})`);
   }
+});
+
+test('batch: symlink loops and dangling links in the input folder: the walk ends, each bad link is listed, the photos are made', async () => {
+  const root = path.join(dir, 'links');
+  await mkdir(path.join(root, 'day'), { recursive: true });
+  await copyFile(path.join(samples, 'content-coffee.jpg'), path.join(root, 'day', 'a.jpg'));
+  await copyFile(path.join(samples, 'content-rocket.jpg'), path.join(root, 'b.jpg'));
+  await symlink('..', path.join(root, 'day', 'again')); // a folder loop
+  await symlink(root, path.join(root, 'day', 'root')); // another, absolute
+  await symlink('self.jpg', path.join(root, 'self.jpg')); // a link to itself
+  await symlink('nowhere.jpg', path.join(root, 'dangling.jpg'));
+  const out = path.join(dir, 'links-out');
+  const r = await studio(photoArgs(root, out, ['--recursive']));
+  assert.equal(r.code, 3, `two bad links: exit 3\n${r.stderr}`);
+  assert.match(r.stdout, /2 done, 0 skipped, 2 failed of 4/);
+  assert.match(r.stdout, /failed: self\.jpg: .*(too many symbolic links|ELOOP)/i);
+  assert.match(r.stdout, /failed: dangling\.jpg: .*(no such file|not found)/i);
+  assert.deepEqual((await listFiles(out)).sort(), ['b-photo-Dune.jpg', path.join('day', 'a-photo-Dune.jpg')].sort());
+});
+
+test('batch: a photo replaced after it was made is made again; one replaced while it was read is failed with the reason, then redone', async () => {
+  const root = path.join(dir, 'replaced');
+  await mkdir(root);
+  await copyFile(path.join(samples, 'content-coffee.jpg'), path.join(root, 'a.jpg'));
+  await copyFile(path.join(samples, 'content-chelsea.jpg'), path.join(root, 'b.jpg'));
+  const out = path.join(dir, 'replaced-out');
+  assert.equal((await studio(photoArgs(root, out))).code, 0);
+  const before = await sha(path.join(out, 'a-photo-Dune.jpg'));
+  // Re-exported: another picture under the same name.
+  await sharp(path.join(samples, 'content-astronaut.jpg')).resize(300).jpeg().toFile(path.join(root, 'a.jpg.new'));
+  await rename(path.join(root, 'a.jpg.new'), path.join(root, 'a.jpg'));
+  const again = await studio(photoArgs(root, out));
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stdout, /1 done, 1 skipped, 0 failed of 2/);
+  assert.notEqual(await sha(path.join(out, 'a-photo-Dune.jpg')), before, 'the new photo was restyled');
+
+  // Replaced while the engine works on it: recorded as failed with why; the next run redoes it.
+  const { BatchRun } = await import('../../src-main/batch/run.ts');
+  const { PhotoParams } = await import('../../src-main/protocol.ts');
+  const out2 = path.join(dir, 'replaced-out-2');
+  const run = new BatchRun({
+    inDir: root, outDir: out2, style, method: 'photo', photo: PhotoParams.parse({ size: 40, smooth: 'fast' }), model, backend: 'wasm', pattern: 'b.jpg',
+  }, {
+    onStart: (input) => {
+      // The camera's import tool rewrites the file as it is being read.
+      if (input === 'b.jpg') void appendFile(path.join(root, 'b.jpg'), Buffer.alloc(1000));
+    },
+  });
+  const s = await run.run();
+  assert.deepEqual(s.failed.map((f) => [f.input, f.code]), [['b.jpg', 'BAD_FILE']]);
+  assert.match(s.failed[0].reason, /b\.jpg changed while it was being restyled/);
+  const third = await studio([...photoArgs(root, out2), '--pattern', 'b.jpg']);
+  assert.match(third.stdout, /1 done, 0 skipped, 0 failed of 1/, third.stderr);
 });
