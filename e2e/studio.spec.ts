@@ -450,6 +450,25 @@ test('Models: import a weights file, and fetch VGG19 with a progress bar', async
   assert.match(await page.getByTestId('statusbar').innerText(), /model: vgg19/, 'the studio now uses the installed vgg19');
 });
 
+test('a size this machine cannot run is warned beside the size field, with one that fits', async () => {
+  const big = path.join(tmp, 'big.jpg');
+  await sharp({ create: { width: 4096, height: 2731, channels: 3, background: { r: 90, g: 120, b: 150 } } }).jpeg().toFile(big);
+  await page.getByTestId('method').getByRole('radio', { name: 'Artistic' }).click();
+  await page.getByTestId('pick-content-input').setInputFiles(big);
+  await page.getByTestId('pick-content').getByText('4096 × 2731').waitFor({ timeout: 60_000 });
+  await setNumber('size', 4096);
+  // On the WebAssembly backend the engine's 4 GB heap binds whatever the machine has: the same on every machine.
+  const warn = page.getByTestId('memory-warning');
+  await expect(warn).toContainText(/At 4096×2731 px this needs about [\d.]+ GB, more than the 4\.0 GB the WebAssembly engine can address: \d+ px or less fits\./);
+  const side = Number(/(\d+) px or less fits/.exec(await warn.innerText())![1]);
+  assert.ok(side > 256 && side < 4096, `${side} px`);
+  await shot('15-memory-warning');
+  await setNumber('size', side);
+  await expect(warn).toHaveCount(0);
+  await setNumber('size', side + 100);
+  await expect(warn).toHaveCount(1);
+});
+
 test('without weights the window says so and what to do, and keeps the images', async () => {
   const empty = await startServe(path.join(tmp, 'no-models'), serverLog, { STUDIO_PHOTOWCT_URL: driveUrl });
   const p2 = await browser.newPage();

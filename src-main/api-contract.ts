@@ -12,6 +12,7 @@ import type { CatalogEntry, Licence } from './engine/models/catalog.ts';
 // Type only (erased when built): the contract stays browser-safe.
 import type { TrainResult } from './worker/train.ts';
 import { BatchRequests, type BatchEvent, type BatchReplies } from './batch-contract.ts';
+import type { MemoryBudget } from './engine/memory.ts';
 
 /** Ids the back end hands out (images, results): opaque, short, URL-safe. */
 const Id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/);
@@ -159,6 +160,8 @@ export interface StudioInfo {
   formats: string[];
   /** PhotoWCT smoothing modes this engine offers (the first is its default). */
   smoothModes: string[];
+  /** What a job may plan on (bytes): the machine's budget, and the WebAssembly heap on that backend. */
+  memory: MemoryBudget;
 }
 
 export interface RunResult {

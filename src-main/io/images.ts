@@ -50,6 +50,9 @@ import type { Stats } from 'node:fs';
 import path from 'node:path';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { StudioError } from '../errors.ts';
+// The working size's arithmetic is shared with the window (browser-safe), so it lives beside the memory estimate.
+import { fitLongestSide } from '../engine/memory.ts';
+export { fitLongestSide };
 
 export const DEFAULT_MAX_PIXELS = 100e6;
 
@@ -291,13 +294,6 @@ async function probe(file: string, maxPixels: number): Promise<{ info: SourceInf
   return { info, space: meta.space };
 }
 
-/** Size with the longest side `maxSide` (aspect kept, each side ≥ 1); unchanged if already smaller, unless `upscale`. */
-export function fitLongestSide(width: number, height: number, maxSide?: number, upscale = false): { width: number; height: number } {
-  const longest = Math.max(width, height);
-  if (maxSide === undefined || maxSide === longest || (maxSide > longest && !upscale)) return { width, height };
-  const s = maxSide / longest;
-  return { width: Math.max(1, Math.round(width * s)), height: Math.max(1, Math.round(height * s)) };
-}
 
 /** A decoded image as integers: RGB HWC, 8 or 16 bits (the source's depth), sRGB, upright, alpha removed. */
 export interface RawImage {

@@ -159,7 +159,7 @@ export class StudioHandlers {
   }
 
   async info(): Promise<StudioInfo> {
-    const r = await this.engine.run<{ backend: StudioInfo['backend']; imageIo: { formats: string }; modelsDir: string }>({ kind: 'info' }).result;
+    const r = await this.engine.run<{ backend: StudioInfo['backend']; imageIo: { formats: string }; modelsDir: string; memory: StudioInfo['memory'] }>({ kind: 'info' }).result;
     return {
       host: this.host.kind,
       backend: { name: r.backend.name, device: r.backend.device, threads: r.backend.threads, skipped: r.backend.skipped },
@@ -167,6 +167,7 @@ export class StudioHandlers {
       models: await this.listModels(),
       formats: r.imageIo.formats.split(/,\s*/),
       smoothModes: smoothModes(),
+      memory: r.memory,
     };
   }
 

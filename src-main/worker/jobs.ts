@@ -13,7 +13,8 @@ import { stylizeGatys } from '../engine/gatys/stylize.ts';
 import { ACCEPTED_FORMATS, readImage } from '../io/images.ts';
 import { cacheKey, cached } from './style-cache.ts';
 import { writeImage, checkOutputPath } from '../io/write.ts';
-import { checkWorkingSize } from './limits.ts';
+import { checkWorkingSize, memoryLimit } from './limits.ts';
+import { budgetFor, type MemoryBudget } from '../engine/memory.ts';
 import type { FeaturesJob, JobEvent, StylizeGatysJob } from '../protocol.ts';
 import { writeNpy } from '../engine/tensors/npy.ts';
 import { imageToTensor } from '../engine/image.ts';
@@ -40,11 +41,12 @@ export interface StylizeResult {
   ioMs?: number;
 }
 
-export async function info(): Promise<{ backend: BackendInfo; imageIo: Record<string, string>; modelsDir: string; models: unknown[] }> {
+export async function info(): Promise<{ backend: BackendInfo; imageIo: Record<string, string>; modelsDir: string; models: unknown[]; memory: MemoryBudget }> {
   const backend = await initBackend();
   const sharp = (await import('sharp')).default;
   const imageIo = { sharp: sharp.versions.sharp ?? '', libvips: sharp.versions.vips, formats: ACCEPTED_FORMATS.join(', ') };
-  return { backend, imageIo, modelsDir: modelsDir(), models: await listModels().catch(() => []) };
+  // What a job may plan on here: the window warns beside its size field from the same estimate.
+  return { backend, imageIo, modelsDir: modelsDir(), models: await listModels().catch(() => []), memory: budgetFor(backend.name, memoryLimit()) };
 }
 
 export async function runStylizeGatys(job: StylizeGatysJob, ctx: JobContext): Promise<StylizeResult> {

@@ -5,8 +5,10 @@
  * can give. (Too many pixels: --max-pixels, io/images.ts; the full-resolution stage's memory:
  * worker/fullres.ts.)
  */
+import * as tf from '@tensorflow/tfjs-core';
 import { StudioError } from '../errors.ts';
 import os from 'node:os';
+import { budgetFor, memoryFit, WORKING_MEMORY, type MemoryBudget, type MemoryCost } from '../engine/memory.ts';
 import { fitLongestSide, probeImage } from '../io/images.ts';
 
 /** Memory a job may plan on: STUDIO_MEMORY_LIMIT (bytes, for tests and shared machines), else 80% of the machine's. */
@@ -15,39 +17,26 @@ export function memoryLimit(): number {
   return Number.isFinite(env) && env > 0 ? env : 0.8 * os.totalmem();
 }
 
-/** A part of a job whose peak memory is about base + perPixel · pixels (bytes). */
-export interface MemoryCost {
-  base: number;
-  perPixel: number;
+/**
+ * Refuses, before any work, `subject` (width×height px) whose cost is over the budget (the machine's,
+ * and on the WebAssembly backend its 4 GiB heap). The message says how much `what` needs and which
+ * limit binds; `hint` gets the largest long side that fits.
+ */
+export function checkMemory(cost: MemoryCost, width: number, height: number, subject: string, what: string, hint: (side: number) => string, budget: MemoryBudget = { bytes: memoryLimit() }): void {
+  const fit = memoryFit(cost, width, height, budget);
+  if (fit.ok) return;
+  const gb = (b: number) => (b / 2 ** 30).toFixed(1);
+  throw new StudioError('IMAGE_TOO_LARGE', fit.by === 'heap'
+    ? `${subject} needs about ${gb(fit.need)} GB of memory for ${what}, more than the ${gb(fit.limit)} GB a WebAssembly engine can address`
+    : `${subject} needs about ${gb(fit.need)} GB of memory for ${what}, more than the ${gb(fit.limit)} GB this machine can give`, hint(fit.side));
 }
 
-/**
- * Refuses, before any work, `subject` (width×height px) whose cost is over the budget. The message
- * says how much `what` needs; `hint` gets the largest long side that fits (the cost grows with the
- * square of the side).
- */
-export function checkMemory(cost: MemoryCost, width: number, height: number, subject: string, what: string, hint: (side: number) => string): void {
-  const { base, perPixel } = cost;
-  const need = base + perPixel * width * height, limit = memoryLimit();
-  if (need <= limit) return;
-  const side = Math.floor(Math.max(width, height) * Math.sqrt(Math.max(0, limit - base) / (need - base)));
-  throw new StudioError('IMAGE_TOO_LARGE',
-    `${subject} needs about ${(need / 2 ** 30).toFixed(1)} GB of memory for ${what}, more than the ${(limit / 2 ** 30).toFixed(1)} GB this machine can give`, hint(side));
+/** The budget of a job on this engine's backend. */
+export function workingBudget(): MemoryBudget {
+  return budgetFor(tf.getBackend() ?? '', memoryLimit());
 }
 
-/**
- * Peak memory of a method at its working size, bytes ≈ base + perPixel · pixels, from the peaks
- * measured on the WebAssembly backend (README, Measured figures): Gatys 3.2 GB at 512²; PhotoWCT with
- * the exact smoothing 1.7 GB at 512² and 3.0 GB at 1024×512; the exact smoothing 0.63 GB at 1024×640
- * and 1.74 GB at 2048×1280; colour match about 0.3 GB at 1024×640. A first estimate, per method and
- * not yet per backend: GPU memory is not counted.
- */
-export const WORKING_MEMORY = {
-  gatys: { base: 0.3e9, perPixel: 11_000 },
-  photo: { base: 0.4e9, perPixel: 5_000 },
-  smooth: { base: 0.2e9, perPixel: 700 },
-  match: { base: 0.15e9, perPixel: 250 },
-} as const;
+export { WORKING_MEMORY };
 
 /**
  * The shortest side a method needs at its working size: Gatys' VGG19 halves the image four times
@@ -82,6 +71,7 @@ export async function checkWorkingSize(file: string, size: number | undefined, m
 
 /** Refuses a working size whose estimated peak memory (WORKING_MEMORY) is over the machine's budget; names the --size that fits. */
 export function checkWorkingMemory(file: string, method: keyof typeof WORKING_MEMORY, width: number, height: number): void {
+  const budget = workingBudget();
   checkMemory(WORKING_MEMORY[method], width, height, `${file} at ${width}×${height} px`, NAMES[method],
-    (fits) => (fits >= 16 ? `use --size ${fits} or less (the largest that fits)` : 'close other programs, or use a machine with more memory'));
+    (fits) => (fits >= 16 ? `use --size ${fits} or less (the largest that fits${budget.heapBytes ? ' on this backend; a GPU backend is not held to the WebAssembly heap' : ''})` : 'close other programs, or use a machine with more memory'), budget);
 }

@@ -10,6 +10,7 @@ import { blobUrl, ERROR_TITLES, formatBytes, formatDuration, newRunId, nextStep 
 import { DEFAULTS, loadSettings, saveSettings, type GatysSettings, type MatchSettings, type Method, type PhotoEngine, type PhotoSettings, type Settings } from './settings.ts';
 import { ImagePicker, type PickedImage } from './components/ImagePicker.tsx';
 import { GatysControls, MatchControls, PhotoControls } from './components/Controls.tsx';
+import { fitLongestSide, memoryFit, WORKING_MEMORY } from '../../src-main/engine/memory.ts';
 import { Segmented } from './components/Field.tsx';
 import { Viewer, type ViewImages } from './components/Viewer.tsx';
 import { ExportDialog, type ExportChoice } from './components/ExportDialog.tsx';
@@ -167,6 +168,16 @@ export function App() {
   /** What the engine runs: artistic, neural photorealistic, or colour match. */
   const engineMethod = method === 'gatys' ? 'gatys' : photoEngine === 'neural' ? 'photo' : 'match';
   const model = engineMethod === 'photo' ? photoModel : artisticModel;
+  // The engine's own estimate (engine/memory.ts), before Stylize: a size this machine cannot run is said here, with one that fits.
+  const memoryWarning = (() => {
+    if (!info?.memory || !images.content) return undefined;
+    const size = settings[engineMethod].size;
+    const { width, height } = fitLongestSide(images.content.width, images.content.height, size);
+    const fit = memoryFit(WORKING_MEMORY[engineMethod], width, height, info.memory);
+    if (fit.ok) return undefined;
+    const gb = (fit.need / 2 ** 30).toFixed(1), limit = (fit.limit / 2 ** 30).toFixed(1);
+    return `At ${width}×${height} px this needs about ${gb} GB, more than the ${limit} GB ${fit.by === 'heap' ? 'the WebAssembly engine can address' : 'this machine can give'}: ${fit.side} px or less fits.`;
+  })();
   const styleCountOk = method === 'gatys' ? images.styles.length >= 1 : images.styles.length === 1;
   const ready = Boolean(images.content && styleCountOk && !run);
 
@@ -400,10 +411,10 @@ export function App() {
             <section>
               <h3>Settings <button type="button" className="link" title="Back to the defaults" onClick={() => setSettings((s) => ({ ...s, gatys: DEFAULTS.gatys, photo: DEFAULTS.photo, match: DEFAULTS.match }))}>reset</button></h3>
               {engineMethod === 'gatys'
-                ? <GatysControls s={settings.gatys} set={setGatys} />
+                ? <GatysControls s={settings.gatys} set={setGatys} sizeWarning={memoryWarning} />
                 : engineMethod === 'match'
-                  ? <MatchControls s={settings.match} set={setMatch} />
-                  : <PhotoControls s={settings.photo} set={setPhoto} smoothModes={info?.smoothModes ?? [settings.photo.smooth]} />}
+                  ? <MatchControls s={settings.match} set={setMatch} sizeWarning={memoryWarning} />
+                  : <PhotoControls s={settings.photo} set={setPhoto} smoothModes={info?.smoothModes ?? [settings.photo.smooth]} sizeWarning={memoryWarning} />}
               {info && info.models.length > 1 && (
                 <label className="field" title="The VGG19 weights to use">
                   <span className="field-label">Model</span>

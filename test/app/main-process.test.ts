@@ -51,6 +51,15 @@ function call<T>(method: string, payload: unknown, event?: unknown): Promise<Rep
   return Promise.resolve(stub.handlers.get('studio:call')!(ev, method, payload)) as Promise<Reply<T>>;
 }
 
+test('a second launch brings this window forward (restored if minimised, focused) instead of opening another', () => {
+  const w = win() as unknown as { minimized?: boolean; restored?: number; focused?: number };
+  w.minimized = true;
+  for (const fn of stub.appListeners['second-instance'] ?? []) fn({}, ['studio'], process.cwd());
+  assert.equal(stub.windows.length, 1, 'no second window');
+  assert.equal(w.restored, 1);
+  assert.equal(w.focused, 1);
+});
+
 test('one window with context isolation, no Node, a sandbox and the bundled preload', () => {
   assert.equal(stub.windows.length, 1);
   const p = win().options.webPreferences;

@@ -19,7 +19,8 @@ function Presets<T>({ presets, current, onPick }: { presets: Preset<T>[]; curren
 
 const SIZES = [256, 384, 512, 768, 1024, 1536, 2048];
 
-function SizeField({ value, onChange }: { value: number; onChange(v: number): void }) {
+/** `warning`: the engine's memory estimate says this size will not run here (and what will). */
+function SizeField({ value, onChange, warning }: { value: number; onChange(v: number): void; warning?: string }) {
   return (
     <Field label="Size" tip="Longest side of the result, in pixels. Larger takes longer and needs more memory." value={`${value} px`}>
       <div className="row">
@@ -29,16 +30,17 @@ function SizeField({ value, onChange }: { value: number; onChange(v: number): vo
         </select>
         <NumberInput value={value} min={16} max={16384} step={1} onChange={onChange} testId="size" />
       </div>
+      {warning && <p className="warn-text small memory-warning" role="alert" data-testid="memory-warning">{warning}</p>}
     </Field>
   );
 }
 
-export function GatysControls({ s, set }: { s: GatysSettings; set(v: Partial<GatysSettings>): void }) {
+export function GatysControls({ s, set, sizeWarning }: { s: GatysSettings; set(v: Partial<GatysSettings>): void; sizeWarning?: string }) {
   const logStyle = Math.log10(Math.max(s.styleWeight, 0.1));
   return (
     <div className="controls">
       <Presets presets={GATYS_PRESETS} current={s} onPick={set} />
-      <SizeField value={s.size} onChange={(size) => set({ size })} />
+      <SizeField value={s.size} onChange={(size) => set({ size })} warning={sizeWarning} />
       <Field label="Style strength" tip="Style weight β: how strongly the painting's textures are imposed (content weight α stays as set)." value={s.styleWeight}>
         <input type="range" min={0} max={4} step={0.05} value={logStyle} aria-label="Style strength"
           onChange={(e) => set({ styleWeight: Number((10 ** Number(e.target.value)).toPrecision(2)) })} />
@@ -92,11 +94,11 @@ const SMOOTH_LABELS: Record<string, { label: string; tip: string }> = {
   none: { label: 'None', tip: 'No smoothing: the raw PhotoWCT result (may show artefacts).' },
 };
 
-export function PhotoControls({ s, set, smoothModes }: { s: PhotoSettings; set(v: Partial<PhotoSettings>): void; smoothModes: string[] }) {
+export function PhotoControls({ s, set, smoothModes, sizeWarning }: { s: PhotoSettings; set(v: Partial<PhotoSettings>): void; smoothModes: string[]; sizeWarning?: string }) {
   return (
     <div className="controls">
       <Presets presets={PHOTO_PRESETS} current={s} onPick={set} />
-      <SizeField value={s.size} onChange={(size) => set({ size })} />
+      <SizeField value={s.size} onChange={(size) => set({ size })} warning={sizeWarning} />
       <StrengthField value={s.alpha} onChange={(alpha) => set({ alpha })} />
       <Field label="Smoothing" tip="The step after the stylisation that makes the result photographic again.">
         <Segmented options={smoothModes.map((m) => ({ value: m, label: SMOOTH_LABELS[m]?.label ?? m, tip: SMOOTH_LABELS[m]?.tip }))} value={smoothModes.includes(s.smooth) ? s.smooth : smoothModes[0]} onChange={(smooth) => set({ smooth })} />
@@ -112,11 +114,11 @@ const REGRAIN_LABELS: Record<MatchSettings['smooth'], { label: string; tip: stri
 };
 
 /** Colour match: no model needed. */
-export function MatchControls({ s, set }: { s: MatchSettings; set(v: Partial<MatchSettings>): void }) {
+export function MatchControls({ s, set, sizeWarning }: { s: MatchSettings; set(v: Partial<MatchSettings>): void; sizeWarning?: string }) {
   return (
     <div className="controls">
       <Presets presets={MATCH_PRESETS} current={s} onPick={set} />
-      <SizeField value={s.size} onChange={(size) => set({ size })} />
+      <SizeField value={s.size} onChange={(size) => set({ size })} warning={sizeWarning} />
       <StrengthField value={s.alpha} onChange={(alpha) => set({ alpha })} />
       <label className="toggle" title="Take only the reference's colours; the photo's exposure and tones stay exactly as they are.">
         <input type="checkbox" checked={s.keepLuminance} onChange={(e) => set({ keepLuminance: e.target.checked })} data-testid="keep-luminance" />

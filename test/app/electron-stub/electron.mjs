@@ -36,7 +36,10 @@ export class BrowserWindow extends Emitter {
   static getAllWindows() { return state.windows; }
   loadFile(file) { this.loaded = file; return Promise.resolve(); }
   loadURL(url) { this.loaded = url; return Promise.resolve(); }
-  show() {}
+  show() { this.shown = (this.shown ?? 0) + 1; }
+  focus() { this.focused = (this.focused ?? 0) + 1; }
+  isMinimized() { return this.minimized ?? false; }
+  restore() { this.minimized = false; this.restored = (this.restored ?? 0) + 1; }
   maximize() {}
   isMaximized() { return false; }
   isDestroyed() { return false; }
@@ -51,6 +54,8 @@ export const app = {
   },
   getPath: (name) => (name === 'userData' ? state.userData : tmpdir()),
   quit() { state.quitCalls++; },
+  // A test sets state.singleInstanceLock = false to play the second instance.
+  requestSingleInstanceLock() { return state.singleInstanceLock ?? true; },
 };
 
 export const ipcMain = { handle(channel, fn) { state.handlers.set(channel, fn); } };
