@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { StudioError } from '../../errors.ts';
@@ -249,6 +249,7 @@ export async function readManifest(dir: string): Promise<Manifest> {
 
 /** Load a model folder, verifying checksums (CHECKSUM_MISMATCH) and the layer shapes (BAD_MODEL). */
 export async function loadVgg19(dir: string): Promise<Vgg19Weights> {
+  await recoverInterruptedInstalls(dirname(resolve(dir)));
   const m = await readManifest(dir);
   let modelBytes: Buffer | undefined;
   for (const f of m.files) {
@@ -340,7 +341,33 @@ export async function installModelDir<T>(dir: string, fill: (tmp: string) => Pro
 }
 
 /** The models under a root (default modelsDir()), by name; folders without a readable manifest are skipped. */
+/**
+ * Puts back what an install killed between its two renames left (the old model moved aside, the new
+ * one not yet in place: the model would seem gone) and removes installs in progress a killed process
+ * abandoned more than an hour ago. Runs before the models are listed.
+ */
+export async function recoverInterruptedInstalls(root: string = modelsDir()): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(root);
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const old = /^\.(.+)\.old-\d+-\d+$/.exec(e);
+    if (old && !entries.includes(old[1]) && MODEL_NAME.test(old[1])) {
+      await rename(join(root, e), join(root, old[1])).catch(() => undefined);
+      continue;
+    }
+    if (/^\..+\.installing-/.test(e)) {
+      const st = await stat(join(root, e)).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > 3600_000) await rm(join(root, e), { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+}
+
 export async function listModels(root: string = modelsDir()): Promise<Array<Manifest & { dir: string }>> {
+  await recoverInterruptedInstalls(root);
   let names: string[];
   try {
     // Dot folders are installs in progress (installModelDir).

@@ -5,12 +5,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rename, rm, truncate, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { decodeSafetensors, encodeSafetensors } from '../../../src-main/engine/tensors/safetensors.ts';
 import { decoderPath, encoderHash, loadDecoder, saveDecoder } from '../../../src-main/engine/models/decoders.ts';
-import { saveVgg19 } from '../../../src-main/engine/models/store.ts';
+import { listModels, loadVgg19, saveVgg19 } from '../../../src-main/engine/models/store.ts';
 import { tinyVgg19 } from '../../../src-main/engine/models/tiny.ts';
 import { initDecoder } from '../../../src-main/engine/photo/autoencoder.ts';
 import { mulberry32 } from '../../../src-main/engine/random.ts';
@@ -73,9 +73,26 @@ test('a decoder file truncated, damaged or missing is an error naming it; the mo
     // The VGG19 file cut short: its manifest's size and hash say so, by name.
     const model = path.join(dir, 'm', 'model.safetensors');
     await truncate(model, 1000);
-    const { loadVgg19 } = await import('../../../src-main/engine/models/store.ts');
     await assert.rejects(loadVgg19(path.join(dir, 'm')), (e: unknown) => named(model)(e) && (e as StudioError).code === 'CHECKSUM_MISMATCH');
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('an install killed between its renames: the old model is put back; an abandoned install folder is removed', async () => {
+  const root = await mkdtemp(path.join(tmpdir(), 'interrupted-'));
+  try {
+    // What a kill leaves after `rename(vgg19 → .vgg19.old-…)` and before `rename(tmp → vgg19)`.
+    await saveVgg19(path.join(root, 'vgg19'), tinyVgg19(3));
+    await rename(path.join(root, 'vgg19'), path.join(root, '.vgg19.old-4242-1700000000000'));
+    await saveVgg19(path.join(root, '.vgg19.installing-abc123'), tinyVgg19(4));
+    const hoursAgo = new Date(Date.now() - 2 * 3600_000);
+    await utimes(path.join(root, '.vgg19.installing-abc123'), hoursAgo, hoursAgo);
+    await saveVgg19(path.join(root, '.other.installing-fresh'), tinyVgg19(5)); // a live install: left alone
+    assert.deepEqual((await listModels(root)).map((m) => m.name), ['vgg19'], 'the old model is back');
+    assert.deepEqual((await readdir(root)).sort(), ['.other.installing-fresh', 'vgg19']);
+    await loadVgg19(path.join(root, 'vgg19')); // whole, and loads
+  } finally {
+    await rm(root, { recursive: true, force: true });
   }
 });
