@@ -74,8 +74,10 @@ export async function batchFingerprint(o: BatchSettings): Promise<{ fingerprint:
  * A batch's folders and style, checked and absolute; the output folder created. Errors name what
  * is wrong before any file is touched.
  */
-export async function prepareFolders(o: { inDir: string; outDir: string; style: string }): Promise<{ inDir: string; outDir: string; style: string }> {
+export async function prepareFolders(o: { inDir: string; outDir: string; style: string; name?: string }): Promise<{ inDir: string; outDir: string; style: string }> {
   const inDir = path.resolve(o.inDir), outDir = path.resolve(o.outDir), style = path.resolve(o.style);
+  // A name template that would leave the output folder ('../{name}', 'a/{name}') is refused before anything is made.
+  if (o.name !== undefined) outputName(o.name, 'photo.jpg', { style: 'style', method: 'method', ext: 'jpg' });
   if (!(await stat(inDir).then((s) => s.isDirectory(), () => false))) throw new StudioError('FILE_NOT_FOUND', `the input folder ${o.inDir} does not exist or is not a folder`);
   if (outDir === inDir) throw new StudioError('BAD_ARGUMENT', 'the output folder must not be the input folder', 'choose another --out; it may lie inside the input folder');
   if (!(await exists(style))) throw new StudioError('FILE_NOT_FOUND', `style image not found: ${o.style}`);

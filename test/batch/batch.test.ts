@@ -299,3 +299,17 @@ test('batch: a photo replaced after it was made is made again; one replaced whil
   const third = await studio([...photoArgs(root, out2), '--pattern', 'b.jpg']);
   assert.match(third.stdout, /1 done, 0 skipped, 0 failed of 1/, third.stderr);
 });
+
+test('batch: a name template that would write outside the output folder is refused before anything is made', async () => {
+  const root = path.join(dir, 'escape');
+  await mkdir(root);
+  await copyFile(path.join(samples, 'content-coffee.jpg'), path.join(root, 'a.jpg'));
+  for (const name of ['../{name}.{ext}', 'sub/{name}.{ext}', '..', '.{name}']) {
+    const out = path.join(dir, 'escape-out');
+    const r = await studio(photoArgs(root, out, ['--name', name]));
+    assert.equal(r.code, 2, `${name}: ${r.stderr}`);
+    assert.match(r.stderr, /a result's name must be a plain file name/);
+    assert.equal(await stat(out).then(() => true, () => false), false, `${name}: no output folder made`);
+  }
+  assert.deepEqual((await readdir(dir)).filter((f) => f.endsWith('.jpg')), [], 'nothing written beside the folders');
+});
