@@ -7,12 +7,12 @@
 // --model full (default tiny) uses full-width random VGG19 weights and decoders: the compute of the
 // real network (trained weights cost the same); tiny measures the pipeline around a cheap network.
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import sharp from 'sharp';
+import { makeShoot, SAMPLES } from './shoot.ts';
 import { randomVgg19, writeTinyFixtures } from '../src-main/engine/models/tiny.ts';
 import { FULL_WIDTHS } from '../src-main/engine/models/vgg19.ts';
 import { saveVgg19 } from '../src-main/engine/models/store.ts';
@@ -28,7 +28,6 @@ const size = Number(values.size ?? 1024);
 const modes = (values.modes ?? 'fast,exact').split(',');
 const jobsList = (values.jobs ?? '1,2').split(',').map(Number);
 const root = await mkdtemp(path.join(os.tmpdir(), 'studio-bench-batch-'));
-const samples = fileURLToPath(new URL('../assets/samples/', import.meta.url));
 
 try {
   let model = values.model ?? 'tiny';
@@ -43,17 +42,12 @@ try {
     model = dir;
   }
   const inDir = path.join(root, 'in');
-  await mkdir(inDir);
-  const sources = (await readdir(samples)).filter((f) => /^(content|photo|large)-.*\.jpg$/.test(f));
-  for (let k = 0; k < files; k++) {
-    await sharp(path.join(samples, sources[k % sources.length])).resize(size, size, { fit: 'inside' }).modulate({ hue: (37 * k) % 360 })
-      .jpeg({ quality: 90 }).toFile(path.join(inDir, `photo ${String(k).padStart(3, '0')}.jpg`));
-  }
+  await makeShoot(inDir, files, size);
   console.log(`batch: ${files} photos at ${size} px (longest side), model ${values.model ?? 'tiny'}, ${os.availableParallelism()} cores`);
   for (const mode of modes) {
     for (const jobs of jobsList) {
       const out = path.join(root, `out-${mode}-${jobs}`);
-      const args = ['batch', '--in', inDir, '--out', out, '--style', path.join(samples, 'photo-Dune.jpg'), '--method', 'photo', '--smooth', mode,
+      const args = ['batch', '--in', inDir, '--out', out, '--style', path.join(SAMPLES, 'photo-Dune.jpg'), '--method', 'photo', '--smooth', mode,
         '--size', String(size), '--model', model, '--jobs', String(jobs), '--quiet', ...(values.backend ? ['--backend', values.backend] : [])];
       const t = performance.now();
       const r = spawnSync(process.execPath, [fileURLToPath(new URL('../bin/studio.mjs', import.meta.url)), ...args], { encoding: 'utf8' });

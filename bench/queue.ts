@@ -5,12 +5,12 @@
 // Redis is Debian's redis-server on a loopback port, append-only file on with fsync on every write
 // (the setting that survives a restart). Every run starts its processes cold (engine start included).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import sharp from 'sharp';
+import { makeShoot, SAMPLES } from './shoot.ts';
 import { Queue } from 'bullmq';
 import { PREFIX } from '../src-main/queue/connection.ts';
 import { queueName } from '../src-main/queue/shoots.ts';
@@ -21,8 +21,7 @@ const files = Number(values.files ?? 48);
 const size = Number(values.size ?? 1024);
 const backend = values.backend ? ['--backend', values.backend] : [];
 const studio = fileURLToPath(new URL('../bin/studio.mjs', import.meta.url));
-const samples = fileURLToPath(new URL('../assets/samples/', import.meta.url));
-const style = path.join(samples, 'photo-Dune.jpg');
+const style = path.join(SAMPLES, 'photo-Dune.jpg');
 const root = await mkdtemp(path.join(os.tmpdir(), 'studio-bench-queue-'));
 const redis = await startRedis().catch((e: Error) => {
   console.log(`queue: not run: ${e.message}`);
@@ -33,12 +32,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 try {
   const inDir = path.join(root, 'in');
-  await mkdir(inDir);
-  const sources = (await readdir(samples)).filter((f) => /^(content|photo|large)-.*\.jpg$/.test(f));
-  for (let k = 0; k < files; k++) {
-    await sharp(path.join(samples, sources[k % sources.length])).resize(size, size, { fit: 'inside' }).modulate({ hue: (37 * k) % 360 })
-      .jpeg({ quality: 90 }).toFile(path.join(inDir, `photo ${String(k).padStart(3, '0')}.jpg`));
-  }
+  await makeShoot(inDir, files, size);
   const common = ['--in', inDir, '--style', style, '--method', 'match', '--size', String(size), '--quiet'];
   console.log(`queue: ${files} photos, colour match at ${size} px, ${os.availableParallelism()} cores, ${values.backend ?? 'default'} backend; Redis ${redis.url} (append-only, fsync always)`);
 

@@ -15,7 +15,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import type { BrowserContext, Page } from '@playwright/test';
 import { writeTinyFixtures } from '../src-main/engine/models/tiny.ts';
-import { SAMPLES, SHOTS, openSession, startServe, stopServe } from './harness.ts';
+import { SAMPLES, SHOTS, openSession, serialSession, startServe, stopServe } from './harness.ts';
 import { startRedis } from '../test/redis.ts';
 
 /** The good photos of the shoot (relative paths) and its damaged one. */
@@ -44,14 +44,7 @@ async function filesUnder(dir: string): Promise<string[]> {
 
 const outputOf = (input: string) => path.join(path.dirname(input), `${path.basename(input, path.extname(input))}-photo-Dune.jpg`);
 
-// One session: the tests run in order on one page, and stop at the first failure.
-test.describe.configure({ mode: 'serial' });
-
-let failed = false;
-// eslint-disable-next-line no-empty-pattern -- Playwright reads the fixtures from this pattern: none here
-test.afterEach(({}, info) => {
-  if (info.status !== info.expectedStatus) failed = true;
-});
+const failed = serialSession();
 
 test.beforeAll(async ({ browser: pw }) => {
   tmp = await mkdtemp(path.join(tmpdir(), 'studio-e2e-batch-'));
@@ -85,7 +78,7 @@ test.afterAll(async () => {
   await browser?.close();
   if (server) await stopServe(server);
   if (tmp) await rm(tmp, { recursive: true, force: true });
-  if (failed) process.stderr.write(serverLog.join(''));
+  if (failed()) process.stderr.write(serverLog.join(''));
 });
 
 async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {

@@ -4,7 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { Browser, BrowserContext } from '@playwright/test';
+import { test, type Browser, type BrowserContext } from '@playwright/test';
 
 export const SHOTS = path.resolve('test-results/e2e');
 export const SAMPLES = path.resolve('assets/samples');
@@ -46,4 +46,18 @@ export async function stopServe(proc: ChildProcess): Promise<void> {
  */
 export function openSession(browser: Browser, opts: { acceptDownloads?: boolean } = {}): Promise<BrowserContext> {
   return browser.newContext({ viewport: { width: 1360, height: 860 }, ...opts });
+}
+
+/**
+ * A spec file as one photographer's session: its tests run in order on one page and stop at the first
+ * failure. Returns whether any test failed (for printing the server's log at the end).
+ */
+export function serialSession(): () => boolean {
+  test.describe.configure({ mode: 'serial' });
+  let failed = false;
+  // eslint-disable-next-line no-empty-pattern -- Playwright reads the fixtures from this pattern: none here
+  test.afterEach(({}, info) => {
+    if (info.status !== info.expectedStatus) failed = true;
+  });
+  return () => failed;
 }

@@ -19,7 +19,7 @@ import WebSocket from 'ws';
 import { zipSync } from 'fflate';
 import { encodeTorchStateDict, writeTinyFixtures } from '../src-main/engine/models/tiny.ts';
 import { photoWctStateDict } from '../test/engine/models/photowct-fixture.ts';
-import { SAMPLES, SHOTS, openSession, startServe, stopServe } from './harness.ts';
+import { SAMPLES, SHOTS, openSession, serialSession, startServe, stopServe } from './harness.ts';
 
 
 let tmp: string;
@@ -62,14 +62,7 @@ const shot = (name: string) => page.screenshot({ path: path.join(SHOTS, `${name}
 let idleSwitchMs = 0;
 const responsiveBound = () => Math.max(300, 10 * idleSwitchMs);
 
-// One session: the tests run in order on one page, and stop at the first failure.
-test.describe.configure({ mode: 'serial' });
-
-let failed = false;
-// eslint-disable-next-line no-empty-pattern -- Playwright reads the fixtures from this pattern: none here
-test.afterEach(({}, info) => {
-  if (info.status !== info.expectedStatus) failed = true;
-});
+const failed = serialSession();
 
 test.beforeAll(async ({ browser: pw }) => {
   tmp = await mkdtemp(path.join(tmpdir(), 'studio-e2e-'));
@@ -121,7 +114,7 @@ test.afterAll(async () => {
   driveServer?.close();
   if (tmp) await rm(tmp, { recursive: true, force: true });
   // The server's side of a failure, beside the test's trace.
-  if (failed) process.stderr.write(serverLog.join(''));
+  if (failed()) process.stderr.write(serverLog.join(''));
 });
 
 test('the server answers only with its token, on loopback, to its own origin', async () => {
