@@ -26,7 +26,9 @@ export interface ChosenBrowser {
 export function systemOrBundledChromium(): ChosenBrowser | undefined {
   const env = process.env.STUDIO_CHROMIUM;
   if (env) return existsSync(env) ? { executablePath: env, which: `STUDIO_CHROMIUM (${env})` } : undefined;
-  const sys = SYSTEM.find((p) => existsSync(p));
+  // STUDIO_CHROMIUM_CANDIDATES (':'-separated) replaces the usual places: the suite's own test of this choice uses it.
+  const candidates = process.env.STUDIO_CHROMIUM_CANDIDATES !== undefined ? process.env.STUDIO_CHROMIUM_CANDIDATES.split(':').filter(Boolean) : SYSTEM;
+  const sys = candidates.find((p) => existsSync(p));
   if (sys) return { executablePath: sys, which: `the system's Chromium (${sys})` };
   const own = chromium.executablePath();
   if (own && existsSync(own)) return { which: `Playwright's own Chromium (${own})` };
