@@ -121,11 +121,16 @@ const GLOBALS: Record<string, (...args: never[]) => unknown> = {
  * where it stands) into Maps, arrays, numbers, strings and TensorRefs. Each storage met is recorded in
  * `storages` by key (views under their storage's key, with the storage's own size).
  */
-export function unpickleTorch(pkl: Uint8Array | BufferReader, storages?: Map<string, StorageRef>): unknown {
+export function unpickleTorch(pkl: Uint8Array | BufferReader, storages?: Map<string, StorageRef>, foreign?: Set<string>): unknown {
   const parser = new Parser({
     unpicklingTypeOfDictionary: 'Map',
     nameResolver: {
-      resolve: (module: string, name: string) => GLOBALS[`${module}.${name}`] ?? placeholder(`${module}.${name}`),
+      resolve: (module: string, name: string) => {
+        const known = GLOBALS[`${module}.${name}`];
+        if (known) return known;
+        foreign?.add(`${module}.${name}`); // named but never loaded or called: said in the error if the import fails
+        return placeholder(`${module}.${name}`);
+      },
     },
     persistentResolver: {
       // BINPERSID hands over the whole persistent id tuple (the typings say string).
@@ -225,6 +230,14 @@ interface Checkpoint {
   littleEndian: boolean;
   /** The bytes of the storages with these keys (extracted only now for a zip); a missing key throws BAD_FILE. */
   storages(keys: Set<string>): (key: string, what: string) => Uint8Array;
+  /** Globals the pickle names outside the allow-list (inert placeholders). */
+  foreign: Set<string>;
+}
+
+/** The part of an error that says which globals outside the allow-list a file named (none were loaded). */
+function foreignNote(ckpt: Checkpoint): string {
+  const names = [...ckpt.foreign].filter((n) => !/^(copy_reg|copyreg|__builtin__|builtins)\./.test(n) && !/^torch\.nn\./.test(n));
+  return names.length ? `; its pickle names ${names.slice(0, 4).join(', ')}${names.length > 4 ? '…' : ''}, outside the classes a weights file needs, so nothing of it was loaded or run` : '';
 }
 
 function readZip(buf: Buffer, path: string, origin: string): Checkpoint {
@@ -244,14 +257,16 @@ function readZip(buf: Buffer, path: string, origin: string): Checkpoint {
   const littleEndian = !byteorder || Buffer.from(byteorder).toString('latin1').trim() !== 'big';
 
   let obj: unknown;
+  const foreign = new Set<string>();
   try {
-    obj = unpickleTorch(head[pklName]);
+    obj = unpickleTorch(head[pklName], undefined, foreign);
   } catch (e) {
     throw new StudioError('BAD_FILE', `${path}: cannot read ${pklName}: ${(e as Error).message}`, undefined, { cause: e });
   }
   return {
     obj,
     littleEndian,
+    foreign,
     storages(keys) {
       // Pass 2: the storages the convs use.
       const names = new Set([...keys].map((k) => `${prefix}data/${k}`));
@@ -326,7 +341,8 @@ function readLegacy(buf: Buffer, path: string, start: number): Checkpoint {
   }
   read('sys_info', () => plain.read<unknown>(reader)); // the writer's host; the data is little-endian regardless
   const roots = new Map<string, StorageRef>();
-  const obj = read('state dict pickle', () => unpickleTorch(reader, roots));
+  const foreign = new Set<string>();
+  const obj = read('state dict pickle', () => unpickleTorch(reader, roots, foreign));
   const keyList = read('storage key list', () => plain.read<unknown>(reader));
   if (!Array.isArray(keyList)) throw new StudioError('BAD_FILE', `${path}: legacy PyTorch file without its storage key list`);
   const keys = keyList.map(str);
@@ -353,6 +369,7 @@ function readLegacy(buf: Buffer, path: string, start: number): Checkpoint {
   }
   return {
     obj,
+    foreign,
     littleEndian: true, // torch writes legacy storages little-endian on any host
     storages: () => (key, what) => {
       const b = data.get(key);
@@ -391,7 +408,7 @@ export async function readTorchStateDict(path: string, marker: string): Promise<
   const origin = basename(path);
   const ckpt = await readCheckpoint(path);
   const found = findStateDict(ckpt.obj, marker);
-  if (!found) throw new StudioError('BAD_MODEL', `${origin}: no ${marker} in this checkpoint`);
+  if (!found) throw new StudioError('BAD_MODEL', `${origin}: no ${marker} in this checkpoint${foreignNote(ckpt)}`);
   const refs = [...found.dict].filter((e): e is [string, TensorRef] => typeof e[0] === 'string' && e[0].startsWith(found.prefix) && e[1] instanceof TensorRef);
   const storageOf = ckpt.storages(new Set(refs.map(([, t]) => t.storage.key)));
   const out = new Map<string, { shape: number[]; data: Float32Array; dtype: 'F32' | 'F16' }>();
@@ -409,7 +426,7 @@ export async function importTorchPth(path: string): Promise<Vgg19Weights> {
   const found = findStateDict(obj);
   if (!found) {
     const whole = obj && typeof obj === 'object' && '__global__' in obj ? ` (it holds a pickled ${(obj as Placeholder).__global__} object; save model.state_dict() instead)` : '';
-    throw new StudioError('BAD_MODEL', `${origin}: no VGG features (features.0.weight) in this checkpoint${whole}; expected torchvision's vgg19`);
+    throw new StudioError('BAD_MODEL', `${origin}: no VGG features (features.0.weight) in this checkpoint${whole}${foreignNote(ckpt)}; expected torchvision's vgg19`);
   }
   const { dict, prefix: keyPrefix } = found;
 
