@@ -16,7 +16,7 @@ import sharp from 'sharp';
 import type { BrowserContext, Page } from '@playwright/test';
 import { writeTinyFixtures } from '../src-main/engine/models/tiny.ts';
 import { SAMPLES, SHOTS, openSession, serialSession, startServe, stopServe } from './harness.ts';
-import { startRedis } from '../test/redis.ts';
+import { redisMissing, startRedis } from '../test/redis.ts';
 
 /** The good photos of the shoot (relative paths) and its damaged one. */
 // Fifteen more in 'day three', so that a batch lasts long enough on a fast machine for pause and
@@ -250,6 +250,8 @@ test('a large folder stays light: the results already there are kept, and at mos
 });
 
 test('the Batch panel follows a queued shoot: its shoots, live counts and workers, then cancel', async () => {
+  const missing = redisMissing();
+  test.skip(Boolean(missing), missing);
   const redis = await startRedis();
   const env = { ...process.env, STUDIO_QUEUE_LOCK_MS: '2000', STUDIO_WASM_THREADS: '1' };
   const cli = (args: string[]) => {

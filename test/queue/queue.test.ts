@@ -16,9 +16,11 @@ import { checkReachable, parseQueueUrl, PREFIX } from '../../src-main/queue/conn
 import { countJobs } from '../../src-main/queue/enqueue.ts';
 import { jobId, queueName, ShootStore, shootId } from '../../src-main/queue/shoots.ts';
 import { closedLoopbackPort } from '../loopback.ts';
-import { startRedis, type TestRedis } from '../redis.ts';
+import { redisMissing, startRedis, type TestRedis } from '../redis.ts';
 
 const samples = path.resolve('assets/samples');
+/** Reported as skipped with its reason where there is no redis-server (never in CI). */
+const skip = redisMissing() ?? false;
 const style = path.join(samples, 'photo-Dune.jpg');
 let dir = '';
 
@@ -89,7 +91,7 @@ async function shootOf(redis: TestRedis): Promise<{ id: string; queue: Queue; st
   return { id, queue, store, close: async () => { await queue.close(); client.disconnect(); } };
 }
 
-test('queue URLs: password, TLS, database; bad ones are refused by name; an unreachable queue is an error, not a hang', async () => {
+test('queue URLs: password, TLS, database; bad ones are refused by name; an unreachable queue is an error, not a hang', { skip }, async () => {
   const t = parseQueueUrl('redis://:s%40cret@host.lan:6380/3');
   assert.deepEqual([t.connection.host, t.connection.port, t.connection.db, t.connection.password, t.connection.tls], ['host.lan', 6380, 3, 's@cret', undefined]);
   assert.equal(t.display, 'redis://:***@host.lan:6380/3', 'the password never reaches a message');
@@ -116,7 +118,7 @@ test('queue URLs: password, TLS, database; bad ones are refused by name; an unre
   assert.notEqual(shootId('fp', '/in', '/out'), shootId('fp', '/in', '/out2'));
 });
 
-test('3 workers, 40 photos, one killed mid-photo: every photo made exactly once, no temporary file left, files identical to a local batch', { timeout: 600_000 }, async () => {
+test('3 workers, 40 photos, one killed mid-photo: every photo made exactly once, no temporary file left, files identical to a local batch', { timeout: 600_000, skip }, async () => {
   const redis = await startRedis();
   const inDir = path.join(dir, 'kill-in'), outDir = path.join(dir, 'kill-out');
   await makeShoot(inDir, 40);
@@ -173,7 +175,7 @@ test('3 workers, 40 photos, one killed mid-photo: every photo made exactly once,
   }
 });
 
-test('Redis restarted mid-shoot (append-only file on): the shoot goes on; a corrupt photo fails with its reason after bounded tries', { timeout: 600_000 }, async () => {
+test('Redis restarted mid-shoot (append-only file on): the shoot goes on; a corrupt photo fails with its reason after bounded tries', { timeout: 600_000, skip }, async () => {
   const redis = await startRedis();
   const inDir = path.join(dir, 'restart-in'), outDir = path.join(dir, 'restart-out');
   await makeShoot(inDir, 14, true);
@@ -201,7 +203,7 @@ test('Redis restarted mid-shoot (append-only file on): the shoot goes on; a corr
   }
 });
 
-test('two batch commands enqueue the same shoot at once: one job a photo; cancel stops it, the same command resumes it', { timeout: 600_000 }, async () => {
+test('two batch commands enqueue the same shoot at once: one job a photo; cancel stops it, the same command resumes it', { timeout: 600_000, skip }, async () => {
   const redis = await startRedis();
   const inDir = path.join(dir, 'twice-in'), outDir = path.join(dir, 'twice-out');
   await makeShoot(inDir, 16);
@@ -252,7 +254,7 @@ test('two batch commands enqueue the same shoot at once: one job a photo; cancel
   }
 });
 
-test('rediss:// with a password: a shoot over TLS; a worker that cannot see the files says so in the job and leaves the shoot to the others', { timeout: 600_000 }, async () => {
+test('rediss:// with a password: a shoot over TLS; a worker that cannot see the files says so in the job and leaves the shoot to the others', { timeout: 600_000, skip }, async () => {
   const redis = await startRedis({ tls: true, password: 's3cret' });
   const inDir = path.join(dir, 'tls-in'), outDir = path.join(dir, 'tls-out');
   await makeShoot(inDir, 6);
@@ -293,7 +295,7 @@ test('rediss:// with a password: a shoot over TLS; a worker that cannot see the 
   }
 });
 
-test('Ctrl-C on a worker mid-photo hands the photo back untried: waiting again, no try used, nothing written', { timeout: 600_000 }, async () => {
+test('Ctrl-C on a worker mid-photo hands the photo back untried: waiting again, no try used, nothing written', { timeout: 600_000, skip }, async () => {
   const redis = await startRedis();
   const inDir = path.join(dir, 'handback-in'), outDir = path.join(dir, 'handback-out');
   await makeShoot(inDir, 1);
