@@ -62,8 +62,11 @@ export async function queueBatch(url: string, o: EnqueueOptions & { jobs?: numbe
       lastPrint = now;
       out(line);
       if (process.stderr.isTTY || s.finished) for (const l of workerLines(s)) out(l);
-    }, { signal: stop.signal });
-    if (stop.signal.aborted) return 130;
+    }, { signal: stop.signal }).catch((e: unknown) => {
+      if (stop.signal.aborted) return undefined; // stopped before a first look (Redis away)
+      throw e;
+    });
+    if (!s || stop.signal.aborted) return 130;
     process.stdout.write(`${s.done} done, ${s.failed.length} failed of ${s.total}${s.shoot.state === 'cancelled' ? ' (cancelled)' : ''}\n`);
     for (const f of s.failed) process.stdout.write(`failed: ${f.input}: ${f.reason}\n`);
     if (s.shoot.state === 'cancelled') {

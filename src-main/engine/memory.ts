@@ -57,7 +57,7 @@ export interface MemoryFit {
   ok: boolean;
   /** Bytes needed at this size. */
   need: number;
-  /** The limit that binds: the machine's, or the WebAssembly heap's. */
+  /** The limit that binds: the machine's budget, or the part of the WebAssembly heap a job can use (90%). */
   limit: number;
   by: 'machine' | 'heap';
   /** The largest long side (px) that fits, at this aspect ratio. */
@@ -78,5 +78,6 @@ export function memoryFit(cost: MemoryCost, width: number, height: number, budge
   const by = byHeap < byMachine ? 'heap' : 'machine';
   // A hair under the exact root: the short side is rounded when the photo is resized to it.
   const side = Math.floor(long * Math.sqrt(maxPixels / pixels) * 0.998);
-  return { ok: pixels <= maxPixels, need: by === 'heap' ? heapPerPixel * pixels : need, limit: by === 'heap' ? budget.heapBytes! : budget.bytes, by, side };
+  // The heap's limit as used above (90% of it), so that the need and the limit a message compares agree.
+  return { ok: pixels <= maxPixels, need: by === 'heap' ? heapPerPixel * pixels : need, limit: by === 'heap' ? 0.9 * budget.heapBytes! : budget.bytes, by, side };
 }

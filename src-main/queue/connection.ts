@@ -6,6 +6,7 @@
  *   redis://[[user]:password@]host[:port][/db]      rediss://… the same over TLS
  */
 import { Queue, type RedisOptions } from 'bullmq';
+import { isIP } from 'node:net';
 import { Redis } from 'ioredis';
 import { StudioError } from '../errors.ts';
 
@@ -42,7 +43,8 @@ export function parseQueueUrl(url: string): QueueTarget {
   const tls = u.protocol === 'rediss:';
   const connection: RedisOptions = {
     host, port, db, username, password,
-    ...(tls ? { tls: { servername: host } } : {}),
+    // SNI takes host names only (an IP address there is deprecated in Node).
+    ...(tls ? { tls: isIP(host) ? {} : { servername: host } } : {}),
     // BullMQ's workers need null here; with it, a command issued while Redis restarts waits for it.
     maxRetriesPerRequest: null,
     retryStrategy: (times: number) => Math.min(100 * times, 2000),

@@ -62,7 +62,11 @@ export class ShootFollower {
   /** The shoot by id, or the shoots of an input/output folder pair. */
   async find(sel: { id?: string; inDir?: string; outDir?: string }): Promise<Shoot[]> {
     const all = await this.store.list();
-    const found = all.filter((s) => (sel.id ? s.id === sel.id || s.id.startsWith(sel.id) : true) && (!sel.inDir || s.inDir === sel.inDir) && (!sel.outDir || s.outDir === sel.outDir));
+    const exact = sel.id ? all.filter((s) => s.id === sel.id) : [];
+    const found = exact.length ? exact : all.filter((s) => (sel.id ? s.id.startsWith(sel.id) : true) && (!sel.inDir || s.inDir === sel.inDir) && (!sel.outDir || s.outDir === sel.outDir));
+    if (sel.id && found.length > 1) {
+      throw new StudioError('BAD_ARGUMENT', `the shoot id ${sel.id} matches ${found.length} shoots: ${found.map((s) => s.id).join(', ')}`, 'give more of the id');
+    }
     if (!found.length) {
       throw new StudioError('BAD_ARGUMENT', `no such shoot in the queue at ${this.target.display}${sel.id ? `: ${sel.id}` : ''}`,
         all.length ? `shoots there: ${all.map((s) => `${s.id} (${s.inDir} → ${s.outDir})`).join(', ')}` : 'the queue holds no shoot');
@@ -116,26 +120,41 @@ export class ShootFollower {
    * stops following, not the work).
    */
   async follow(id: string, onStatus: (s: ShootStatus) => void, opts: { everyMs?: number; signal?: AbortSignal } = {}): Promise<ShootStatus> {
-    for (;;) {
-      let s: ShootStatus | undefined;
-      try {
-        s = await this.status(id);
-      } catch (e) {
-        if (e instanceof StudioError) throw e;
-        // Redis away (restarting): keep following.
+    const signal = opts.signal;
+    // One listener for the whole follow; a look at Redis (which waits while Redis restarts) races it.
+    let onAbort: () => void = () => undefined;
+    const aborted = new Promise<undefined>((r) => {
+      onAbort = () => r(undefined);
+      if (signal?.aborted) r(undefined);
+      else signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    let last: ShootStatus | undefined;
+    const stopped = () => {
+      if (last) return last;
+      throw new StudioError('CANCELLED', 'stopped following');
+    };
+    try {
+      for (;;) {
+        let s: ShootStatus | undefined;
+        try {
+          s = await Promise.race([this.status(id), aborted]);
+        } catch (e) {
+          if (e instanceof StudioError) throw e;
+          // Redis away (restarting): keep following.
+        }
+        if (s) {
+          last = s;
+          onStatus(s);
+          if (s.finished || s.shoot.state === 'cancelled') return s;
+        }
+        if (signal?.aborted) return stopped();
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([new Promise((r) => { timer = setTimeout(r, opts.everyMs ?? 1000); }), aborted]);
+        clearTimeout(timer);
+        if (signal?.aborted) return stopped();
       }
-      if (s) {
-        onStatus(s);
-        if (s.finished || s.shoot.state === 'cancelled' || opts.signal?.aborted) return s;
-      }
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, opts.everyMs ?? 1000);
-        opts.signal?.addEventListener('abort', () => {
-          clearTimeout(t);
-          r();
-        }, { once: true });
-      });
-      if (opts.signal?.aborted && s) return s;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 

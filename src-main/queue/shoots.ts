@@ -42,6 +42,8 @@ export interface Shoot extends ShootSpec {
 export interface DoneRecord {
   output: string;
   sha256: string;
+  /** The photo it was made from (its content's sha256, as enqueued). */
+  inputSha256?: string;
   worker: string;
   /** Wall time of the photo on its worker, and the engine's part of it. */
   ms: number;

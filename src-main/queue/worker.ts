@@ -62,6 +62,18 @@ const IDLE_RECHECK_MS = 15_000;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** A path as the enqueuing machine wrote it, as this machine sees it (--path-map FROM=TO; POSIX or Windows separators, trailing ones ignored). */
+export function mapSharedPath(p: string, pathMap: readonly [string, string][] = []): string {
+  const trim = (x: string) => x.replace(/[/\\]+$/, '');
+  for (const [fromRaw, toRaw] of pathMap) {
+    const from = trim(fromRaw), to = trim(toRaw);
+    if (p === from) return to;
+    const sep = p[from.length];
+    if (p.startsWith(from) && (sep === '/' || sep === '\\')) return to + p.slice(from.length);
+  }
+  return p;
+}
+
 export class QueueWorker {
   readonly name: string;
   private readonly jobs: number;
@@ -163,6 +175,7 @@ export class QueueWorker {
       this.logError(e);
     });
     const cur = (this.current = { shoot, bull, cancelled: false } as NonNullable<QueueWorker['current']>);
+    this.storageStrikes.clear(); // strikes count within one shoot
     this.log(`serving shoot ${shoot.id} (${shoot.inDir} → ${shoot.outDir}, ${shoot.settings.method})`);
     const runP = bull.run().catch(this.logError);
     const q = openQueue(this.target, queueName(shoot.id));
@@ -201,10 +214,13 @@ export class QueueWorker {
   }
 
   private mapPath(p: string): string {
-    for (const [from, to] of this.o.pathMap ?? []) {
-      if (p === from || p.startsWith(from.endsWith(path.sep) ? from : from + path.sep)) return to + p.slice(from.length);
-    }
-    return p;
+    return mapSharedPath(p, this.o.pathMap);
+  }
+
+  /** The shoot's settings with its paths (style; model and decoders given as paths) as this machine sees them. */
+  private localSettings(shoot: Shoot): Shoot['settings'] {
+    const m = (p?: string) => (p && (p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p)) ? this.mapPath(p) : p);
+    return { ...shoot.settings, style: this.mapPath(shoot.settings.style), model: m(shoot.settings.model), decoders: m(shoot.settings.decoders) };
   }
 
   private async photo(shoot: Shoot, job: Job<PhotoJobData>, token?: string): Promise<DoneRecord> {
@@ -215,26 +231,29 @@ export class QueueWorker {
     if (this.stopping) return this.handBack(shoot, job, token, 'this worker is stopping');
     const inAbs = this.mapPath(path.join(shoot.inDir, input));
     const outAbs = this.mapPath(path.join(shoot.outDir, output));
-    const style = this.mapPath(shoot.settings.style);
+    const settings = this.localSettings(shoot);
     // What a worker killed while writing this photo left behind.
     await removeStaleTemps(outAbs);
     if (await exists(outAbs)) {
       const rec = await this.store.done(shoot.id, input);
       const sha256 = await sha256File(outAbs);
-      // Made already (a completion Redis lost, or a worker killed between rename and completion).
-      if (rec && rec.sha256 === sha256) return this.finish(shoot, input, { ...rec, skipped: 'made already' }, 'skipped');
+      // Made already (a completion Redis lost, or a worker killed between rename and completion),
+      // from this very photo (a photo replaced since has another hash, and another job).
+      if (rec && rec.sha256 === sha256 && rec.inputSha256 === job.data.inputSha256) return this.finish(shoot, input, { ...rec, skipped: 'made already' }, 'skipped');
       if (shoot.overwrite === 'skip') {
-        return this.finish(shoot, input, { output, sha256, worker: this.name, ms: Math.round(performance.now() - t0), at: Date.now(), skipped: 'the output already exists (--overwrite replace redoes it)' }, 'skipped');
+        return this.finish(shoot, input, { output, sha256, inputSha256: job.data.inputSha256, worker: this.name, ms: Math.round(performance.now() - t0), at: Date.now(), skipped: 'the output already exists (--overwrite replace redoes it)' }, 'skipped');
       }
     }
     await mkdir(path.dirname(outAbs), { recursive: true }).catch(() => undefined);
     const k = await this.engine();
-    const running = this.engines[k]!.run<{ totalMs?: number }>(engineJob(shoot.settings, inAbs, outAbs, style));
+    const running = this.engines[k]!.run<{ totalMs?: number }>(engineJob(settings, inAbs, outAbs, settings.style));
     this.running.set(job.id!, running);
+    // Stopped or cancelled while this photo was being prepared: stop() did not see it yet.
+    if (this.stopping || cur?.cancelled) running.cancel();
     try {
       const r = await running.result;
       const sha256 = await sha256File(outAbs);
-      return await this.finish(shoot, input, { output, sha256, worker: this.name, ms: Math.round(performance.now() - t0), engineMs: r.totalMs === undefined ? undefined : Math.round(r.totalMs), at: Date.now() }, 'done');
+      return await this.finish(shoot, input, { output, sha256, inputSha256: job.data.inputSha256, worker: this.name, ms: Math.round(performance.now() - t0), engineMs: r.totalMs === undefined ? undefined : Math.round(r.totalMs), at: Date.now() }, 'done');
     } catch (e) {
       const err = isStudioError(e) ? e : new StudioError('INTERNAL', (e as Error).message);
       if (err.code === 'CANCELLED') {

@@ -116,12 +116,13 @@ export class BatchHandlers {
 
   async queueFollow(req: { runId: string; url: string; shoot: string }): Promise<QueuedShoot> {
     if (this.closed) throw new StudioError('CANCELLED', 'the studio is closing');
+    if (this.following.has(req.runId)) throw new StudioError('BAD_ARGUMENT', `run ${req.runId} is following a shoot already`);
     const stop = new AbortController();
     this.following.set(req.runId, stop);
     try {
       return await this.withQueue(req.url, async (f) => {
-        await f.find({ id: req.shoot });
-        const last = await f.follow(req.shoot, (s) => this.host.emit({ type: 'batchQueue', runId: req.runId, shoot: queuedShoot(s) }), { signal: stop.signal });
+        const [shoot] = await f.find({ id: req.shoot });
+        const last = await f.follow(shoot.id, (s) => this.host.emit({ type: 'batchQueue', runId: req.runId, shoot: queuedShoot(s) }), { signal: stop.signal });
         return queuedShoot(last);
       });
     } finally {
@@ -129,7 +130,8 @@ export class BatchHandlers {
     }
   }
 
-  private queueUnfollow(p: { runId: string }): { ok: boolean } {
+  /** Stops following (a window closed, or asked). */
+  queueUnfollow(p: { runId: string }): { ok: boolean } {
     const f = this.following.get(p.runId);
     f?.abort();
     return { ok: Boolean(f) };
@@ -137,8 +139,8 @@ export class BatchHandlers {
 
   async queueCancel(req: { url: string; shoot: string }): Promise<{ ok: boolean }> {
     return this.withQueue(req.url, async (f) => {
-      await f.find({ id: req.shoot });
-      await f.cancel(req.shoot);
+      const [shoot] = await f.find({ id: req.shoot });
+      await f.cancel(shoot.id);
       return { ok: true };
     });
   }

@@ -134,7 +134,12 @@ export async function startServer(opts: ServeOptions): Promise<StudioServer> {
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.add(ws);
       let inFlight = 0;
-      ws.on('close', () => sockets.delete(ws));
+      // Shoots this window follows: a closed or reloaded tab stops following them (never the shoot).
+      const follows = new Set<string>();
+      ws.on('close', () => {
+        sockets.delete(ws);
+        for (const runId of follows) void handlers.handle('batchQueueUnfollow', { runId });
+      });
       ws.on('error', () => ws.terminate()); // a frame over the limit, a reset: this socket only
       ws.on('message', (data, isBinary) => {
         let msg: ClientMessage;
@@ -152,8 +157,11 @@ export async function startServer(opts: ServeOptions): Promise<StudioServer> {
           return;
         }
         inFlight++;
+        const followId = msg.method === 'batchQueueFollow' ? (msg.payload as { runId?: unknown } | null)?.runId : undefined;
+        if (typeof followId === 'string') follows.add(followId);
         void handlers.handle(msg.method, msg.payload).then((reply) => {
           inFlight--;
+          if (typeof followId === 'string') follows.delete(followId);
           send(ws, { t: 'reply', id: msg.id, reply });
         });
       });

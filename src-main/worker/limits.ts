@@ -27,7 +27,7 @@ export function checkMemory(cost: MemoryCost, width: number, height: number, sub
   if (fit.ok) return;
   const gb = (b: number) => (b / 2 ** 30).toFixed(1);
   throw new StudioError('IMAGE_TOO_LARGE', fit.by === 'heap'
-    ? `${subject} needs about ${gb(fit.need)} GB of memory for ${what}, more than the ${gb(fit.limit)} GB a WebAssembly engine can address`
+    ? `${subject} needs about ${gb(fit.need)} GB of memory for ${what}, more than the ${gb(fit.limit)} GB a WebAssembly engine can use (of its 4 GB)`
     : `${subject} needs about ${gb(fit.need)} GB of memory for ${what}, more than the ${gb(fit.limit)} GB this machine can give`, hint(fit.side));
 }
 

@@ -176,7 +176,7 @@ export function App() {
     const fit = memoryFit(WORKING_MEMORY[engineMethod], width, height, info.memory);
     if (fit.ok) return undefined;
     const gb = (fit.need / 2 ** 30).toFixed(1), limit = (fit.limit / 2 ** 30).toFixed(1);
-    return `At ${width}×${height} px this needs about ${gb} GB, more than the ${limit} GB ${fit.by === 'heap' ? 'the WebAssembly engine can address' : 'this machine can give'}: ${fit.side} px or less fits.`;
+    return `At ${width}×${height} px this needs about ${gb} GB, more than the ${limit} GB ${fit.by === 'heap' ? 'the WebAssembly engine can use' : 'this machine can give'}: ${fit.side} px or less fits.`;
   })();
   const styleCountOk = method === 'gatys' ? images.styles.length >= 1 : images.styles.length === 1;
   const ready = Boolean(images.content && styleCountOk && !run);

@@ -15,6 +15,7 @@ import { Redis } from 'ioredis';
 import { checkReachable, parseQueueUrl, PREFIX } from '../../src-main/queue/connection.ts';
 import { countJobs } from '../../src-main/queue/enqueue.ts';
 import { jobId, queueName, ShootStore, shootId } from '../../src-main/queue/shoots.ts';
+import { mapSharedPath } from '../../src-main/queue/worker.ts';
 import { closedLoopbackPort } from '../loopback.ts';
 import { redisMissing, startRedis, type TestRedis } from '../redis.ts';
 
@@ -99,7 +100,14 @@ test('queue URLs: password, TLS, database; bad ones are refused by name; an unre
   assert.equal(tls.connection.port, 6379);
   assert.equal(tls.connection.username, 'user');
   assert.deepEqual(tls.connection.tls, { servername: 'redis.example.com' });
+  assert.deepEqual(parseQueueUrl('rediss://10.0.0.5:6380').connection.tls, {}, 'no SNI name for an IP address');
   assert.throws(() => parseQueueUrl('http://host:6379'), /only redis:\/\/ and rediss:\/\//);
+  // --path-map: whole folder names only, trailing separators ignored, the first match wins.
+  const map: [string, string][] = [['/mnt/share/', '/Volumes/share/'], ['/mnt/other', 'D:\\other']];
+  assert.equal(mapSharedPath('/mnt/share/day 1/a.jpg', map), '/Volumes/share/day 1/a.jpg');
+  assert.equal(mapSharedPath('/mnt/share', map), '/Volumes/share');
+  assert.equal(mapSharedPath('/mnt/shared/a.jpg', map), '/mnt/shared/a.jpg', 'not a prefix of a longer name');
+  assert.equal(mapSharedPath('/mnt/other/x.jpg', map), 'D:\\other/x.jpg');
   assert.throws(() => parseQueueUrl('redis://host/abc'), /database "abc"/);
   assert.throws(() => parseQueueUrl('not a url'), /not a URL/);
   const closed = await closedLoopbackPort();

@@ -344,8 +344,17 @@ export async function installModelDir<T>(dir: string, fill: (tmp: string) => Pro
 /**
  * Puts back what an install killed between its two renames left (the old model moved aside, the new
  * one not yet in place: the model would seem gone) and removes installs in progress a killed process
- * abandoned more than an hour ago. Runs before the models are listed.
+ * abandoned more than a day ago. Runs before the models are listed or loaded.
  */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
+  }
+}
+
 export async function recoverInterruptedInstalls(root: string = modelsDir()): Promise<void> {
   let entries: string[];
   try {
@@ -354,14 +363,16 @@ export async function recoverInterruptedInstalls(root: string = modelsDir()): Pr
     return;
   }
   for (const e of entries) {
-    const old = /^\.(.+)\.old-\d+-\d+$/.exec(e);
-    if (old && !entries.includes(old[1]) && MODEL_NAME.test(old[1])) {
+    const old = /^\.(.+)\.old-(\d+)-\d+$/.exec(e);
+    // Only an installer that is gone: a live one is between its renames and finishes itself.
+    if (old && !entries.includes(old[1]) && MODEL_NAME.test(old[1]) && !processAlive(Number(old[2]))) {
       await rename(join(root, e), join(root, old[1])).catch(() => undefined);
       continue;
     }
     if (/^\..+\.installing-/.test(e)) {
+      // A day untouched: no download or import takes that long.
       const st = await stat(join(root, e)).catch(() => undefined);
-      if (st && Date.now() - st.mtimeMs > 3600_000) await rm(join(root, e), { recursive: true, force: true }).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs > 24 * 3600_000) await rm(join(root, e), { recursive: true, force: true }).catch(() => undefined);
     }
   }
 }

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rename, rm, truncate, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { decodeSafetensors, encodeSafetensors } from '../../../src-main/engine/tensors/safetensors.ts';
 import { decoderPath, encoderHash, loadDecoder, saveDecoder } from '../../../src-main/engine/models/decoders.ts';
 import { listModels, loadVgg19, saveVgg19 } from '../../../src-main/engine/models/store.ts';
@@ -79,18 +80,21 @@ test('a decoder file truncated, damaged or missing is an error naming it; the mo
   }
 });
 
-test('an install killed between its renames: the old model is put back; an abandoned install folder is removed', async () => {
+test('an install killed between its renames: the old model is put back (not a live installer\'s); an install folder abandoned a day ago is removed', async () => {
   const root = await mkdtemp(path.join(tmpdir(), 'interrupted-'));
   try {
     // What a kill leaves after `rename(vgg19 → .vgg19.old-…)` and before `rename(tmp → vgg19)`.
     await saveVgg19(path.join(root, 'vgg19'), tinyVgg19(3));
-    await rename(path.join(root, 'vgg19'), path.join(root, '.vgg19.old-4242-1700000000000'));
+    const dead = spawnSync(process.execPath, ['-e', '']).pid; // an installer process that is gone
+    await rename(path.join(root, 'vgg19'), path.join(root, `.vgg19.old-${dead}-1700000000000`));
+    await saveVgg19(path.join(root, 'live'), tinyVgg19(6));
+    await rename(path.join(root, 'live'), path.join(root, `.live.old-${process.pid}-1700000000000`)); // mid-install in a live process: left alone
     await saveVgg19(path.join(root, '.vgg19.installing-abc123'), tinyVgg19(4));
-    const hoursAgo = new Date(Date.now() - 2 * 3600_000);
+    const hoursAgo = new Date(Date.now() - 25 * 3600_000);
     await utimes(path.join(root, '.vgg19.installing-abc123'), hoursAgo, hoursAgo);
     await saveVgg19(path.join(root, '.other.installing-fresh'), tinyVgg19(5)); // a live install: left alone
     assert.deepEqual((await listModels(root)).map((m) => m.name), ['vgg19'], 'the old model is back');
-    assert.deepEqual((await readdir(root)).sort(), ['.other.installing-fresh', 'vgg19']);
+    assert.deepEqual((await readdir(root)).sort(), [`.live.old-${process.pid}-1700000000000`, '.other.installing-fresh', 'vgg19']);
     await loadVgg19(path.join(root, 'vgg19')); // whole, and loads
   } finally {
     await rm(root, { recursive: true, force: true });
