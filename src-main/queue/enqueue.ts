@@ -57,21 +57,27 @@ export async function enqueueShoot(target: QueueTarget, o: EnqueueOptions, onCou
     const failedBefore = await queue.getFailedCount();
     if (failedBefore) await queue.retryJobs({ state: 'failed', count: 1000 });
 
-    const names = new OutputNames(settings, path.basename(style, path.extname(style)));
+    // Names from earlier sends stay: a photo added since (with a name that collides) gets the next
+    // suffix instead of taking an existing job's output.
+    const kept = await store.names(id);
+    const replanning = (await store.get(id))?.planned === true;
+    const names = new OutputNames(settings, path.basename(style, path.extname(style)), kept);
     const match = o.pattern ? globMatcher(o.pattern) : undefined;
     let total = 0, added = 0;
     let chunk: { name: 'photo'; data: PhotoJobData; opts: { jobId: string; attempts: number; backoff: { type: 'exponential'; delay: number } } }[] = [];
     const flush = async () => {
       if (chunk.length) {
+        await store.keepNames(id, chunk.map((c) => [c.data.input, c.data.output]));
         added += await store.claimJobs(id, chunk.map((c) => c.opts.jobId));
         await queue.addBulk(chunk); // BullMQ adds nothing for an id it holds
       }
       chunk = [];
-      await store.setTotal(id, total, false);
+      // A first plan shows its count as it goes; a later send keeps the known total until it is done.
+      if (!replanning) await store.setTotal(id, total, false);
       onCount?.(total);
     };
     for await (const input of walkImages(inDir, { recursive: o.recursive ?? false, match, exclude: outDir })) {
-      const output = names.claim(input);
+      const output = names.claim(input, kept.get(input));
       // An unreadable photo is still a job: its worker reports why, as the local batch does.
       const inputSha256 = await sha256File(path.join(inDir, input)).catch(() => 'unreadable');
       chunk.push({

@@ -7,6 +7,7 @@
  *   studio:shoot:<id>             hash: spec (folders and settings, JSON), state, total, planned
  *   studio:shoot:<id>:done        hash: input → the result's record (output, sha256, worker, times)
  *   studio:shoot:<id>:jobs        set: the job ids in the queue (who added a job first, when two plan at once)
+ *   studio:shoot:<id>:names       hash: input → output name, as first planned (kept by later sends, as the local journal keeps them)
  *
  * The done records are the queue's journal: a job redone after its worker died, or after Redis lost
  * a completion, finds its output with the recorded hash and does not compute it again.
@@ -122,6 +123,19 @@ export class ShootStore {
     return new Map(Object.entries(h).map(([k, v]) => [k, JSON.parse(v) as DoneRecord]));
   }
 
+  /** The output names earlier sends gave (input → output). */
+  async names(id: string): Promise<Map<string, string>> {
+    return new Map(Object.entries(await this.redis.hgetall(`${key(id)}:names`)));
+  }
+
+  /** Records output names; a name given first stays (two planners at once agree on it). */
+  async keepNames(id: string, entries: [string, string][]): Promise<void> {
+    if (!entries.length) return;
+    const m = this.redis.multi();
+    for (const [input, output] of entries) m.hsetnx(`${key(id)}:names`, input, output);
+    await m.exec();
+  }
+
   /** Marks jobs as added; returns how many were not before (atomic: of two planners at once, one counts each). */
   async claimJobs(id: string, jobIds: string[]): Promise<number> {
     return jobIds.length ? this.redis.sadd(`${key(id)}:jobs`, ...jobIds) : 0;
@@ -136,6 +150,6 @@ export class ShootStore {
 
   /** Forgets a shoot (its BullMQ queue is obliterated by the caller). */
   async remove(id: string): Promise<void> {
-    await this.redis.multi().zrem(SHOOTS, id).del(key(id), `${key(id)}:done`, `${key(id)}:jobs`).exec();
+    await this.redis.multi().zrem(SHOOTS, id).del(key(id), `${key(id)}:done`, `${key(id)}:jobs`, `${key(id)}:names`).exec();
   }
 }

@@ -333,3 +333,31 @@ test('Ctrl-C on a worker mid-photo hands the photo back untried: waiting again, 
     await redis.stop();
   }
 });
+
+test('sending a shoot again after photos were added keeps every output name it gave (a colliding newcomer gets the next suffix)', { timeout: 600_000, skip }, async () => {
+  const redis = await startRedis();
+  const inDir = path.join(dir, 'names-in'), outDir = path.join(dir, 'names-out');
+  await mkdir(inDir, { recursive: true });
+  await sharp(path.join(samples, 'content-coffee.jpg')).resize(200).jpeg().toFile(path.join(inDir, 'a.jpg'));
+  const send = () => studio([...batchArgs(redis.url, inDir, outDir), '--format', 'jpeg']);
+  const w = worker(redis.url, 'namer');
+  try {
+    const first = send();
+    assert.equal(await first.exit, 0, first.out());
+    const before = await sha(path.join(outDir, 'a-photo-Dune.jpg'));
+    // A PNG of the same name: with --format jpeg its result would be a-photo-Dune.jpg too.
+    await sharp(path.join(samples, 'content-rocket.jpg')).resize(200).png().toFile(path.join(inDir, 'a.png'));
+    const second = send();
+    assert.equal(await second.exit, 0, second.out());
+    assert.match(second.out(), /2 done, 0 failed of 2/);
+    assert.deepEqual(await filesUnder(outDir), ['a-photo-Dune-2.jpg', 'a-photo-Dune.jpg']);
+    assert.equal(await sha(path.join(outDir, 'a-photo-Dune.jpg')), before, "a.jpg's result is untouched");
+    const s = await shootOf(redis);
+    const done = await s.store.allDone(s.id);
+    assert.deepEqual([...done].map(([i, r]) => [i, r.output]).sort(), [['a.jpg', 'a-photo-Dune.jpg'], ['a.png', 'a-photo-Dune-2.jpg']]);
+    await s.close();
+  } finally {
+    w.p.kill('SIGKILL');
+    await redis.stop();
+  }
+});
