@@ -452,7 +452,7 @@ test('a size this machine cannot run is warned beside the size field, with one t
   await setNumber('size', 4096);
   // On the WebAssembly backend the engine's 4 GB heap binds whatever the machine has: the same on every machine.
   const warn = page.getByTestId('memory-warning');
-  await expect(warn).toContainText(/At 4096×2731 px this needs about [\d.]+ GB, more than the 3\.6 GB the WebAssembly engine can use: \d+ px or less fits\./);
+  await expect(warn).toContainText(/At 4096×2731 px this needs about [\d.]+ GB of memory, more than the 3\.6 GB a WebAssembly engine can use \(of its 4 GB\): \d+ px or less fits\./);
   const side = Number(/(\d+) px or less fits/.exec(await warn.innerText())![1]);
   assert.ok(side > 256 && side < 4096, `${side} px`);
   await shot('15-memory-warning');

@@ -6,10 +6,10 @@
  * result the same way.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, opendir, readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { StudioError } from '../errors.ts';
+import { sha256File } from '../io/files.ts';
 import type { GatysParams, Job, MatchParams, PhotoParams } from '../protocol.ts';
 import { JOURNAL_NAME } from './journal.ts';
 
@@ -28,12 +28,6 @@ export interface BatchSettings {
   bitDepth?: 8 | 16;
   quality?: number;
   maxPixels?: number;
-}
-
-export async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex');
 }
 
 export async function exists(file: string): Promise<boolean> {

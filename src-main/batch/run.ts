@@ -19,7 +19,8 @@ import path from 'node:path';
 import { StudioError, isStudioError, type ErrorCode } from '../errors.ts';
 import { EngineClient, type RunningJob } from '../worker/client.ts';
 import { JOURNAL_NAME, JournalWriter, readJournal, type FileRecord } from './journal.ts';
-import { batchFingerprint, engineJob, exists, globMatcher, prepareFolders, OutputNames, removeStaleTemps, sha256File, walkImages, type BatchSettings } from './plan.ts';
+import { batchFingerprint, engineJob, exists, globMatcher, prepareFolders, OutputNames, removeStaleTemps, walkImages, type BatchSettings } from './plan.ts';
+import { sha256File } from '../io/files.ts';
 
 export interface BatchOptions extends BatchSettings {
   inDir: string;

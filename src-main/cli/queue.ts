@@ -6,7 +6,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { StudioError } from '../errors.ts';
 import type { EnqueueOptions } from '../queue/enqueue.ts';
-import type { ShootStatus } from '../queue/follow.ts';
+import type { ShootFollower, ShootStatus } from '../queue/follow.ts';
 import { num } from './args.ts';
 import { formatDuration } from './progress.ts';
 
@@ -28,21 +28,23 @@ function absoluteIfPath(p: string | undefined): string | undefined {
 }
 
 export async function queueBatch(url: string, o: EnqueueOptions & { jobs?: number; backend?: string }, opts: { quiet: boolean }): Promise<number> {
-  const { parseQueueUrl, checkReachable } = await import('../queue/connection.ts');
   const { enqueueShoot } = await import('../queue/enqueue.ts');
-  const { ShootFollower } = await import('../queue/follow.ts');
-  const target = parseQueueUrl(url);
-  await checkReachable(target);
-  if (o.jobs !== undefined || o.backend !== undefined) out('note: --jobs and --backend are each worker\'s own (studio worker --jobs N --backend NAME); the queue ignores them here');
-  const settings: EnqueueOptions = { ...o, model: absoluteIfPath(o.model), decoders: absoluteIfPath(o.decoders) };
-  delete (settings as { jobs?: number }).jobs;
-  delete (settings as { backend?: string }).backend;
-  const r = await enqueueShoot(target, settings, opts.quiet ? undefined : (n) => process.stderr.isTTY && process.stderr.write(`\r\x1b[2Kplanning: ${n} photos`));
-  if (process.stderr.isTTY && !opts.quiet) process.stderr.write('\r\x1b[2K');
-  out(`shoot ${r.shoot.id}: ${r.shoot.total} photos (${r.added} new in the queue${r.retried ? `, ${r.retried} failed ones tried again` : ''}) at ${target.display}`);
-  out(`  ${r.shoot.inDir} → ${r.shoot.outDir}; run \`studio worker --queue ${target.display}\` on each machine`);
+  const { withFollower } = await import('../queue/follow.ts');
+  // --jobs and --backend are the workers' own: not part of the shoot.
+  const { jobs, backend, ...shootOptions } = o;
+  if (jobs !== undefined || backend !== undefined) out('note: --jobs and --backend are each worker\'s own (studio worker --jobs N --backend NAME); the queue ignores them here');
+  return withFollower(url, async (follower, target) => {
+    const settings: EnqueueOptions = { ...shootOptions, model: absoluteIfPath(o.model), decoders: absoluteIfPath(o.decoders) };
+    const r = await enqueueShoot(target, settings, opts.quiet ? undefined : (n) => process.stderr.isTTY && process.stderr.write(`\r\x1b[2Kplanning: ${n} photos`));
+    if (process.stderr.isTTY && !opts.quiet) process.stderr.write('\r\x1b[2K');
+    out(`shoot ${r.shoot.id}: ${r.shoot.total} photos (${r.added} new in the queue${r.retried ? `, ${r.retried} failed ones tried again` : ''}) at ${target.display}`);
+    out(`  ${r.shoot.inDir} → ${r.shoot.outDir}; run \`studio worker --queue ${target.display}\` on each machine`);
+    return followShoot(follower, r.shoot.id, opts.quiet);
+  });
+}
 
-  const follower = new ShootFollower(target);
+/** Follows a shoot on the terminal until it is done or Ctrl-C (which stops following, not the work). */
+async function followShoot(follower: ShootFollower, id: string, quiet: boolean): Promise<number> {
   const stop = new AbortController();
   const onSigint = () => {
     out('\nstopped following; the workers go on. See: studio batch --queue URL --status');
@@ -52,8 +54,8 @@ export async function queueBatch(url: string, o: EnqueueOptions & { jobs?: numbe
   let last = '';
   let lastPrint = 0;
   try {
-    const s = await follower.follow(r.shoot.id, (s) => {
-      if (opts.quiet) return;
+    const s = await follower.follow(id, (s) => {
+      if (quiet) return;
       const line = statusLine(s);
       const now = Date.now();
       if (line === last && now - lastPrint < 10_000) return;
@@ -76,17 +78,12 @@ export async function queueBatch(url: string, o: EnqueueOptions & { jobs?: numbe
     return s.failed.length ? 3 : 0;
   } finally {
     process.off('SIGINT', onSigint);
-    await follower.close();
   }
 }
 
 export async function queueControl(url: string, o: { status: boolean; cancel: boolean; shoot?: string; inDir?: string; outDir?: string; json: boolean }): Promise<number> {
-  const { parseQueueUrl, checkReachable } = await import('../queue/connection.ts');
-  const { ShootFollower } = await import('../queue/follow.ts');
-  const target = parseQueueUrl(url);
-  await checkReachable(target);
-  const follower = new ShootFollower(target);
-  try {
+  const { withFollower } = await import('../queue/follow.ts');
+  return withFollower(url, async (follower, target) => {
     const sel = { id: o.shoot, inDir: o.inDir && path.resolve(o.inDir), outDir: o.outDir && path.resolve(o.outDir) };
     if (o.cancel) {
       if (!o.shoot && !o.inDir && !o.outDir) throw new StudioError('BAD_ARGUMENT', '--cancel needs the shoot: --shoot ID (see --status) or the --in/--out folders of the shoot');
@@ -109,9 +106,7 @@ export async function queueControl(url: string, o: { status: boolean; cancel: bo
       for (const f of s.failed) process.stdout.write(`  failed: ${f.input}: ${f.reason}\n`);
     }
     return 0;
-  } finally {
-    await follower.close();
-  }
+  });
 }
 
 export async function workerCommand(argv: string[]): Promise<number> {

@@ -81,3 +81,10 @@ export function memoryFit(cost: MemoryCost, width: number, height: number, budge
   // The heap's limit as used above (90% of it), so that the need and the limit a message compares agree.
   return { ok: pixels <= maxPixels, need: by === 'heap' ? heapPerPixel * pixels : need, limit: by === 'heap' ? 0.9 * budget.heapBytes! : budget.bytes, by, side };
 }
+
+/** What a fit that fails needs (for `what`) against what it may have, in words the CLI and the window share. */
+export function shortfall(fit: MemoryFit, what?: string): string {
+  const gb = (b: number) => (b / 2 ** 30).toFixed(1);
+  const whose = fit.by === 'heap' ? 'a WebAssembly engine can use (of its 4 GB)' : 'this machine can give';
+  return `needs about ${gb(fit.need)} GB of memory${what ? ` for ${what}` : ''}, more than the ${gb(fit.limit)} GB ${whose}`;
+}

@@ -5,9 +5,9 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { batchFingerprint, globMatcher, OutputNames, prepareFolders, sha256File, walkImages, type BatchSettings } from '../batch/plan.ts';
+import { batchFingerprint, globMatcher, OutputNames, prepareFolders, walkImages, type BatchSettings } from '../batch/plan.ts';
+import { sha256File } from '../io/files.ts';
 import { openQueue, type QueueTarget } from './connection.ts';
 import { jobId, queueName, shootId, ShootStore, type Shoot } from './shoots.ts';
 
@@ -51,7 +51,7 @@ export async function enqueueShoot(target: QueueTarget, o: EnqueueOptions, onCou
   const queue = openQueue<PhotoJobData>(target, queueName(id));
   try {
     const store = new ShootStore(redis);
-    await store.register({ id, inDir, outDir, settings, fingerprint, overwrite: o.overwrite ?? 'skip', createdAt: Date.now(), host: os.hostname() });
+    const registered = await store.register({ id, inDir, outDir, settings, fingerprint, overwrite: o.overwrite ?? 'skip', createdAt: Date.now(), host: os.hostname() });
     await queue.resume(); // a cancelled shoot's queue was paused
     // Failed photos get their tries again, as a local batch redoes its failed files.
     const failedBefore = await queue.getFailedCount();
@@ -60,7 +60,7 @@ export async function enqueueShoot(target: QueueTarget, o: EnqueueOptions, onCou
     // Names from earlier sends stay: a photo added since (with a name that collides) gets the next
     // suffix instead of taking an existing job's output.
     const kept = await store.names(id);
-    const replanning = (await store.get(id))?.planned === true;
+    const replanning = registered.planned;
     const names = new OutputNames(settings, path.basename(style, path.extname(style)), kept);
     const match = o.pattern ? globMatcher(o.pattern) : undefined;
     let total = 0, added = 0;
@@ -94,10 +94,4 @@ export async function enqueueShoot(target: QueueTarget, o: EnqueueOptions, onCou
     await queue.close();
     redis.disconnect();
   }
-}
-
-/** Every job the shoot's queue holds, in any state. */
-export async function countJobs(queue: Queue): Promise<number> {
-  const c = await queue.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized', 'waiting-children');
-  return Object.values(c).reduce((a, b) => a + b, 0);
 }

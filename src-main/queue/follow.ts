@@ -7,7 +7,7 @@
 import type { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { StudioError } from '../errors.ts';
-import { openQueue, type QueueTarget } from './connection.ts';
+import { checkReachable, openQueue, parseQueueUrl, type QueueTarget } from './connection.ts';
 import { queueName, ShootStore, type Shoot } from './shoots.ts';
 
 export interface WorkerShare {
@@ -99,7 +99,6 @@ export class ShootFollower {
     for (const j of active) if (j.processedBy) share(j.processedBy).running.push((j.data as { input: string }).input);
     const connected = (await q.getWorkers().catch(() => [])).length;
     // Photos done, counted by their records (a job completed but not recorded is not done).
-    const doneCount = [...done.keys()].length;
     const failed = failedJobs.map((j) => ({ input: (j.data as { input: string }).input, reason: j.failedReason ?? 'failed' }));
     const waiting = c.waiting + c.prioritized;
     const remaining = waiting + c.active + c.delayed;
@@ -109,7 +108,7 @@ export class ShootFollower {
     const rate = recent.length >= 2 ? (recent.length - 1) / (recent[recent.length - 1] - recent[0]) : undefined;
     const etaMs = rate && remaining ? remaining / rate : remaining === 0 ? 0 : undefined;
     return {
-      shoot, total: shoot.total, done: doneCount, skipped, failed, running: c.active, waiting, remaining,
+      shoot, total: shoot.total, done: done.size, skipped, failed, running: c.active, waiting, remaining,
       workers: [...byWorker.values()].sort((a, b) => a.name.localeCompare(b.name)), connected, etaMs,
       finished: shoot.planned && remaining === 0,
     };
@@ -171,5 +170,17 @@ export class ShootFollower {
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map((q) => q.close()));
     this.redis.disconnect();
+  }
+}
+
+/** A follower of the queue at `url` for one piece of work: the URL checked and reached first, its connections closed after. */
+export async function withFollower<T>(url: string, fn: (f: ShootFollower, target: QueueTarget) => Promise<T>): Promise<T> {
+  const target = parseQueueUrl(url);
+  await checkReachable(target);
+  const f = new ShootFollower(target);
+  try {
+    return await fn(f, target);
+  } finally {
+    await f.close();
   }
 }

@@ -147,9 +147,4 @@ export class ShootStore {
     if (still.length) m.sadd(`${key(id)}:jobs`, ...still);
     await m.exec();
   }
-
-  /** Forgets a shoot (its BullMQ queue is obliterated by the caller). */
-  async remove(id: string): Promise<void> {
-    await this.redis.multi().zrem(SHOOTS, id).del(key(id), `${key(id)}:done`, `${key(id)}:jobs`, `${key(id)}:names`).exec();
-  }
 }

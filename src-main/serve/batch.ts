@@ -98,16 +98,8 @@ export class BatchHandlers {
 
   /** A queue's follower for one request (its connections closed after). */
   private async withQueue<T>(url: string, fn: (f: ShootFollower) => Promise<T>): Promise<T> {
-    const { parseQueueUrl, checkReachable } = await import('../queue/connection.ts');
-    const { ShootFollower } = await import('../queue/follow.ts');
-    const target = parseQueueUrl(url);
-    await checkReachable(target);
-    const f = new ShootFollower(target);
-    try {
-      return await fn(f);
-    } finally {
-      await f.close();
-    }
+    const { withFollower } = await import('../queue/follow.ts');
+    return withFollower(url, fn);
   }
 
   async queueList(req: { url: string }): Promise<QueuedShoot[]> {

@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { StudioError } from '../errors.ts';
 import os from 'node:os';
-import { budgetFor, memoryFit, WORKING_MEMORY, type MemoryBudget, type MemoryCost } from '../engine/memory.ts';
+import { budgetFor, memoryFit, shortfall, WORKING_MEMORY, type MemoryBudget, type MemoryCost } from '../engine/memory.ts';
 import { fitLongestSide, probeImage } from '../io/images.ts';
 
 /** Memory a job may plan on: STUDIO_MEMORY_LIMIT (bytes, for tests and shared machines), else 80% of the machine's. */
@@ -25,18 +25,13 @@ export function memoryLimit(): number {
 export function checkMemory(cost: MemoryCost, width: number, height: number, subject: string, what: string, hint: (side: number) => string, budget: MemoryBudget = { bytes: memoryLimit() }): void {
   const fit = memoryFit(cost, width, height, budget);
   if (fit.ok) return;
-  const gb = (b: number) => (b / 2 ** 30).toFixed(1);
-  throw new StudioError('IMAGE_TOO_LARGE', fit.by === 'heap'
-    ? `${subject} needs about ${gb(fit.need)} GB of memory for ${what}, more than the ${gb(fit.limit)} GB a WebAssembly engine can use (of its 4 GB)`
-    : `${subject} needs about ${gb(fit.need)} GB of memory for ${what}, more than the ${gb(fit.limit)} GB this machine can give`, hint(fit.side));
+  throw new StudioError('IMAGE_TOO_LARGE', `${subject} ${shortfall(fit, what)}`, hint(fit.side));
 }
 
 /** The budget of a job on this engine's backend. */
 export function workingBudget(): MemoryBudget {
   return budgetFor(tf.getBackend() ?? '', memoryLimit());
 }
-
-export { WORKING_MEMORY };
 
 /**
  * The shortest side a method needs at its working size: Gatys' VGG19 halves the image four times
@@ -69,7 +64,7 @@ export async function checkWorkingSize(file: string, size: number | undefined, m
     `${file} is ${info.width}×${info.height}: at the working size it would be ${width}×${height} px, too thin for ${NAMES[method]} (at least ${min} px on each side)`, hint);
 }
 
-/** Refuses a working size whose estimated peak memory (WORKING_MEMORY) is over the machine's budget; names the --size that fits. */
+/** Refuses a working size whose estimated peak memory (WORKING_MEMORY) is over its backend's budget; names the --size that fits. */
 export function checkWorkingMemory(file: string, method: keyof typeof WORKING_MEMORY, width: number, height: number): void {
   const budget = workingBudget();
   checkMemory(WORKING_MEMORY[method], width, height, `${file} at ${width}×${height} px`, NAMES[method],

@@ -10,7 +10,7 @@ import { blobUrl, ERROR_TITLES, formatBytes, formatDuration, newRunId, nextStep 
 import { DEFAULTS, loadSettings, saveSettings, type GatysSettings, type MatchSettings, type Method, type PhotoEngine, type PhotoSettings, type Settings } from './settings.ts';
 import { ImagePicker, type PickedImage } from './components/ImagePicker.tsx';
 import { GatysControls, MatchControls, PhotoControls } from './components/Controls.tsx';
-import { fitLongestSide, memoryFit, WORKING_MEMORY } from '../../src-main/engine/memory.ts';
+import { fitLongestSide, memoryFit, shortfall, WORKING_MEMORY } from '../../src-main/engine/memory.ts';
 import { Segmented } from './components/Field.tsx';
 import { Viewer, type ViewImages } from './components/Viewer.tsx';
 import { ExportDialog, type ExportChoice } from './components/ExportDialog.tsx';
@@ -175,8 +175,7 @@ export function App() {
     const { width, height } = fitLongestSide(images.content.width, images.content.height, size);
     const fit = memoryFit(WORKING_MEMORY[engineMethod], width, height, info.memory);
     if (fit.ok) return undefined;
-    const gb = (fit.need / 2 ** 30).toFixed(1), limit = (fit.limit / 2 ** 30).toFixed(1);
-    return `At ${width}×${height} px this needs about ${gb} GB, more than the ${limit} GB ${fit.by === 'heap' ? 'the WebAssembly engine can use' : 'this machine can give'}: ${fit.side} px or less fits.`;
+    return `At ${width}×${height} px this ${shortfall(fit)}: ${fit.side} px or less fits.`;
   })();
   const styleCountOk = method === 'gatys' ? images.styles.length >= 1 : images.styles.length === 1;
   const ready = Boolean(images.content && styleCountOk && !run);

@@ -13,7 +13,6 @@ import sharp from 'sharp';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { checkReachable, parseQueueUrl, PREFIX } from '../../src-main/queue/connection.ts';
-import { countJobs } from '../../src-main/queue/enqueue.ts';
 import { jobId, queueName, ShootStore, shootId } from '../../src-main/queue/shoots.ts';
 import { mapSharedPath } from '../../src-main/queue/worker.ts';
 import { closedLoopbackPort } from '../loopback.ts';
@@ -34,6 +33,12 @@ after(() => rm(dir, { recursive: true, force: true }));
 const ENV = { ...process.env, STUDIO_QUEUE_LOCK_MS: '2000', STUDIO_QUEUE_BACKOFF_MS: '100', STUDIO_WASM_THREADS: '1' };
 
 interface Proc { p: ChildProcess; out: () => string; exit: Promise<number> }
+
+/** Every job the shoot's queue holds, in any state. */
+async function countJobs(queue: Queue): Promise<number> {
+  const c = await queue.getJobCounts('waiting', 'active', 'completed', 'failed', 'delayed', 'prioritized', 'waiting-children');
+  return Object.values(c).reduce((a, b) => a + b, 0);
+}
 
 function studio(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
   const p = spawn(process.execPath, [path.resolve('bin/studio.mjs'), ...args], { env: { ...ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -7,14 +7,13 @@
  * restarts the file). At the end the md5 is checked and the file renamed into place; a wrong checksum
  * deletes the .part. A .part left by an interrupted run is resumed by the next run.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import { connect } from 'node:net';
 import { basename, join } from 'node:path';
 import { CancelledError, StudioError } from '../../errors.ts';
+import { md5File, sha256File } from '../../io/files.ts';
 import { CATALOG, type CatalogId } from './catalog.ts';
 import { driveDownloadUrl, PHOTOWCT_DRIVE_ID, resolveDownload } from './drive.ts';
 import { importKerasH5 } from './import-keras.ts';
@@ -74,13 +73,6 @@ async function sizeOf(path: string): Promise<number> {
   }
 }
 
-async function hashFile(path: string, algorithm: 'md5' | 'sha256'): Promise<string> {
-  const h = createHash(algorithm);
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-export const md5File = (path: string): Promise<string> => hashFile(path, 'md5');
-export const sha256File = (path: string): Promise<string> => hashFile(path, 'sha256');
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolveSleep, reject) => {

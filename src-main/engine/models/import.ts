@@ -48,7 +48,8 @@ export async function importWeightsFile(file: string, opts: { name?: string; dty
     ? await (await import('./import-keras.ts')).importKerasH5(file)
     : await (await import('./import-torch.ts')).importTorchPth(file);
   if (keras) {
-    const { md5File, VGG19_MD5 } = await import('./fetch.ts');
+    const { VGG19_MD5 } = await import('./fetch.ts');
+    const { md5File } = await import('../../io/files.ts');
     if ((await md5File(file)) === VGG19_MD5) weights.licence = { ...CATALOG.vgg19.licence };
   }
   const dir = join(root, opts.name ?? CATALOG.vgg19.dir);
