@@ -591,7 +591,7 @@ async function train(argv: string[]): Promise<number> {
  */
 async function demoDownloads(store: typeof import('../engine/models/store.ts')): Promise<void> {
   const { CATALOG_IDS, CATALOG } = await import('../engine/models/catalog.ts');
-  const { canReach, downloadUrl } = await import('../engine/models/fetch.ts');
+  const { canReach, downloadUrl } = await import('../engine/models/downloads.ts');
   const have = new Set((await store.listModels()).map((m) => m.name));
   const missing = CATALOG_IDS.filter((id) => !have.has(CATALOG[id].dir));
   if (missing.length === 0) return;

@@ -400,7 +400,7 @@ export class StudioHandlers {
   /** The downloadable models, whether each is installed, and what an interrupted download left to resume. */
   async catalog(): Promise<CatalogStatus[]> {
     const { CATALOG, CATALOG_IDS } = await import('../engine/models/catalog.ts');
-    const { partialBytes } = await import('../engine/models/fetch.ts');
+    const { partialBytes } = await import('../engine/models/downloads.ts');
     const installed = new Set((await this.listModels()).map((m) => m.name));
     return Promise.all(CATALOG_IDS.map(async (id) => ({ ...CATALOG[id], installed: installed.has(CATALOG[id].dir), partialBytes: await partialBytes(id) })));
   }

@@ -7,38 +7,21 @@
  * restarts the file). At the end the md5 is checked and the file renamed into place; a wrong checksum
  * deletes the .part. A .part left by an interrupted run is resumed by the next run.
  */
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
-import { connect } from 'node:net';
 import { basename, join } from 'node:path';
 import { CancelledError, StudioError } from '../../errors.ts';
 import { md5File, sha256File } from '../../io/files.ts';
 import { CATALOG, type CatalogId } from './catalog.ts';
-import { driveDownloadUrl, PHOTOWCT_DRIVE_ID, resolveDownload } from './drive.ts';
+import { downloadsDir, downloadUrl, fileNameOf, PHOTOWCT_DOWNLOAD, PHOTOWCT_MIRROR_URL, PHOTOWCT_URL, sizeOf } from './downloads.ts';
+import { resolveDownload } from './drive.ts';
 import { importKerasH5 } from './import-keras.ts';
 import { importPhotoWctInto } from './import-photowct.ts';
 import { openPhotoWct, type PhotoWctArchive } from './photowct-archive.ts';
 import { installModelDir, modelsDir, saveVgg19, type DownloadRecord } from './store.ts';
 
-export const VGG19_URL =
-  'https://storage.googleapis.com/tensorflow/keras-applications/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5';
 export const VGG19_MD5 = '253f8cb515780f3b799900260a226db6';
-
-/**
- * FastPhotoStyle's published models: the Google Drive file its download_models.py names (models.zip, the
- * Torch7 networks its converter.py turns into photo_wct.pth; converted here by import-photowct-t7.ts).
- * The converted photo_wct.pth is also in its PhotoWCTModels submodule (PHOTOWCT_MIRROR_URL), which
- * STUDIO_PHOTOWCT_URL can name when Drive refuses (its daily quota).
- */
-export const PHOTOWCT_URL = driveDownloadUrl(PHOTOWCT_DRIVE_ID);
-export const PHOTOWCT_MIRROR_URL = 'https://github.com/suquark/PhotoWCTModels/raw/HEAD/photo_wct.pth';
-const PHOTOWCT_DOWNLOAD = 'photowct.download';
-
-/** Where a catalogue model downloads from: its environment variable (a mirror), else the published URL. */
-export function downloadUrl(id: CatalogId): string {
-  return process.env[CATALOG[id].urlEnv] || (id === 'vgg19' ? VGG19_URL : PHOTOWCT_URL);
-}
 
 export interface DownloadOptions {
   /** Expected md5 (hex) of the whole file; checked after the download. */
@@ -64,15 +47,6 @@ class Retryable extends Error {}
 class Restart extends Error {}
 
 const CONNECT_ERRORS = new Set(['ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED', 'ENETUNREACH', 'EHOSTUNREACH', 'ENETDOWN', 'EAI_FAIL', 'CERT_HAS_EXPIRED', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE']);
-
-async function sizeOf(path: string): Promise<number> {
-  try {
-    return (await stat(path)).size;
-  } catch {
-    return 0;
-  }
-}
-
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolveSleep, reject) => {
@@ -230,25 +204,6 @@ export interface FetchVgg19Options extends FetchOptions {
   md5?: string;
 }
 
-async function downloadsDir(root: string): Promise<string> {
-  const downloads = join(root, 'downloads');
-  try {
-    await mkdir(downloads, { recursive: true });
-  } catch (e) {
-    throw new StudioError('UNWRITABLE_OUTPUT', `cannot create ${downloads}: ${(e as Error).message}`, undefined, { cause: e });
-  }
-  return downloads;
-}
-
-function fileNameOf(url: string, fallback: string): string {
-  try {
-    const name = basename(new URL(url).pathname);
-    return /\.[a-z0-9]{1,8}$/i.test(name) ? name : fallback;
-  } catch {
-    throw new StudioError('DOWNLOAD_FAILED', `not a valid URL: ${url}`);
-  }
-}
-
 /**
  * Download the Keras notop VGG19 weights into `<root>/downloads/`, import them and install them as the
  * model `<root>/vgg19` (atomically: installModelDir). Returns the model folder.
@@ -331,32 +286,3 @@ export function fetchModel(id: CatalogId, opts: FetchOptions = {}): Promise<stri
   return id === 'vgg19' ? fetchVgg19(opts) : fetchPhotoWct(opts);
 }
 
-/** Bytes of an interrupted download of this model waiting to be resumed (0: none). */
-export async function partialBytes(id: CatalogId, root: string = modelsDir()): Promise<number> {
-  const name = id === 'vgg19' ? fileNameOf(downloadUrl('vgg19'), 'vgg19_notop.h5') : PHOTOWCT_DOWNLOAD;
-  return sizeOf(join(root, 'downloads', `${name}.part`));
-}
-
-/**
- * Whether a TCP connection to the URL's host opens within `timeoutMs`: the demo's "are we online" test,
- * so that an offline first run says so in one line instead of waiting for a download to time out.
- */
-export function canReach(url: string, timeoutMs = 4000): Promise<boolean> {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return Promise.resolve(false);
-  }
-  const port = Number(u.port) || (u.protocol === 'https:' ? 443 : 80);
-  return new Promise((resolveReach) => {
-    const socket = connect({ host: u.hostname.replace(/^\[|\]$/g, ''), port, timeout: timeoutMs });
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolveReach(ok);
-    };
-    socket.once('connect', () => done(true));
-    socket.once('timeout', () => done(false));
-    socket.once('error', () => done(false));
-  });
-}
