@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules', 'out', 'dist', 'scratch', 'test-results', 'bench/results*', 'src-main/engine/photo/wasm'] },
+  { ignores: ['node_modules', 'out', 'dist', 'scratch', 'test-results', 'bench/results*', 'src-main/engine/photo/wasm', 'src-main/engine/kernels/wasm'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

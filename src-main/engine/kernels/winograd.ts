@@ -1,0 +1,261 @@
+/**
+ * The 3×3, stride-1 convolution on the tfjs WebAssembly backend by Winograd F(4×4, 3×3)
+ * (wasm/winograd.as.ts, compiled by scripts/build-wasm.mjs), registered in place of XNNPACK's Conv2D for
+ * the convolutions it covers: VGG19's and PhotoWCT's, forward and, through wasm-grads.ts (which computes
+ * the input gradient as a forward convolution with the rotated filter), backward. Everything else —
+ * other kernel sizes, strides, dilations, NCHW, channel counts not a multiple of 4 (VGG19's first layer,
+ * a decoder's last) — stays on the stock kernel, which STUDIO_WINOGRAD=0 also restores for all.
+ *
+ * Why: XNNPACK's direct convolution is at WebAssembly SIMD128's ceiling (no fused multiply-add); F(4×4, 3×3)
+ * needs 4× fewer multiplications, and its 36 matrix products run at that same ceiling. The kernels run
+ * on the backend's own memory (as covariance-wasm.ts): inputs read where they lie, the output a tensor
+ * the backend allocated, scratch from its malloc, freed before returning.
+ *
+ * Accuracy: the transforms' constants (up to 8 in Aᵀ, 1/24 in G) cost a few float32 roundings: measured
+ * against XNNPACK in test/engine/kernels/winograd.test.ts.
+ */
+import { backend_util, Conv2D, getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
+import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
+import { Worker } from 'node:worker_threads';
+import { WINOGRAD_WASM_BASE64, WINOGRAD_WASM_SHARED_BASE64 } from './winograd-wasm.gen.ts';
+
+const BACKEND = 'wasm';
+
+interface WinogradKernels {
+  filterTransform(filter: number, ci: number, co: number, u: number, tmp: number): void;
+  convBand(x: number, h: number, w: number, ci: number, padT: number, padL: number, u: number, co: number, y: number, ho: number, wo: number,
+    tilesW: number, t0: number, count: number, v: number, m: number, bias: number, relu: number, tmp: number): void;
+}
+
+/** The parts of tfjs-backend-wasm's backend used here (not in its public types). */
+interface WasmBackendInternals {
+  wasm: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory }; _malloc(n: number): number; _free(p: number): void };
+  dataIdMap: { get(id: unknown): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
+}
+
+interface Kernels {
+  exports: WinogradKernels;
+  module: WebAssembly.Module;
+  shared: boolean;
+}
+
+const instances = new WeakMap<WebAssembly.Memory, Kernels>();
+
+function memoryOf(b: WasmBackendInternals): WebAssembly.Memory | undefined {
+  const memory = b.wasm?.wasmMemory ?? b.wasm?.asm?.memory;
+  return memory instanceof WebAssembly.Memory ? memory : undefined;
+}
+
+function kernelsOn(memory: WebAssembly.Memory): Kernels {
+  let k = instances.get(memory);
+  if (!k) {
+    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
+    const module = new WebAssembly.Module(Buffer.from(shared ? WINOGRAD_WASM_SHARED_BASE64 : WINOGRAD_WASM_BASE64, 'base64'));
+    k = { exports: new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as WinogradKernels, module, shared };
+    instances.set(memory, k);
+  }
+  return k;
+}
+
+// The bands of one convolution, shared out between this thread and helper threads on the same (shared)
+// memory: tfjs's own threads are idle while a kernel runs, so the helpers take their cores. The control
+// block: [0] generation (bumped to start a job; −1 stops the helpers), [1] next job, [2] helpers done,
+// [3…] the job's parameters (addresses as unsigned 32-bit).
+const P = { x: 3, h: 4, w: 5, ci: 6, padT: 7, padL: 8, u: 9, co: 10, y: 11, ho: 12, wo: 13, tilesW: 14, tiles: 15, band: 16,
+  jobs: 17, inImage: 18, outImage: 19, scratch: 20, slotBytes: 21, vBytes: 22, mBytes: 23, bias: 24, relu: 25 } as const;
+const CONTROL_INTS = 26;
+
+/** Runs jobs first..: job j is image ⌊j / bands⌋, tiles from (j mod bands)·band. Shared by this thread and the helpers (as text). */
+const HELPER = `
+const { workerData } = require('node:worker_threads');
+const { module, memory, control, slot } = workerData;
+const k = new WebAssembly.Instance(module, { env: { memory } }).exports;
+const c = new Int32Array(control);
+const runJobs = ${runJobs.toString()};
+let seen = 0;
+for (;;) {
+  Atomics.wait(c, 0, seen);
+  seen = Atomics.load(c, 0);
+  if (seen < 0) break;
+  try { runJobs(k, c, slot); } finally { Atomics.add(c, 2, 1); Atomics.notify(c, 2); }
+}
+`;
+
+// No nested functions in here: its text runs in the helpers, where a bundler's helpers do not exist.
+function runJobs(k: WinogradKernels, c: Int32Array, slot: number): void {
+  const bandsPerImage = Math.ceil(c[15] / c[16]);
+  const v = (c[20] >>> 0) + slot * (c[21] >>> 0), m = v + (c[22] >>> 0), tmp = m + (c[23] >>> 0);
+  for (;;) {
+    const j = Atomics.add(c, 1, 1);
+    if (j >= c[17]) return;
+    const n = Math.floor(j / bandsPerImage), t0 = (j % bandsPerImage) * c[16];
+    k.convBand((c[3] >>> 0) + n * (c[18] >>> 0), c[4], c[5], c[6], c[7], c[8], c[9] >>> 0, c[10], (c[11] >>> 0) + n * (c[19] >>> 0), c[12], c[13], c[14],
+      t0, Math.min(c[16], c[15] - t0), v, m, c[24] >>> 0, c[25], tmp);
+  }
+}
+
+interface Pool { memory: WebAssembly.Memory; control: Int32Array; helpers: Worker[] }
+let pool: Pool | undefined;
+
+/** Helper threads on `memory` (threads − 1 of them), started once and kept; none where the memory is not shared. */
+function poolFor(memory: WebAssembly.Memory, k: Kernels, threads: number): Pool | undefined {
+  if (!k.shared || threads < 2) return undefined;
+  if (pool && pool.memory === memory && pool.helpers.length === threads - 1) return pool;
+  stopPool();
+  const control = new Int32Array(new SharedArrayBuffer(4 * CONTROL_INTS));
+  const helpers = Array.from({ length: threads - 1 }, (_, i) => {
+    const w = new Worker(HELPER, { eval: true, workerData: { module: k.module, memory, control: control.buffer, slot: i + 1 } });
+    w.unref();
+    return w;
+  });
+  pool = { memory, control, helpers };
+  return pool;
+}
+
+/** Stops the helper threads (tests; a backend change). */
+export function stopPool(): void {
+  if (!pool) return;
+  Atomics.store(pool.control, 0, -1);
+  Atomics.notify(pool.control, 0);
+  for (const w of pool.helpers) void w.terminate();
+  pool = undefined;
+}
+
+/** Threads a convolution uses: tfjs's own count (STUDIO_WASM_THREADS), STUDIO_WINOGRAD_THREADS to override. */
+function threadCount(): number {
+  const env = Number(process.env.STUDIO_WINOGRAD_THREADS);
+  if (Number.isInteger(env) && env >= 1) return env;
+  try {
+    return Math.max(1, getThreadsCount());
+  } catch {
+    return 1;
+  }
+}
+
+export interface WinogradShape {
+  batch: number; h: number; w: number; ci: number; co: number;
+  padTop: number; padLeft: number; ho: number; wo: number;
+}
+
+/** Whether F(4×4, 3×3) here covers a convolution (and is not switched off); else the stock kernel runs. */
+export function winogradCovers(info: backend_util.Conv2DInfo): boolean {
+  return process.env.STUDIO_WINOGRAD !== '0'
+    && info.filterHeight === 3 && info.filterWidth === 3
+    && info.strideHeight === 1 && info.strideWidth === 1
+    && info.dilationHeight === 1 && info.dilationWidth === 1
+    && info.dataFormat === 'channelsLast'
+    && info.inChannels % 4 === 0 && info.outChannels % 4 === 0
+    && info.outHeight >= 2 && info.outWidth >= 2;
+}
+
+/**
+ * Tiles a band: its transformed tiles (v and m, 36·count·(ci + co) floats) about BAND_BYTES, so that
+ * the 36 products read them from a core's second-level cache; at least two bands a thread where the image has them.
+ */
+const BAND_BYTES = Number(process.env.STUDIO_WINOGRAD_BAND_KB ?? 1024) * 1024;
+function bandTiles(ci: number, co: number, tiles: number, threads: number): number {
+  const cached = Math.floor(BAND_BYTES / (36 * 4 * (ci + co)));
+  const shared = threads > 1 ? Math.ceil(tiles / (2 * threads)) : tiles;
+  return Math.max(4, Math.min(tiles, cached, shared));
+}
+
+/**
+ * y = conv(x, filter) (+ bias, ReLU) by F(4×4, 3×3), x [n, h, w, ci], filter [3, 3, ci, co], into a
+ * new float32 tensor of the backend's [n, ho, wo, co]. The caller checked winogradCovers.
+ */
+export function winogradConv2d(backend: object, x: TensorInfo, filter: TensorInfo, s: WinogradShape, bias?: TensorInfo, relu = false): TensorInfo {
+  const b = backend as WasmBackendInternals;
+  const memory = memoryOf(b);
+  if (!memory) throw new Error('winograd: the wasm backend\'s memory is not reachable');
+  const k = kernelsOn(memory);
+  const tilesH = Math.ceil(s.ho / 4), tilesW = Math.ceil(s.wo / 4), tiles = tilesH * tilesW;
+  // Small convolutions stay on one thread: waking the helpers costs more than they save.
+  const work = s.batch * s.ho * s.wo * s.ci * s.co;
+  const p = work >= 1 << 22 ? poolFor(memory, k, threadCount()) : undefined;
+  const threads = p ? p.helpers.length + 1 : 1;
+  const band = bandTiles(s.ci, s.co, tiles, threads);
+  const uBytes = 36 * s.ci * s.co * 4, vBytes = 36 * band * s.ci * 4, mBytes = 36 * band * s.co * 4;
+  const slotBytes = vBytes + mBytes + 36 * 16;
+  const out = b.makeOutput([s.batch, s.ho, s.wo, s.co], 'float32');
+  const base = b.wasm._malloc(uBytes + threads * slotBytes + 64) >>> 0;
+  if (base === 0) {
+    (backend as { disposeData(id: object): void }).disposeData(out.dataId);
+    throw new Error(`winograd: the WebAssembly heap has no ${((uBytes + threads * slotBytes) / 1e6).toFixed(0)} MB left for scratch`);
+  }
+  try {
+    const u = (base + 15) & ~15;
+    const scratch = u + uBytes;
+    const ptr = (t: TensorInfo) => b.dataIdMap.get(t.dataId)!.memoryOffset;
+    k.exports.filterTransform(ptr(filter), s.ci, s.co, u, scratch + vBytes + mBytes);
+    const c = p ? p.control : new Int32Array(CONTROL_INTS);
+    const set = (i: number, value: number) => { c[i] = value | 0; };
+    set(P.x, ptr(x)); set(P.h, s.h); set(P.w, s.w); set(P.ci, s.ci); set(P.padT, s.padTop); set(P.padL, s.padLeft);
+    set(P.u, u); set(P.co, s.co); set(P.y, ptr(out)); set(P.ho, s.ho); set(P.wo, s.wo); set(P.tilesW, tilesW); set(P.tiles, tiles);
+    set(P.band, band); set(P.jobs, s.batch * Math.ceil(tiles / band)); set(P.inImage, s.h * s.w * s.ci * 4); set(P.outImage, s.ho * s.wo * s.co * 4);
+    set(P.scratch, scratch); set(P.slotBytes, slotBytes); set(P.vBytes, vBytes); set(P.mBytes, mBytes); set(P.bias, bias ? ptr(bias) : 0); set(P.relu, relu ? 1 : 0);
+    c[1] = 0;
+    c[2] = 0;
+    if (p) {
+      Atomics.add(c, 0, 1);
+      Atomics.notify(c, 0);
+    }
+    let failure: unknown;
+    try {
+      runJobs(k.exports, c, 0);
+    } catch (e) {
+      failure = e;
+      Atomics.store(c, 1, 1 << 30); // the helpers take no further job
+    }
+    if (p) for (let done = Atomics.load(c, 2); done < p.helpers.length; done = Atomics.load(c, 2)) Atomics.wait(c, 2, done, 1000);
+    if (failure) throw failure;
+  } catch (e) {
+    (backend as { disposeData(id: object): void }).disposeData(out.dataId);
+    throw e;
+  } finally {
+    b.wasm._free(base);
+  }
+  return out;
+}
+
+function shapeOf(info: backend_util.Conv2DInfo): WinogradShape {
+  return {
+    batch: info.batchSize, h: info.inHeight, w: info.inWidth, ci: info.inChannels, co: info.outChannels,
+    padTop: info.padInfo.top, padLeft: info.padInfo.left, ho: info.outHeight, wo: info.outWidth,
+  };
+}
+
+type KernelArgs = { inputs: NamedTensorInfoMap; backend: object; attrs?: NamedAttrMap };
+
+let stockConv2D: KernelConfig | undefined;
+
+/** The Conv2D kernel: F(4×4, 3×3) where it covers the convolution, the stock (XNNPACK) kernel elsewhere. */
+function conv2DKernel(args: KernelArgs): TensorInfo {
+  const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
+  const a = args.attrs as unknown as { strides: [number, number] | number; pad: 'valid' | 'same' | number | backend_util.ExplicitPadding;
+    dataFormat: 'NHWC' | 'NCHW'; dilations: [number, number] | number; dimRoundingMode?: 'floor' | 'round' | 'ceil' };
+  const info = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
+    a.strides, a.dilations, a.pad, a.dimRoundingMode, false, backend_util.convertConv2DDataFormat(a.dataFormat));
+  if (x.dtype === 'float32' && winogradCovers(info)) return winogradConv2d(args.backend, x, filter, shapeOf(info));
+  return (stockConv2D!.kernelFunc as KernelFunc)(args) as TensorInfo;
+}
+
+/** The stock Conv2D kernel function (for tests and benchmarks). */
+export function stockConv2DKernel(): KernelFunc {
+  if (!stockConv2D) throw new Error('winograd: registerWinogradConv2D first');
+  return stockConv2D.kernelFunc;
+}
+
+let registered = false;
+
+/** Puts F(4×4, 3×3) in front of the wasm backend's Conv2D (idempotent; before or after its initialisation). */
+export function registerWinogradConv2D(): void {
+  if (registered) return;
+  const current = getKernel(Conv2D, BACKEND);
+  if (current == null) throw new Error('winograd: the wasm backend has no Conv2D kernel to fall back to');
+  stockConv2D = current;
+  unregisterKernel(Conv2D, BACKEND);
+  registerKernel({ kernelName: Conv2D, backendName: BACKEND, kernelFunc: conv2DKernel as unknown as KernelFunc, setupFunc: (backend) => current.setupFunc?.(backend) });
+  registered = true;
+}

@@ -1,0 +1,144 @@
+// Winograd F(4×4, 3×3) on the tfjs WebAssembly backend (engine/kernels/winograd.ts) against XNNPACK's
+// direct convolution (STUDIO_WINOGRAD=0, the stock kernel): forward and both gradients on odd sizes,
+// every padding, batches, bias + ReLU fused; what it does not cover goes to the stock kernel bit for bit;
+// one thread and several give the same bits; both tfjs builds (threaded, single-threaded) run it; and
+// nothing is left allocated.
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../../src-main/engine/backend.ts';
+import { winogradConv2d } from '../../../src-main/engine/kernels/winograd.ts';
+import { mulberry32 } from '../../../src-main/engine/random.ts';
+
+const GENERATED = fileURLToPath(new URL('../../../src-main/engine/kernels/winograd-wasm.gen.ts', import.meta.url));
+
+before(() => initBackend('wasm'));
+
+function random(shape: number[], seed: number, scale = 1): tf.Tensor {
+  const rng = mulberry32(seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) data[i] = (rng() * 2 - 1) * scale;
+  return tf.tensor(data, shape);
+}
+
+/** max |a − b| / max |b|: the error against the largest value (a convolution's outputs cancel, so not elementwise). */
+function relErr(a: Float32Array | Int32Array | Uint8Array, b: Float32Array | Int32Array | Uint8Array): number {
+  let err = 0, ref = 0;
+  for (let i = 0; i < b.length; i++) {
+    err = Math.max(err, Math.abs(a[i] - b[i]));
+    ref = Math.max(ref, Math.abs(b[i]));
+  }
+  return err / ref;
+}
+
+/** `f` with F(4×4, 3×3) switched off (STUDIO_WINOGRAD=0 is read at each call): XNNPACK's convolution. */
+function stock<T>(f: () => T): T {
+  process.env.STUDIO_WINOGRAD = '0';
+  try {
+    return f();
+  } finally {
+    delete process.env.STUDIO_WINOGRAD;
+  }
+}
+
+test('the committed module is a fresh compile of kernels/wasm/winograd.as.ts', async () => {
+  const { generate } = await import('../../../scripts/build-wasm.mjs');
+  assert.ok(readFileSync(GENERATED, 'utf8') === await generate('winograd'), 'winograd-wasm.gen.ts is stale: run node scripts/build-wasm.mjs');
+});
+
+// [batch, h, w, ci, co, pad]: odd and even sizes, edge tiles of 1–3 rows/columns, 'valid', 'same' and explicit padding.
+const CASES: [number, number, number, number, number, 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]]][] = [
+  [1, 5, 7, 4, 4, 'same'],
+  [1, 13, 17, 8, 12, 'same'],
+  [2, 9, 11, 12, 8, 'valid'],
+  [1, 33, 30, 64, 68, 'same'],
+  [3, 6, 6, 4, 8, 'valid'],
+  [1, 19, 23, 16, 20, [[0, 0], [2, 0], [1, 2], [0, 0]]],
+  [1, 40, 37, 128, 64, 'same'],
+];
+
+test('forward: F(4×4, 3×3) matches XNNPACK on odd sizes, every padding and batches (≤ 1e-5 of the largest output)', () => {
+  const start = tf.memory();
+  for (const [n, h, w, ci, co, pad] of CASES) {
+    const x = random([n, h, w, ci], h * w + ci) as tf.Tensor4D;
+    const f = random([3, 3, ci, co], ci + co, Math.sqrt(3 / (9 * ci))) as tf.Tensor4D;
+    const ours = tf.conv2d(x, f, 1, pad);
+    const ref = stock(() => tf.conv2d(x, f, 1, pad));
+    assert.deepEqual(ours.shape, ref.shape);
+    const e = relErr(ours.dataSync(), ref.dataSync());
+    assert.ok(e <= 1e-5, `${n}×${h}×${w}×${ci}→${co} ${JSON.stringify(pad)}: error ${e.toExponential(2)}`);
+    // And not by accident the stock kernel: the two differ in their last bits somewhere.
+    assert.ok(e > 0, `${h}×${w}: the Winograd path ran`);
+    tf.dispose([x, f, ours, ref]);
+  }
+  const end = tf.memory();
+  assert.equal(end.numTensors, start.numTensors);
+  assert.equal(end.numBytes, start.numBytes);
+});
+
+test('gradients: the input gradient (a forward convolution with the rotated filter) and the filter gradient match XNNPACK', () => {
+  const start = tf.memory().numTensors;
+  for (const [n, h, w, ci, co, pad] of [[1, 15, 13, 8, 12, 'same'], [2, 10, 9, 16, 8, 'valid'], [1, 27, 31, 64, 64, 'same']] as const) {
+    const x = random([n, h, w, ci], 7 + h) as tf.Tensor4D;
+    const f = random([3, 3, ci, co], 11 + w, Math.sqrt(3 / (9 * ci))) as tf.Tensor4D;
+    const loss = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.relu(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, pad))));
+    const grads = () => tf.grads(loss)([x, f]);
+    const [dx, df] = grads();
+    const [dxRef, dfRef] = stock(grads);
+    const ex = relErr(dx.dataSync(), dxRef.dataSync()), ef = relErr(df.dataSync(), dfRef.dataSync());
+    assert.ok(ex <= 1e-5, `${h}×${w} ${pad}: ∂x error ${ex.toExponential(2)}`);
+    assert.ok(ef <= 1e-5, `${h}×${w} ${pad}: ∂filter error ${ef.toExponential(2)}`);
+    tf.dispose([x, f, dx, df, dxRef, dfRef]);
+  }
+  assert.equal(tf.memory().numTensors, start);
+});
+
+test('what F(4×4, 3×3) does not cover runs on the stock kernel, bit for bit: stride 2, 1×1 and 5×5 filters, 3 channels, dilation', () => {
+  const cases: [number[], number[], number, number][] = [
+    [[1, 16, 16, 8], [3, 3, 8, 8], 2, 1],
+    [[1, 16, 16, 8], [1, 1, 8, 8], 1, 1],
+    [[1, 16, 16, 8], [5, 5, 8, 8], 1, 1],
+    [[1, 16, 16, 3], [3, 3, 3, 64], 1, 1],
+    [[1, 16, 16, 64], [3, 3, 64, 3], 1, 1],
+    [[1, 16, 16, 8], [3, 3, 8, 8], 1, 2],
+  ];
+  for (const [xs, fs, stride, dilation] of cases) {
+    const x = random(xs, 3) as tf.Tensor4D, f = random(fs, 5) as tf.Tensor4D;
+    const a = tf.conv2d(x, f, stride, 'same', 'NHWC', dilation);
+    const b = stock(() => tf.conv2d(x, f, stride, 'same', 'NHWC', dilation));
+    assert.deepEqual(a.dataSync(), b.dataSync(), `${xs} * ${fs} stride ${stride} dilation ${dilation}`);
+    tf.dispose([x, f, a, b]);
+  }
+});
+
+test('bias and ReLU fused into the output transform, as conv + add + relu', () => {
+  const x = random([1, 21, 18, 16], 1) as tf.Tensor4D, f = random([3, 3, 16, 24], 2, 0.2) as tf.Tensor4D, bias = random([24], 3) as tf.Tensor1D;
+  const info = tf.backend() as object;
+  const y = tf.engine().makeTensorFromTensorInfo(winogradConv2d(info, x, f,
+    { batch: 1, h: 21, w: 18, ci: 16, co: 24, padTop: 1, padLeft: 1, ho: 21, wo: 18 }, bias, true));
+  const ref = stock(() => tf.relu(tf.add(tf.conv2d(x, f, 1, 'same'), bias)));
+  assert.ok(relErr(y.dataSync(), ref.dataSync()) <= 1e-5);
+  assert.ok(y.dataSync().some((v) => v === 0) && y.dataSync().every((v) => v >= 0), 'ReLU applied');
+  tf.dispose([x, f, bias, y, ref]);
+});
+
+test('one thread or two, and either tfjs build (threaded, single-threaded): the same bits', () => {
+  const child = fileURLToPath(new URL('./winograd-child.ts', import.meta.url));
+  const run = (env: Record<string, string>) => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', child], { encoding: 'utf8', env: { ...process.env, ...env } });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { threads: number; hash: number };
+  };
+  const single = run({ STUDIO_WASM_THREADS: '1' });
+  const pooled = run({ STUDIO_WASM_THREADS: '2' });
+  const oneThread = run({ STUDIO_WASM_THREADS: '2', STUDIO_WINOGRAD_THREADS: '1' });
+  const xnnpack = run({ STUDIO_WASM_THREADS: '2', STUDIO_WINOGRAD: '0' });
+  assert.deepEqual([single.threads, pooled.threads], [1, 2]);
+  assert.equal(pooled.hash, single.hash, 'two threads and the single-threaded build: bit for bit');
+  assert.equal(oneThread.hash, single.hash, 'one thread on the threaded build: bit for bit');
+  assert.notEqual(xnnpack.hash, single.hash, 'and XNNPACK gives other bits: the children ran F(4×4, 3×3)');
+});
