@@ -14,7 +14,8 @@
  * Accuracy: the transforms' constants (up to 8 in Aᵀ, 1/24 in G) cost a few float32 roundings: measured
  * against XNNPACK in test/engine/kernels/winograd.test.ts.
  */
-import { backend_util, Conv2D, getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
+import { backend_util, Conv2D, engine, getBackend, getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
+import type { Tensor1D, Tensor4D } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { Worker } from 'node:worker_threads';
@@ -247,11 +248,35 @@ export function stockConv2DKernel(): KernelFunc {
   return stockConv2D.kernelFunc;
 }
 
+/** conv + bias (+ ReLU) in one kernel: the output transform adds the bias and clamps, one pass fewer each. */
+const FUSED = 'StudioWinogradConv2DBiasRelu';
+
+function fusedKernel(args: KernelArgs): TensorInfo {
+  const { x, filter, bias } = args.inputs as { x: TensorInfo; filter: TensorInfo; bias: TensorInfo };
+  const { pad, relu } = args.attrs as unknown as { pad: 'same' | 'valid'; relu: boolean };
+  const info = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number], 1, 1, pad);
+  return winogradConv2d(args.backend, x, filter, shapeOf(info), bias, relu);
+}
+
+/**
+ * relu?(conv(x, filter, stride 1, pad) + bias) as one kernel where F(4×4, 3×3) covers it on the wasm
+ * backend; undefined elsewhere (the caller runs its chain of ops). The bits equal the chain's on
+ * F(4×4, 3×3): one rounding for the bias either way, and max(·, 0) is exact. The kernel has no
+ * gradient: callers use it where no tape records (inside a custom gradient's forward, or outside tf.grad).
+ */
+export function fusedConv3x3(x: Tensor4D, filter: Tensor4D, bias: Tensor1D, pad: 'same' | 'valid', relu: boolean): Tensor4D | undefined {
+  if (!registered || getBackend() !== BACKEND || x.dtype !== 'float32') return undefined;
+  const info = backend_util.computeConv2DInfo(x.shape, filter.shape as [number, number, number, number], 1, 1, pad);
+  if (!winogradCovers(info) || bias.shape[0] !== info.outChannels) return undefined;
+  return engine().runKernel(FUSED, { x, filter, bias }, { pad, relu } as unknown as NamedAttrMap) as Tensor4D;
+}
+
 let registered = false;
 
 /** Puts F(4×4, 3×3) in front of the wasm backend's Conv2D (idempotent; before or after its initialisation). */
 export function registerWinogradConv2D(): void {
   if (registered) return;
+  if (getKernel(FUSED, BACKEND) == null) registerKernel({ kernelName: FUSED, backendName: BACKEND, kernelFunc: fusedKernel as unknown as KernelFunc });
   const current = getKernel(Conv2D, BACKEND);
   if (current == null) throw new Error('winograd: the wasm backend has no Conv2D kernel to fall back to');
   stockConv2D = current;

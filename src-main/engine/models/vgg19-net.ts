@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { StudioError } from '../../errors.ts';
+import { fusedConv3x3 } from '../kernels/winograd.ts';
 import type { Preprocessing, Vgg19Weights } from './format.ts';
 import { vgg19Layers, withinDepth, type LayerSpec } from './vgg19.ts';
 
@@ -42,7 +43,8 @@ function makeConvBiasRelu(pad: 'same' | 'valid') {
     // another order, and on the odd-size parity case (a max-pool window with a near tie) that moved the
     // style gradient to cosine 0.999986 of neural-style's (target ≥ 0.99999). The two intermediates
     // are released when this op returns.
-    const y = tf.relu(tf.add(tf.conv2d(x, filter, 1, pad), bias)) as tf.Tensor4D;
+    // On WebAssembly, one kernel (F(4×4, 3×3) with the bias and ReLU in its output transform), same bits.
+    const y = fusedConv3x3(x, filter, bias, pad, true) ?? tf.relu(tf.add(tf.conv2d(x, filter, 1, pad), bias)) as tf.Tensor4D;
     // The mask only when a gradient is being recorded (tfjs saves nothing otherwise): a forward pass alone
     // (targets, PhotoWCT's encoders) does not pay for it.
     if (tf.engine().state.gradientDepth > 0) save([tf.greater(y, 0)]);

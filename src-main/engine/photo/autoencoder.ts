@@ -10,6 +10,7 @@
  * every backend, which decoder training needs (tfjs has no gradient for ScatterNd).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { fusedConv3x3 } from '../kernels/winograd.ts';
 import { vgg19Layers, type ConvSpec } from '../models/vgg19.ts';
 import { fillGaussian, type Rng } from '../random.ts';
 
@@ -86,7 +87,11 @@ export function disposeSwitches(switches: Switches[]): void {
 /** 3×3 convolution with reflection padding (as FastPhotoStyle's encoders and decoders), bias, optional ReLU. */
 export function reflectConv(x: tf.Tensor4D, kernel: tf.Tensor4D, bias: tf.Tensor1D, relu: boolean): tf.Tensor4D {
   return tf.tidy(() => {
-    const y = tf.add(tf.conv2d(tf.mirrorPad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], 'reflect'), kernel, 1, 'valid'), bias) as tf.Tensor4D;
+    const padded = tf.mirrorPad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], 'reflect');
+    // Where no gradient is recorded (stylizing, not training), one kernel on WebAssembly: same bits.
+    const fused = tf.engine().state.gradientDepth === 0 ? fusedConv3x3(padded, kernel, bias, 'valid', relu) : undefined;
+    if (fused) return fused;
+    const y = tf.add(tf.conv2d(padded, kernel, 1, 'valid'), bias) as tf.Tensor4D;
     return relu ? tf.relu(y) : y;
   });
 }

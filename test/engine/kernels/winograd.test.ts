@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../../src-main/engine/backend.ts';
-import { winogradConv2d } from '../../../src-main/engine/kernels/winograd.ts';
+import { fusedConv3x3 } from '../../../src-main/engine/kernels/winograd.ts';
 import { mulberry32 } from '../../../src-main/engine/random.ts';
 
 const GENERATED = fileURLToPath(new URL('../../../src-main/engine/kernels/winograd-wasm.gen.ts', import.meta.url));
@@ -115,15 +115,24 @@ test('what F(4×4, 3×3) does not cover runs on the stock kernel, bit for bit: s
   }
 });
 
-test('bias and ReLU fused into the output transform, as conv + add + relu', () => {
-  const x = random([1, 21, 18, 16], 1) as tf.Tensor4D, f = random([3, 3, 16, 24], 2, 0.2) as tf.Tensor4D, bias = random([24], 3) as tf.Tensor1D;
-  const info = tf.backend() as object;
-  const y = tf.engine().makeTensorFromTensorInfo(winogradConv2d(info, x, f,
-    { batch: 1, h: 21, w: 18, ci: 16, co: 24, padTop: 1, padLeft: 1, ho: 21, wo: 18 }, bias, true));
-  const ref = stock(() => tf.relu(tf.add(tf.conv2d(x, f, 1, 'same'), bias)));
-  assert.ok(relErr(y.dataSync(), ref.dataSync()) <= 1e-5);
-  assert.ok(y.dataSync().some((v) => v === 0) && y.dataSync().every((v) => v >= 0), 'ReLU applied');
-  tf.dispose([x, f, bias, y, ref]);
+test('bias and ReLU fused into the output transform: the same bits as conv, add and relu, and within 1e-5 of XNNPACK', () => {
+  const start = tf.memory().numTensors;
+  const x = random([2, 21, 18, 16], 1) as tf.Tensor4D, f = random([3, 3, 16, 24], 2, 0.2) as tf.Tensor4D, bias = random([24], 3) as tf.Tensor1D;
+  for (const [pad, relu] of [['same', true], ['valid', false]] as const) {
+    const y = fusedConv3x3(x, f, bias, pad, relu)!;
+    assert.ok(y, 'covered');
+    const chain = tf.tidy(() => { const z = tf.add(tf.conv2d(x, f, 1, pad), bias); return relu ? tf.relu(z) : z; });
+    assert.deepEqual(y.dataSync(), chain.dataSync(), `${pad}: bit for bit`);
+    const ref = stock(() => tf.tidy(() => { const z = tf.add(tf.conv2d(x, f, 1, pad), bias); return relu ? tf.relu(z) : z; }));
+    assert.ok(relErr(y.dataSync(), ref.dataSync()) <= 1e-5);
+    if (relu) assert.ok(y.dataSync().some((v) => v === 0) && y.dataSync().every((v) => v >= 0), 'ReLU applied');
+    else assert.ok(y.dataSync().some((v) => v < 0), 'no ReLU');
+    tf.dispose([y, chain, ref]);
+  }
+  const f6 = random([3, 3, 16, 6], 4) as tf.Tensor4D, b6 = random([6], 5) as tf.Tensor1D;
+  assert.equal(fusedConv3x3(x, f6, b6, 'same', true), undefined, '6 outputs: not covered, the caller chains');
+  tf.dispose([x, f, bias, f6, b6]);
+  assert.equal(tf.memory().numTensors, start);
 });
 
 test('one thread or two, and either tfjs build (threaded, single-threaded): the same bits', () => {
