@@ -7,6 +7,7 @@
 //     shared when tfjs-wasm runs threaded, plain otherwise, hence two builds)
 //   - wasm/eigen.as.ts      → photo/eigen-wasm.gen.ts       (the symmetric eigen-solver's two stages)
 //   - kernels/wasm/winograd.as.ts → kernels/winograd-wasm.gen.ts (the 3×3 convolution, on the tfjs memory)
+//   - kernels/wasm/pool.as.ts     → kernels/pool-wasm.gen.ts     (2×2 max pooling's gradient, likewise)
 //   node scripts/build-wasm.mjs          write the generated files
 //   node scripts/build-wasm.mjs --check  exit 1 if one differs from a fresh compile
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -40,6 +41,11 @@ export const TARGETS = {
     out: here('../src-main/engine/kernels/winograd-wasm.gen.ts'),
     // On the tfjs backend's memory, as covariance: shared when tfjs-wasm runs threaded, plain otherwise.
     builds: [['WINOGRAD_WASM_SHARED_BASE64', SHARED], ['WINOGRAD_WASM_BASE64', []]],
+  },
+  pool: {
+    src: here('../src-main/engine/kernels/wasm/pool.as.ts'),
+    out: here('../src-main/engine/kernels/pool-wasm.gen.ts'),
+    builds: [['POOL_WASM_SHARED_BASE64', SHARED], ['POOL_WASM_BASE64', []]],
   },
 };
 

@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { StudioError } from '../errors.ts';
 import { registerWasmGradKernels } from './kernels/wasm-grads.ts';
+import { registerWasmPoolGrad } from './kernels/pool.ts';
 import { registerWinogradConv2D } from './kernels/winograd.ts';
 import { startWasm, wantedWasmThreads } from './wasm-threads.ts';
 import { startWebgpu, type AdapterInfo } from './webgpu.ts';
@@ -80,6 +81,7 @@ async function start(name: BackendName, forced: boolean): Promise<Omit<BackendIn
       await startWasm(wantedWasmThreads());
       registerWasmGradKernels();
       registerWinogradConv2D();
+      registerWasmPoolGrad();
       const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
       const threads = getThreadsCount();
       return { name, tfBackend: 'wasm', device: `CPU (WebAssembly${simd ? ', SIMD' : ''}, ${threads} thread${threads === 1 ? '' : 's'})`, threads };

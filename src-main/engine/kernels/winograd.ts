@@ -19,6 +19,7 @@ import type { Tensor1D, Tensor4D } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { Worker } from 'node:worker_threads';
+import { addressOf, instantiator, memoryOf, type Instantiated, type WasmBackendInternals } from './tfjs-memory.ts';
 import { WINOGRAD_WASM_BASE64, WINOGRAD_WASM_SHARED_BASE64 } from './winograd-wasm.gen.ts';
 
 const BACKEND = 'wasm';
@@ -29,36 +30,8 @@ interface WinogradKernels {
     tilesW: number, t0: number, count: number, v: number, m: number, bias: number, relu: number, tmp: number): void;
 }
 
-/** The parts of tfjs-backend-wasm's backend used here (not in its public types). */
-interface WasmBackendInternals {
-  wasm: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory }; _malloc(n: number): number; _free(p: number): void };
-  dataIdMap: { get(id: unknown): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: 'float32'): TensorInfo;
-}
-
-interface Kernels {
-  exports: WinogradKernels;
-  module: WebAssembly.Module;
-  shared: boolean;
-}
-
-const instances = new WeakMap<WebAssembly.Memory, Kernels>();
-
-function memoryOf(b: WasmBackendInternals): WebAssembly.Memory | undefined {
-  const memory = b.wasm?.wasmMemory ?? b.wasm?.asm?.memory;
-  return memory instanceof WebAssembly.Memory ? memory : undefined;
-}
-
-function kernelsOn(memory: WebAssembly.Memory): Kernels {
-  let k = instances.get(memory);
-  if (!k) {
-    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const module = new WebAssembly.Module(Buffer.from(shared ? WINOGRAD_WASM_SHARED_BASE64 : WINOGRAD_WASM_BASE64, 'base64'));
-    k = { exports: new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as WinogradKernels, module, shared };
-    instances.set(memory, k);
-  }
-  return k;
-}
+type Kernels = Instantiated<WinogradKernels>;
+const kernelsOn = instantiator<WinogradKernels>(WINOGRAD_WASM_SHARED_BASE64, WINOGRAD_WASM_BASE64);
 
 // The bands of one convolution, shared out between this thread and helper threads on the same (shared)
 // memory: tfjs's own threads are idle while a kernel runs, so the helpers take their cores. The control
@@ -182,13 +155,13 @@ export function winogradConv2d(backend: object, x: TensorInfo, filter: TensorInf
   const out = b.makeOutput([s.batch, s.ho, s.wo, s.co], 'float32');
   const base = b.wasm._malloc(uBytes + threads * slotBytes + 64) >>> 0;
   if (base === 0) {
-    (backend as { disposeData(id: object): void }).disposeData(out.dataId);
+    b.disposeData(out.dataId);
     throw new Error(`winograd: the WebAssembly heap has no ${((uBytes + threads * slotBytes) / 1e6).toFixed(0)} MB left for scratch`);
   }
   try {
     const u = (base + 15) & ~15;
     const scratch = u + uBytes;
-    const ptr = (t: TensorInfo) => b.dataIdMap.get(t.dataId)!.memoryOffset;
+    const ptr = (t: TensorInfo) => addressOf(b, t);
     k.exports.filterTransform(ptr(filter), s.ci, s.co, u, scratch + vBytes + mBytes);
     const c = p ? p.control : new Int32Array(CONTROL_INTS);
     const set = (i: number, value: number) => { c[i] = value | 0; };
@@ -212,7 +185,7 @@ export function winogradConv2d(backend: object, x: TensorInfo, filter: TensorInf
     if (p) for (let done = Atomics.load(c, 2); done < p.helpers.length; done = Atomics.load(c, 2)) Atomics.wait(c, 2, done, 1000);
     if (failure) throw failure;
   } catch (e) {
-    (backend as { disposeData(id: object): void }).disposeData(out.dataId);
+    b.disposeData(out.dataId);
     throw e;
   } finally {
     b.wasm._free(base);
