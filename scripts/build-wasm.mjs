@@ -8,6 +8,7 @@
 //   - wasm/eigen.as.ts      → photo/eigen-wasm.gen.ts       (the symmetric eigen-solver's two stages)
 //   - kernels/wasm/winograd.as.ts → kernels/winograd-wasm.gen.ts (the 3×3 convolution, on the tfjs memory)
 //   - kernels/wasm/pool.as.ts     → kernels/pool-wasm.gen.ts     (2×2 max pooling's gradient, likewise)
+//   - kernels/wasm/mask.as.ts     → kernels/mask-wasm.gen.ts     (ReLU's mask for the backward pass, likewise)
 //   node scripts/build-wasm.mjs          write the generated files
 //   node scripts/build-wasm.mjs --check  exit 1 if one differs from a fresh compile
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -46,6 +47,11 @@ export const TARGETS = {
     src: here('../src-main/engine/kernels/wasm/pool.as.ts'),
     out: here('../src-main/engine/kernels/pool-wasm.gen.ts'),
     builds: [['POOL_WASM_SHARED_BASE64', SHARED], ['POOL_WASM_BASE64', []]],
+  },
+  mask: {
+    src: here('../src-main/engine/kernels/wasm/mask.as.ts'),
+    out: here('../src-main/engine/kernels/mask-wasm.gen.ts'),
+    builds: [['MASK_WASM_SHARED_BASE64', SHARED], ['MASK_WASM_BASE64', []]],
   },
 };
 

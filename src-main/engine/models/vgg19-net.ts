@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { StudioError } from '../../errors.ts';
+import { maskedGrad, reluMask } from '../kernels/mask.ts';
 import { fusedConv3x3 } from '../kernels/winograd.ts';
 import type { Preprocessing, Vgg19Weights } from './format.ts';
 import { vgg19Layers, withinDepth, type LayerSpec } from './vgg19.ts';
@@ -47,7 +48,7 @@ function makeConvBiasRelu(pad: 'same' | 'valid') {
     const y = fusedConv3x3(x, filter, bias, pad, true) ?? tf.relu(tf.add(tf.conv2d(x, filter, 1, pad), bias)) as tf.Tensor4D;
     // The mask only when a gradient is being recorded (tfjs saves nothing otherwise): a forward pass alone
     // (targets, PhotoWCT's encoders) does not pay for it.
-    if (tf.engine().state.gradientDepth > 0) save([tf.greater(y, 0)]);
+    if (tf.engine().state.gradientDepth > 0) save([reluMask(y) ?? tf.greater(y, 0)]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
@@ -55,7 +56,7 @@ function makeConvBiasRelu(pad: 'same' | 'valid') {
         // end: the masked gradient is released here, and so is dy, the gradient of this layer's output,
         // which nothing reads once this layer's input gradient exists (the tape is walked in reverse).
         const grads = tf.tidy(() => {
-          const masked = tf.mul(dy, tf.cast(saved[0], 'float32')) as tf.Tensor4D;
+          const masked = (maskedGrad(dy, saved[0]) ?? tf.mul(dy, tf.cast(saved[0], 'float32'))) as tf.Tensor4D;
           return [tf.conv2dTranspose(masked, filter, x.shape, 1, pad), tf.zerosLike(filter), tf.zerosLike(bias)];
         });
         dy.dispose();
