@@ -12,12 +12,14 @@
  * pull twice as hard as in neural-style.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { gramInPlace, inPlaceKernelsAvailable } from '../photo/covariance-wasm.ts';
 
 /**
  * Gram matrix F Fᵀ (N×N, unnormalised) of a [1,H,W,N] feature map, whose positions × channels
  * matrix is Fᵀ. Measured choices:
- *  - forward on WebAssembly: transpose, then matmul (matmul with transposeA is 8–40× slower there);
- *    elsewhere matmul with transposeA (fastest on WebGPU, and WebGPU's 2-D transpose dispatches
+ *  - forward on WebAssembly: in place on the backend's memory (photo/covariance-wasm.ts: one triangle,
+ *    float64 across row blocks, no transpose of the [D, N] matrix; else transpose, then matmul, as
+ *    matmul with transposeA is 8–40× slower there); elsewhere matmul with transposeA (fastest on WebGPU, and WebGPU's 2-D transpose dispatches
  *    D/16 workgroups on one axis, over its 65535 limit past about a megapixel);
  *  - backward dF = F·(dG + dGᵀ) as a 1×1 convolution, which spreads the work over the image's two
  *    axes on every backend (a [D,N] matmul output hits the same WebGPU limit).
@@ -28,7 +30,7 @@ export const gram: (f: tf.Tensor4D) => tf.Tensor2D = tf.customGrad(((f: tf.Tenso
   save([F]);
   const m = tf.reshape(F, [h * w, n]);
   return {
-    value: tf.getBackend() === 'wasm' ? tf.matMul(tf.transpose(m), m) : tf.matMul(m, m, true, false),
+    value: tf.getBackend() === 'wasm' ? (inPlaceKernelsAvailable() ? gramInPlace(m as tf.Tensor2D) : tf.matMul(tf.transpose(m), m)) : tf.matMul(m, m, true, false),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [Fs] = saved as [tf.Tensor4D];
       const dG = dy as tf.Tensor2D;

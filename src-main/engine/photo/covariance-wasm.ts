@@ -120,3 +120,32 @@ export function centreInPlace(x: tf.Tensor2D, mean: Float64Array | Float32Array)
   }
   return out;
 }
+
+/**
+ * XᵀX of x [D, C] as a float32 [C, C] tensor: the centred Gram's kernel with a zero mean (float32
+ * products over ≤ 256-row blocks, float64 across blocks, one triangle). The Gatys losses' Gram on
+ * WebAssembly, where tfjs would transpose all of x first. Throws where inPlaceKernelsAvailable() is false.
+ */
+export function gramInPlace(x: tf.Tensor2D): tf.Tensor2D {
+  const internals = backendInternals();
+  if (!internals) throw new Error('gramInPlace needs the wasm backend');
+  const { b, memory } = internals;
+  const [d, c] = x.shape;
+  const k = kernelsOn(memory);
+  const bytes = 4 * c + 8 * c * c + 8 * c + 4 * blockRows(c) * c;
+  const base = b.wasm._malloc(bytes + 16) >>> 0;
+  try {
+    const zero = (base + 7) & ~7;
+    const scatter = zero + 4 * c + ((4 * c) % 8);
+    const sums = scatter + 8 * c * c;
+    const buf = sums + 8 * c;
+    new Float32Array(memory.buffer, zero, c).fill(0);
+    k.centredGram(b.dataIdMap.get(x.dataId)!.memoryOffset, d, c, zero, blockRows(c), scatter, sums, buf);
+    const s = new Float64Array(memory.buffer, scatter, c * c);
+    const g = new Float32Array(c * c);
+    for (let i = 0; i < c; i++) for (let j = i; j < c; j++) g[i * c + j] = g[j * c + i] = s[i * c + j];
+    return tf.tensor2d(g, [c, c]);
+  } finally {
+    b.wasm._free(base);
+  }
+}

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../../src-main/engine/backend.ts';
-import { centreInPlace, featureStatsInPlace, inPlaceKernelsAvailable } from '../../../src-main/engine/photo/covariance-wasm.ts';
+import { centreInPlace, featureStatsInPlace, gramInPlace, inPlaceKernelsAvailable } from '../../../src-main/engine/photo/covariance-wasm.ts';
 import { COVARIANCE_WASM_BASE64, COVARIANCE_WASM_SHARED_BASE64 } from '../../../src-main/engine/photo/covariance-wasm.gen.ts';
 import { wct } from '../../../src-main/engine/photo/wct.ts';
 import { mulberry32 } from '../../../src-main/engine/random.ts';
@@ -126,4 +126,24 @@ test('the single-threaded WebAssembly build (STUDIO_WASM_THREADS=1: a plain memo
   assert.deepEqual([one.threads, one.available, two.threads, two.available], [1, true, 2, true]);
   assert.deepEqual(one.scatter, two.scatter, 'bit for bit');
   assert.deepEqual(one.mean, two.mean);
+});
+
+test('gramInPlace: XᵀX against float64 sums, symmetric, with nothing left allocated', () => {
+  for (const [d, c] of [[1000, 64], [777, 24], [300, 6], [5, 3]] as const) {
+    const data = features(d, c, 3 * d + c);
+    const start = tf.memory().numTensors;
+    const x = tf.tensor2d(data, [d, c]);
+    const g = gramInPlace(x);
+    const got = g.dataSync();
+    tf.dispose([x, g]);
+    assert.equal(tf.memory().numTensors, start);
+    let worst = 0;
+    for (let i = 0; i < c; i++) for (let j = 0; j < c; j++) {
+      let s = 0;
+      for (let r = 0; r < d; r++) s += data[r * c + i] * data[r * c + j];
+      worst = Math.max(worst, Math.abs(got[i * c + j] - s) / Math.abs(s));
+      assert.equal(got[i * c + j], got[j * c + i]);
+    }
+    assert.ok(worst <= 2e-6, `${d}×${c}: relative error ${worst.toExponential(2)}`);
+  }
 });
