@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../../src-main/engine/backend.ts';
-import { Vgg19 } from '../../../src-main/engine/models/vgg19-net.ts';
+import { preprocess, Vgg19 } from '../../../src-main/engine/models/vgg19-net.ts';
 import { tinyVgg19 } from '../../../src-main/engine/models/tiny.ts';
 import { TORCH_PREPROCESSING } from '../../../src-main/engine/models/format.ts';
 import { withEnv } from '../../env.ts';
@@ -96,3 +96,19 @@ for (const backend of ['cpu', 'wasm'] as const) {
     }
   });
 }
+
+test('BGR preprocessing on WebAssembly (one product by a 3×3 matrix) gives the reorder-and-scale chain\'s bits, and its gradient', async () => {
+  await initBackend('wasm');
+  const rng = mulberry32(5);
+  const x = tf.tensor4d(Float32Array.from({ length: 2 * 37 * 29 * 3 }, () => rng() * 255), [2, 37, 29, 3]);
+  const p = { colorOrder: 'BGR' as const, scale: 1, mean: [0.406, 0.456, 0.485] as [number, number, number], std: [0.225, 0.224, 0.229] as [number, number, number] };
+  const chain = (t: tf.Tensor4D) => tf.tidy(() => tf.sub(tf.mul(tf.reverse(t, 3), tf.tensor1d(p.std.map((s) => p.scale / 255 / s))), tf.tensor1d(p.mean.map((m, i) => m / p.std[i]))));
+  const ours = preprocess(x, p);
+  const ref = chain(x);
+  assert.deepEqual(ours.dataSync(), ref.dataSync());
+  const w = tf.tensor4d(Float32Array.from({ length: x.size }, () => rng() - 0.5), x.shape);
+  const g = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(preprocess(t as tf.Tensor4D, p), w)))(x);
+  const gRef = tf.grad((t: tf.Tensor) => tf.sum(tf.mul(chain(t as tf.Tensor4D), w)))(x);
+  assert.deepEqual(g.dataSync(), gRef.dataSync());
+  tf.dispose([x, ours, ref, w, g, gRef]);
+});
