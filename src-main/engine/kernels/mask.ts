@@ -4,7 +4,8 @@
  * `maskedGrad(dy, mask)` is dy where the mask is set, 0 elsewhere. Each is one pass; tfjs-wasm's Greater
  * against a scalar broadcasts a float at a time and its Multiply needs the mask cast to float32 first.
  * Both return undefined off WebAssembly (or with STUDIO_WASM_MASK=0): the caller runs tfjs's ops.
- * Same values either way (tested). Kernels without gradients: used inside a custom gradient only.
+ * Same values either way for finite dy (tested); where the mask is unset the gradient is 0, as PyTorch's
+ * threshold_backward gives, not 0·dy (NaN for an infinite dy). Kernels without gradients: used inside a custom gradient only.
  */
 import { engine, getBackend, getKernel, registerKernel } from '@tensorflow/tfjs-core';
 import type { KernelFunc, NamedAttrMap, NamedTensorInfoMap, Tensor, TensorInfo } from '@tensorflow/tfjs-core';

@@ -35,25 +35,30 @@ const kernelsOn = instantiator<WinogradKernels>(WINOGRAD_WASM_SHARED_BASE64, WIN
 
 // The bands of one convolution, shared out between this thread and helper threads on the same (shared)
 // memory: tfjs's own threads are idle while a kernel runs, so the helpers take their cores. The control
-// block: [0] generation (bumped to start a job; −1 stops the helpers), [1] next job, [2] helpers done,
-// [3…] the job's parameters (addresses as unsigned 32-bit).
+// block: [0] generation (bumped to start a job), [1] next job, [2] helpers done, [3…25] the job's
+// parameters (addresses as unsigned 32-bit), [26] helpers started, [27] a helper failed, [28] stop.
 const P = { x: 3, h: 4, w: 5, ci: 6, padT: 7, padL: 8, u: 9, co: 10, y: 11, ho: 12, wo: 13, tilesW: 14, tiles: 15, band: 16,
   jobs: 17, inImage: 18, outImage: 19, scratch: 20, slotBytes: 21, vBytes: 22, mBytes: 23, bias: 24, relu: 25 } as const;
-const CONTROL_INTS = 26;
+const STARTED = 26, FAILED = 27, STOP = 28;
+const CONTROL_INTS = 29;
 
 /** Runs jobs first..: job j is image ⌊j / bands⌋, tiles from (j mod bands)·band. Shared by this thread and the helpers (as text). */
 const HELPER = `
 const { workerData } = require('node:worker_threads');
 const { module, memory, control, slot } = workerData;
-const k = new WebAssembly.Instance(module, { env: { memory } }).exports;
 const c = new Int32Array(control);
+const k = new WebAssembly.Instance(module, { env: { memory } }).exports;
 const runJobs = ${runJobs.toString()};
-let seen = 0;
+let seen = Atomics.load(c, 0);
+Atomics.add(c, ${STARTED}, 1);
+Atomics.notify(c, ${STARTED});
 for (;;) {
   Atomics.wait(c, 0, seen);
+  if (Atomics.load(c, ${STOP})) break;
   seen = Atomics.load(c, 0);
-  if (seen < 0) break;
-  try { runJobs(k, c, slot); } finally { Atomics.add(c, 2, 1); Atomics.notify(c, 2); }
+  // A trap here is reported to the convolution's thread (it throws), never lost nor left waiting.
+  try { runJobs(k, c, slot); } catch { Atomics.store(c, ${FAILED}, 1); Atomics.store(c, 1, 1 << 30); }
+  finally { Atomics.add(c, 2, 1); Atomics.notify(c, 2); }
 }
 `;
 
@@ -72,26 +77,44 @@ function runJobs(k: WinogradKernels, c: Int32Array, slot: number): void {
 
 interface Pool { memory: WebAssembly.Memory; control: Int32Array; helpers: Worker[] }
 let pool: Pool | undefined;
+/** Helpers that did not start: the convolutions stay on one thread for the rest of the process. */
+let poolRefused = false;
 
-/** Helper threads on `memory` (threads − 1 of them), started once and kept; none where the memory is not shared. */
+/**
+ * Helper threads on `memory` (threads − 1 of them), started once and kept; none where the memory is not
+ * shared, or where they do not start within 10 s (the convolutions then run on this thread alone).
+ */
 function poolFor(memory: WebAssembly.Memory, k: Kernels, threads: number): Pool | undefined {
-  if (!k.shared || threads < 2) return undefined;
+  if (!k.shared || threads < 2 || poolRefused) return undefined;
   if (pool && pool.memory === memory && pool.helpers.length === threads - 1) return pool;
   stopPool();
   const control = new Int32Array(new SharedArrayBuffer(4 * CONTROL_INTS));
   const helpers = Array.from({ length: threads - 1 }, (_, i) => {
     const w = new Worker(HELPER, { eval: true, workerData: { module: k.module, memory, control: control.buffer, slot: i + 1 } });
+    // A helper's own failure is reported through the control block; this keeps it from becoming uncaught.
+    w.on('error', () => Atomics.store(control, FAILED, 1));
     w.unref();
     return w;
   });
+  const deadline = Date.now() + 10_000;
+  for (let up = Atomics.load(control, STARTED); up < helpers.length && Date.now() < deadline; up = Atomics.load(control, STARTED)) {
+    Atomics.wait(control, STARTED, up, 100);
+  }
   pool = { memory, control, helpers };
+  if (Atomics.load(control, STARTED) < helpers.length) {
+    stopPool();
+    poolRefused = true;
+    return undefined;
+  }
   return pool;
 }
 
-/** Stops the helper threads (tests; a backend change). */
+
+/** Stops the helper threads (tests; a backend change; a helper that failed). */
 export function stopPool(): void {
   if (!pool) return;
-  Atomics.store(pool.control, 0, -1);
+  Atomics.store(pool.control, STOP, 1);
+  Atomics.add(pool.control, 0, 1);
   Atomics.notify(pool.control, 0);
   for (const w of pool.helpers) void w.terminate();
   pool = undefined;
@@ -128,7 +151,8 @@ export function winogradCovers(info: backend_util.Conv2DInfo): boolean {
  * Tiles a band: its transformed tiles (v and m, 36·count·(ci + co) floats) about BAND_BYTES, so that
  * the 36 products read them from a core's second-level cache; at least two bands a thread where the image has them.
  */
-const BAND_BYTES = Number(process.env.STUDIO_WINOGRAD_BAND_KB ?? 1024) * 1024;
+const BAND_KB = Number(process.env.STUDIO_WINOGRAD_BAND_KB);
+const BAND_BYTES = (Number.isFinite(BAND_KB) && BAND_KB >= 16 ? BAND_KB : 1024) * 1024;
 function bandTiles(ci: number, co: number, tiles: number, threads: number): number {
   const cached = Math.floor(BAND_BYTES / (36 * 4 * (ci + co)));
   const shared = threads > 1 ? Math.ceil(tiles / (2 * threads)) : tiles;
@@ -159,7 +183,7 @@ export function winogradConv2d(backend: object, x: TensorInfo, filter: TensorInf
     throw new Error(`winograd: the WebAssembly heap has no ${((uBytes + threads * slotBytes) / 1e6).toFixed(0)} MB left for scratch`);
   }
   try {
-    const u = (base + 15) & ~15;
+    const u = ((base + 15) & ~15) >>> 0;
     const scratch = u + uBytes;
     const ptr = (t: TensorInfo) => addressOf(b, t);
     k.exports.filterTransform(ptr(filter), s.ci, s.co, u, scratch + vBytes + mBytes);
@@ -182,7 +206,13 @@ export function winogradConv2d(backend: object, x: TensorInfo, filter: TensorInf
       failure = e;
       Atomics.store(c, 1, 1 << 30); // the helpers take no further job
     }
-    if (p) for (let done = Atomics.load(c, 2); done < p.helpers.length; done = Atomics.load(c, 2)) Atomics.wait(c, 2, done, 1000);
+    if (p) {
+      for (let done = Atomics.load(c, 2); done < p.helpers.length; done = Atomics.load(c, 2)) Atomics.wait(c, 2, done, 1000);
+      if (!failure && Atomics.load(c, FAILED)) {
+        stopPool();
+        failure = new Error('winograd: a helper thread failed during a convolution');
+      }
+    }
     if (failure) throw failure;
   } catch (e) {
     b.disposeData(out.dataId);
@@ -239,6 +269,9 @@ function fusedKernel(args: KernelArgs): TensorInfo {
  */
 export function fusedConv3x3(x: Tensor4D, filter: Tensor4D, bias: Tensor1D, pad: 'same' | 'valid', relu: boolean): Tensor4D | undefined {
   if (!registered || getBackend() !== BACKEND || x.dtype !== 'float32') return undefined;
+  // Never where a tape would record it (it has no gradient): inside a kernel's or custom gradient's forward, or outside tf.grad.
+  const state = engine().state as unknown as { gradientDepth: number; kernelDepth: number };
+  if (state.gradientDepth > 0 && state.kernelDepth === 0) return undefined;
   const info = backend_util.computeConv2DInfo(x.shape, filter.shape as [number, number, number, number], 1, 1, pad);
   if (!winogradCovers(info) || bias.shape[0] !== info.outChannels) return undefined;
   return engine().runKernel(FUSED, { x, filter, bias }, { pad, relu } as unknown as NamedAttrMap) as Tensor4D;

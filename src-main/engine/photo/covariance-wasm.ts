@@ -77,8 +77,9 @@ export function featureStatsInPlace(x: tf.Tensor2D): FeatureStats {
   // Scratch from the backend's allocator (it may grow the memory: offsets stay valid, views do not).
   const bytes = 8 * c + 4 * c + 8 * c * c + 8 * c + 4 * blockRows(c) * c;
   const base = b.wasm._malloc(bytes + 16) >>> 0;
+  if (base === 0) throw new Error(`the WebAssembly heap has no ${(bytes / 1e6).toFixed(1)} MB left for the covariance's scratch`);
   try {
-    const at = (base + 7) & ~7;
+    const at = ((base + 7) & ~7) >>> 0; // unsigned: the heap may pass 2 GiB
     const mean64 = at;
     const mean32 = mean64 + 8 * c;
     const scatter = mean32 + 4 * c + ((4 * c) % 8);
@@ -109,6 +110,10 @@ export function centreInPlace(x: tf.Tensor2D, mean: Float64Array | Float32Array)
   const info = b.makeOutput([d, c], 'float32');
   const out = tf.engine().makeTensorFromTensorInfo(info) as tf.Tensor2D;
   const m = b.wasm._malloc(4 * c) >>> 0;
+  if (m === 0) {
+    out.dispose();
+    throw new Error('the WebAssembly heap is full');
+  }
   try {
     new Float32Array(memory.buffer, m, c).set(mean);
     k.centre(b.dataIdMap.get(x.dataId)!.memoryOffset, d, c, m, b.dataIdMap.get(out.dataId)!.memoryOffset);
@@ -134,8 +139,9 @@ export function gramInPlace(x: tf.Tensor2D): tf.Tensor2D {
   const k = kernelsOn(memory);
   const bytes = 4 * c + 8 * c * c + 8 * c + 4 * blockRows(c) * c;
   const base = b.wasm._malloc(bytes + 16) >>> 0;
+  if (base === 0) throw new Error(`the WebAssembly heap has no ${(bytes / 1e6).toFixed(1)} MB left for the covariance's scratch`);
   try {
-    const zero = (base + 7) & ~7;
+    const zero = ((base + 7) & ~7) >>> 0; // unsigned: the heap may pass 2 GiB
     const scatter = zero + 4 * c + ((4 * c) % 8);
     const sums = scatter + 8 * c * c;
     const buf = sums + 8 * c;
