@@ -148,15 +148,20 @@ export function winogradCovers(info: backend_util.Conv2DInfo): boolean {
 }
 
 /**
- * Tiles a band: its transformed tiles (v and m, 36·count·(ci + co) floats) about BAND_BYTES, so that
- * the 36 products read them from a core's second-level cache; at least two bands a thread where the image has them.
+ * Tiles a band. Its transformed tiles (v and m, 36·count·(ci + co) floats) about BAND_BYTES, so that the
+ * 36 products read them from a core's second-level cache; but at least REUSE_ROWS tiles where the image
+ * has them, since each product streams its [ci, co] plane of u from memory once a band (at 512 channels a
+ * 1 MB plane: with 7-tile bands the deep layers ran at half speed); at least two bands a thread where that
+ * leaves enough rows, and never fewer bands than threads.
  */
 const BAND_KB = Number(process.env.STUDIO_WINOGRAD_BAND_KB);
 const BAND_BYTES = (Number.isFinite(BAND_KB) && BAND_KB >= 16 ? BAND_KB : 1024) * 1024;
-function bandTiles(ci: number, co: number, tiles: number, threads: number): number {
+const REUSE_ROWS = Number(process.env.STUDIO_WINOGRAD_REUSE) || 32;
+export function bandTiles(ci: number, co: number, tiles: number, threads: number): number {
   const cached = Math.floor(BAND_BYTES / (36 * 4 * (ci + co)));
-  const shared = threads > 1 ? Math.ceil(tiles / (2 * threads)) : tiles;
-  return Math.max(4, Math.min(tiles, cached, shared));
+  const balanced = threads > 1 ? Math.ceil(tiles / (2 * threads)) : tiles;
+  const reuse = Math.min(REUSE_ROWS, Math.ceil(tiles / threads));
+  return Math.max(4, Math.min(tiles, Math.max(Math.min(cached, balanced), reuse)));
 }
 
 /**
@@ -174,7 +179,8 @@ export function winogradConv2d(backend: object, x: TensorInfo, filter: TensorInf
   const p = work >= 1 << 22 ? poolFor(memory, k, threadCount()) : undefined;
   const threads = p ? p.helpers.length + 1 : 1;
   const band = bandTiles(s.ci, s.co, tiles, threads);
-  const uBytes = 36 * s.ci * s.co * 4, vBytes = 36 * band * s.ci * 4, mBytes = 36 * band * s.co * 4;
+  // 36 planes each, a plane padded by a cache line (planeBytes in wasm/winograd.as.ts).
+  const uBytes = 36 * (s.ci * s.co * 4 + 64), vBytes = 36 * (band * s.ci * 4 + 64), mBytes = 36 * (band * s.co * 4 + 64);
   const slotBytes = vBytes + mBytes + 36 * 16;
   const out = b.makeOutput([s.batch, s.ho, s.wo, s.co], 'float32');
   const base = b.wasm._malloc(uBytes + threads * slotBytes + 64) >>> 0;
