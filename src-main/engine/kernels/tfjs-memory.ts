@@ -3,7 +3,8 @@
  * they read its tensors where they lie and write into tensors it allocated (see winograd.ts, pool.ts).
  * Each module has a shared-memory build (tfjs-wasm threaded) and a plain one (its single-threaded build).
  */
-import type { TensorInfo } from '@tensorflow/tfjs-core';
+import { engine, getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 
 /** The parts of tfjs-backend-wasm's backend the kernels use (not in its public types). */
 export interface WasmBackendInternals {
@@ -43,4 +44,30 @@ export function instantiator<T>(sharedBase64: string, plainBase64: string): (mem
     }
     return k;
   };
+}
+
+/**
+ * Registers `kernelFunc` as the wasm backend's `kernelName`, in front of the kernel registered now
+ * (tfjs-wasm's stock one), which it returns for the cases ours does not cover; the stock kernel's
+ * setup (its WebAssembly binding) still runs. Undefined where there was none.
+ */
+export function registerInFront(kernelName: string, kernelFunc: KernelFunc): KernelConfig | undefined {
+  const stock = getKernel(kernelName, 'wasm');
+  if (stock != null) unregisterKernel(kernelName, 'wasm');
+  registerKernel({ kernelName, backendName: 'wasm', kernelFunc, setupFunc: (backend) => stock?.setupFunc?.(backend) });
+  return stock;
+}
+
+/** Registers a kernel of our own on the wasm backend once (kernels with no stock counterpart). */
+export function registerOwn(kernelName: string, kernelFunc: KernelFunc): void {
+  if (getKernel(kernelName, 'wasm') == null) registerKernel({ kernelName, backendName: 'wasm', kernelFunc });
+}
+
+/**
+ * Whether a tape would record a kernel run now: inside tf.grad and not inside another kernel or a
+ * custom gradient's forward. Our kernels without gradients are used only where it would not.
+ */
+export function tapeRecords(): boolean {
+  const state = engine().state as unknown as { gradientDepth: number; kernelDepth: number };
+  return state.gradientDepth > 0 && state.kernelDepth === 0;
 }

@@ -37,6 +37,7 @@ import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, Tensor
 // Imported for its side effect too: the stock wasm kernels must be registered before ours.
 import '@tensorflow/tfjs-backend-wasm';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
+import { registerInFront } from './tfjs-memory.ts';
 
 const BACKEND = 'wasm';
 
@@ -548,21 +549,9 @@ let previousBackpropFilter: KernelConfig | undefined;
  */
 export function registerWasmGradKernels(): void {
   if (registered) return;
-  const current = getKernel(Conv2DBackpropInput, BACKEND);
-  if (current != null) {
-    stockBackpropInput = current;
-    unregisterKernel(Conv2DBackpropInput, BACKEND);
-  }
-  registerKernel({
-    kernelName: Conv2DBackpropInput,
-    backendName: BACKEND,
-    kernelFunc: conv2DBackpropInputFast,
-    // The stock kernel stays the fallback (NCHW); keep its wasm binding set up.
-    setupFunc: (backend) => stockBackpropInput?.setupFunc?.(backend),
-  });
-  previousBackpropFilter = getKernel(Conv2DBackpropFilter, BACKEND);
-  if (previousBackpropFilter != null) unregisterKernel(Conv2DBackpropFilter, BACKEND);
-  registerKernel({ kernelName: Conv2DBackpropFilter, backendName: BACKEND, kernelFunc: conv2DBackpropFilterFast });
+  // The stock input gradient stays the fallback (NCHW).
+  stockBackpropInput = registerInFront(Conv2DBackpropInput, conv2DBackpropInputFast);
+  previousBackpropFilter = registerInFront(Conv2DBackpropFilter, conv2DBackpropFilterFast);
   registered = true;
 }
 

@@ -14,12 +14,12 @@
  * Accuracy: the transforms' constants (up to 8 in Aᵀ, 1/24 in G) cost a few float32 roundings: measured
  * against XNNPACK in test/engine/kernels/winograd.test.ts.
  */
-import { backend_util, Conv2D, engine, getBackend, getKernel, registerKernel, unregisterKernel } from '@tensorflow/tfjs-core';
+import { backend_util, Conv2D, engine, getBackend } from '@tensorflow/tfjs-core';
 import type { Tensor1D, Tensor4D } from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { Worker } from 'node:worker_threads';
-import { addressOf, instantiator, memoryOf, type Instantiated, type WasmBackendInternals } from './tfjs-memory.ts';
+import { addressOf, instantiator, memoryOf, registerInFront, registerOwn, tapeRecords, type Instantiated, type WasmBackendInternals } from './tfjs-memory.ts';
 import { WINOGRAD_WASM_BASE64, WINOGRAD_WASM_SHARED_BASE64 } from './winograd-wasm.gen.ts';
 
 const BACKEND = 'wasm';
@@ -251,12 +251,6 @@ function conv2DKernel(args: KernelArgs): TensorInfo {
   return (stockConv2D!.kernelFunc as KernelFunc)(args) as TensorInfo;
 }
 
-/** The stock Conv2D kernel function (for tests and benchmarks). */
-export function stockConv2DKernel(): KernelFunc {
-  if (!stockConv2D) throw new Error('winograd: registerWinogradConv2D first');
-  return stockConv2D.kernelFunc;
-}
-
 /** conv + bias (+ ReLU) in one kernel: the output transform adds the bias and clamps, one pass fewer each. */
 const FUSED = 'StudioWinogradConv2DBiasRelu';
 
@@ -276,8 +270,7 @@ function fusedKernel(args: KernelArgs): TensorInfo {
 export function fusedConv3x3(x: Tensor4D, filter: Tensor4D, bias: Tensor1D, pad: 'same' | 'valid', relu: boolean): Tensor4D | undefined {
   if (!registered || getBackend() !== BACKEND || x.dtype !== 'float32') return undefined;
   // Never where a tape would record it (it has no gradient): inside a kernel's or custom gradient's forward, or outside tf.grad.
-  const state = engine().state as unknown as { gradientDepth: number; kernelDepth: number };
-  if (state.gradientDepth > 0 && state.kernelDepth === 0) return undefined;
+  if (tapeRecords()) return undefined;
   const info = backend_util.computeConv2DInfo(x.shape, filter.shape as [number, number, number, number], 1, 1, pad);
   if (!winogradCovers(info) || bias.shape[0] !== info.outChannels) return undefined;
   return engine().runKernel(FUSED, { x, filter, bias }, { pad, relu } as unknown as NamedAttrMap) as Tensor4D;
@@ -288,11 +281,8 @@ let registered = false;
 /** Puts F(4×4, 3×3) in front of the wasm backend's Conv2D (idempotent; before or after its initialisation). */
 export function registerWinogradConv2D(): void {
   if (registered) return;
-  if (getKernel(FUSED, BACKEND) == null) registerKernel({ kernelName: FUSED, backendName: BACKEND, kernelFunc: fusedKernel as unknown as KernelFunc });
-  const current = getKernel(Conv2D, BACKEND);
-  if (current == null) throw new Error('winograd: the wasm backend has no Conv2D kernel to fall back to');
-  stockConv2D = current;
-  unregisterKernel(Conv2D, BACKEND);
-  registerKernel({ kernelName: Conv2D, backendName: BACKEND, kernelFunc: conv2DKernel as unknown as KernelFunc, setupFunc: (backend) => current.setupFunc?.(backend) });
+  registerOwn(FUSED, fusedKernel as unknown as KernelFunc);
+  stockConv2D = registerInFront(Conv2D, conv2DKernel as unknown as KernelFunc);
+  if (stockConv2D == null) throw new Error('winograd: the wasm backend has no Conv2D kernel to fall back to');
   registered = true;
 }

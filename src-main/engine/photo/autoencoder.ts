@@ -10,6 +10,7 @@
  * every backend, which decoder training needs (tfjs has no gradient for ScatterNd).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { maxPoolSwitches, maxUnpoolBySwitches } from '../kernels/pool.ts';
 import { fusedConv3x3 } from '../kernels/winograd.ts';
 import { vgg19Layers, type ConvSpec } from '../models/vgg19.ts';
 import { fillGaussian, type Rng } from '../random.ts';
@@ -57,6 +58,9 @@ export function maxPoolWithSwitches(x: tf.Tensor4D): { pooled: tf.Tensor4D; swit
   const [n, h, w, c] = x.shape;
   const h2 = Math.floor(h / 2);
   const w2 = Math.floor(w / 2);
+  // One pass on WebAssembly where no gradient is recorded (kernels/pool.ts): the same values.
+  const fast = maxPoolSwitches(x);
+  if (fast) return { pooled: fast.pooled, switches: { argmax: fast.argmax, height: h, width: w } };
   return tf.tidy(() => {
     const cropped = h2 * 2 === h && w2 * 2 === w ? x : tf.slice(x, [0, 0, 0, 0], [n, h2 * 2, w2 * 2, c]);
     // [N, h2, 2, w2, 2, C] → [N, h2, w2, C, 4]: the 4 positions of each window on the last axis.
@@ -70,6 +74,8 @@ export function maxPoolWithSwitches(x: tf.Tensor4D): { pooled: tf.Tensor4D; swit
 /** Max-unpooling: [N,h2,w2,C] → [N,H,W,C], each value at its switch, zeros elsewhere. */
 export function maxUnpool(y: tf.Tensor4D, s: Switches): tf.Tensor4D {
   const [n, h2, w2, c] = y.shape;
+  const fast = maxUnpoolBySwitches(y, s.argmax, s.height, s.width);
+  if (fast) return fast;
   return tf.tidy(() => {
     const onehot = tf.oneHot(tf.reshape(s.argmax, [-1]), 4).reshape([n, h2, w2, c, 4]);
     const spread = tf.mul(onehot, tf.expandDims(y, 4)); // [N,h2,w2,C,4]

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../../src-main/engine/backend.ts';
 import { mulberry32 } from '../../../src-main/engine/random.ts';
+import { maxPoolWithSwitches, maxUnpool } from '../../../src-main/engine/photo/autoencoder.ts';
 
 before(() => initBackend('wasm'));
 
@@ -65,4 +66,45 @@ test('max pooling 2×2 stride 2: PyTorch\'s rule bit for bit, ties and odd sizes
     }
   }
   assert.equal(tf.memory().numTensors, start);
+});
+
+/** autoencoder's pooling with switches and unpooling through the tfjs chain (STUDIO_WASM_POOL=0) or the kernels. */
+function photoPool(x: tf.Tensor4D, chain: boolean): { pooled: Float32Array; argmax: Int32Array; unpooled: Float32Array } {
+  if (chain) process.env.STUDIO_WASM_POOL = '0';
+  try {
+    const { pooled, switches } = maxPoolWithSwitches(x);
+    const up = maxUnpool(pooled, switches);
+    const r = { pooled: pooled.dataSync() as Float32Array, argmax: switches.argmax.dataSync() as Int32Array, unpooled: up.dataSync() as Float32Array };
+    tf.dispose([pooled, switches.argmax, up]);
+    return r;
+  } finally {
+    delete process.env.STUDIO_WASM_POOL;
+  }
+}
+
+test('PhotoWCT\'s pooling with switches and unpooling: the kernels give the tfjs chain\'s values (ties, odd sizes, channels not in fours, batches), PyTorch\'s NaN rule, nothing left allocated', () => {
+  const rand = mulberry32(11);
+  for (const [n, h, w, c] of [[1, 8, 8, 4], [2, 7, 9, 6], [1, 5, 6, 3], [1, 33, 31, 64]] as const) {
+    // Quantised values: many ties, which the first maximum (row by row) must win.
+    const x = tf.tensor4d(Float32Array.from({ length: n * h * w * c }, () => Math.round(rand() * 3) - 1), [n, h, w, c]);
+    const before = tf.memory().numTensors;
+    const fast = photoPool(x, false);
+    assert.equal(tf.memory().numTensors, before);
+    const chain = photoPool(x, true);
+    assert.deepEqual([...fast.argmax], [...chain.argmax], `switches at ${[n, h, w, c]}`);
+    assert.deepEqual([...fast.pooled], [...chain.pooled], `pooled at ${[n, h, w, c]}`);
+    // The chain's one-hot product writes −0 for a negative value's unpicked positions; equal as values.
+    assert.ok(fast.unpooled.every((v, i) => v === chain.unpooled[i]), `unpooled at ${[n, h, w, c]}`);
+    assert.ok(fast.argmax.some((v) => v !== 0), 'switches other than the first position occur');
+    x.dispose();
+  }
+  // A NaN is taken as PyTorch takes it (val > max || isnan(val)): the window [1, NaN; 3, 2] pools to NaN at position 1.
+  // Rows [1, NaN, 5, 6] and [3, 2, 7, 8], each value in 5 channels.
+  const x = tf.tensor4d([1, NaN, 5, 6, 3, 2, 7, 8].flatMap((v) => [v, v, v, v, v]), [1, 2, 4, 5]);
+  const r = photoPool(x, false);
+  for (let k = 0; k < 5; k++) {
+    assert.ok(Number.isNaN(r.pooled[k]) && r.argmax[k] === 1, `NaN window, channel ${k}: ${r.pooled[k]} at ${r.argmax[k]}`);
+    assert.ok(r.pooled[5 + k] === 8 && r.argmax[5 + k] === 3);
+  }
+  x.dispose();
 });
