@@ -2,9 +2,10 @@
  * The 3×3, stride-1 convolution on the tfjs WebAssembly backend by Winograd F(4×4, 3×3)
  * (wasm/winograd.as.ts, compiled by scripts/build-wasm.mjs), registered in place of XNNPACK's Conv2D for
  * the convolutions it covers: VGG19's and PhotoWCT's, forward and, through wasm-grads.ts (which computes
- * the input gradient as a forward convolution with the rotated filter), backward. Everything else —
- * other kernel sizes, strides, dilations, NCHW, channel counts not a multiple of 4 (VGG19's first layer,
- * a decoder's last) — stays on the stock kernel, which STUDIO_WINOGRAD=0 also restores for all.
+ * the input gradient as a forward convolution with the rotated filter), backward; channel counts not a
+ * multiple of 4 (VGG19's first layer, a decoder's last) run with zero channels padded to fours. Everything
+ * else — other kernel sizes, strides, dilations, NCHW — stays on the stock kernel, which STUDIO_WINOGRAD=0
+ * also restores for all.
  *
  * Why: XNNPACK's direct convolution is at WebAssembly SIMD128's ceiling (no fused multiply-add); F(4×4, 3×3)
  * needs 4× fewer multiplications, and its 36 matrix products run at that same ceiling. The kernels run
@@ -25,24 +26,31 @@ import { WINOGRAD_WASM_BASE64, WINOGRAD_WASM_SHARED_BASE64 } from './winograd-wa
 const BACKEND = 'wasm';
 
 interface WinogradKernels {
-  filterTransform(filter: number, ci: number, co: number, u: number, tmp: number): void;
-  convBand(x: number, h: number, w: number, ci: number, padT: number, padL: number, u: number, co: number, y: number, ho: number, wo: number,
+  filterTransform(filter: number, ci: number, co: number, c0: number, c1: number, u: number, tmp: number): void;
+  convBand(x: number, h: number, w: number, ci: number, padT: number, padL: number, reflect: number, u: number, co: number, y: number, ho: number, wo: number,
     tilesW: number, t0: number, count: number, v: number, m: number, bias: number, relu: number, tmp: number): void;
 }
 
 type Kernels = Instantiated<WinogradKernels>;
 const kernelsOn = instantiator<WinogradKernels>(WINOGRAD_WASM_SHARED_BASE64, WINOGRAD_WASM_BASE64);
 
-// The bands of one convolution, shared out between this thread and helper threads on the same (shared)
-// memory: tfjs's own threads are idle while a kernel runs, so the helpers take their cores. The control
-// block: [0] generation (bumped to start a job), [1] next job, [2] helpers done, [3…25] the job's
-// parameters (addresses as unsigned 32-bit), [26] helpers started, [27] a helper failed, [28] stop.
+// The work of one convolution, shared out between this thread and helper threads on the same (shared)
+// memory: tfjs's own threads are idle while a kernel runs, so the helpers take their cores. Two phases,
+// each a list of jobs: the filter transform (shares of the input channels), then the bands of tiles.
+// The control block: [0] generation (bumped to start a phase), [1] next job, [2] helpers done, [3…25]
+// and [29…32] the parameters (addresses as unsigned 32-bit), [26] helpers started, [27] a helper
+// failed, [28] stop.
 const P = { x: 3, h: 4, w: 5, ci: 6, padT: 7, padL: 8, u: 9, co: 10, y: 11, ho: 12, wo: 13, tilesW: 14, tiles: 15, band: 16,
-  jobs: 17, inImage: 18, outImage: 19, scratch: 20, slotBytes: 21, vBytes: 22, mBytes: 23, bias: 24, relu: 25 } as const;
+  jobs: 17, inImage: 18, outImage: 19, scratch: 20, slotBytes: 21, vBytes: 22, mBytes: 23, bias: 24, relu: 25,
+  reflect: 29, phase: 30, filter: 31, chunk: 32 } as const;
 const STARTED = 26, FAILED = 27, STOP = 28;
-const CONTROL_INTS = 29;
+const CONTROL_INTS = 33;
 
-/** Runs jobs first..: job j is image ⌊j / bands⌋, tiles from (j mod bands)·band. Shared by this thread and the helpers (as text). */
+/**
+ * Runs jobs until none is left. Phase 0: job j transforms the filter's input channels j·chunk … ;
+ * phase 1: job j is image ⌊j / bands⌋, tiles from (j mod bands)·band. Shared by this thread and the
+ * helpers (as text).
+ */
 const HELPER = `
 const { workerData } = require('node:worker_threads');
 const { module, memory, control, slot } = workerData;
@@ -69,8 +77,12 @@ function runJobs(k: WinogradKernels, c: Int32Array, slot: number): void {
   for (;;) {
     const j = Atomics.add(c, 1, 1);
     if (j >= c[17]) return;
+    if (c[30] === 0) {
+      k.filterTransform(c[31] >>> 0, c[6], c[10], j * c[32], Math.min(c[6], (j + 1) * c[32]), c[9] >>> 0, tmp);
+      continue;
+    }
     const n = Math.floor(j / bandsPerImage), t0 = (j % bandsPerImage) * c[16];
-    k.convBand((c[3] >>> 0) + n * (c[18] >>> 0), c[4], c[5], c[6], c[7], c[8], c[9] >>> 0, c[10], (c[11] >>> 0) + n * (c[19] >>> 0), c[12], c[13], c[14],
+    k.convBand((c[3] >>> 0) + n * (c[18] >>> 0), c[4], c[5], c[6], c[7], c[8], c[29], c[9] >>> 0, c[10], (c[11] >>> 0) + n * (c[19] >>> 0), c[12], c[13], c[14],
       t0, Math.min(c[16], c[15] - t0), v, m, c[24] >>> 0, c[25], tmp);
   }
 }
@@ -134,6 +146,8 @@ function threadCount(): number {
 export interface WinogradShape {
   batch: number; h: number; w: number; ci: number; co: number;
   padTop: number; padLeft: number; ho: number; wo: number;
+  /** The border read as a reflection (FastPhotoStyle's ReflectionPad2d(1)) instead of zeros. */
+  reflect?: boolean;
 }
 
 /** Whether F(4×4, 3×3) here covers a convolution (and is not switched off); else the stock kernel runs. */
@@ -143,7 +157,6 @@ export function winogradCovers(info: backend_util.Conv2DInfo): boolean {
     && info.strideHeight === 1 && info.strideWidth === 1
     && info.dilationHeight === 1 && info.dilationWidth === 1
     && info.dataFormat === 'channelsLast'
-    && info.inChannels % 4 === 0 && info.outChannels % 4 === 0
     && info.outHeight >= 2 && info.outWidth >= 2;
 }
 
@@ -178,9 +191,10 @@ export function winogradConv2d(backend: object, x: TensorInfo, filter: TensorInf
   const work = s.batch * s.ho * s.wo * s.ci * s.co;
   const p = work >= 1 << 22 ? poolFor(memory, k, threadCount()) : undefined;
   const threads = p ? p.helpers.length + 1 : 1;
-  const band = bandTiles(s.ci, s.co, tiles, threads);
-  // 36 planes each, a plane padded by a cache line (planeBytes in wasm/winograd.as.ts).
-  const uBytes = 36 * (s.ci * s.co * 4 + 64), vBytes = 36 * (band * s.ci * 4 + 64), mBytes = 36 * (band * s.co * 4 + 64);
+  // Channels in fours (the padded ones zero), 36 planes each, a plane padded by a cache line: planeBytes in wasm/winograd.as.ts.
+  const ci4 = (s.ci + 3) & ~3, co4 = (s.co + 3) & ~3;
+  const band = bandTiles(ci4, co4, tiles, threads);
+  const uBytes = 36 * (ci4 * co4 * 4 + 64), vBytes = 36 * (band * ci4 * 4 + 64), mBytes = 36 * (band * co4 * 4 + 64);
   const slotBytes = vBytes + mBytes + 36 * 16;
   const out = b.makeOutput([s.batch, s.ho, s.wo, s.co], 'float32');
   const base = b.wasm._malloc(uBytes + threads * slotBytes + 64) >>> 0;
@@ -192,34 +206,17 @@ export function winogradConv2d(backend: object, x: TensorInfo, filter: TensorInf
     const u = ((base + 15) & ~15) >>> 0;
     const scratch = u + uBytes;
     const ptr = (t: TensorInfo) => addressOf(b, t);
-    k.exports.filterTransform(ptr(filter), s.ci, s.co, u, scratch + vBytes + mBytes);
     const c = p ? p.control : new Int32Array(CONTROL_INTS);
     const set = (i: number, value: number) => { c[i] = value | 0; };
     set(P.x, ptr(x)); set(P.h, s.h); set(P.w, s.w); set(P.ci, s.ci); set(P.padT, s.padTop); set(P.padL, s.padLeft);
     set(P.u, u); set(P.co, s.co); set(P.y, ptr(out)); set(P.ho, s.ho); set(P.wo, s.wo); set(P.tilesW, tilesW); set(P.tiles, tiles);
-    set(P.band, band); set(P.jobs, s.batch * Math.ceil(tiles / band)); set(P.inImage, s.h * s.w * s.ci * 4); set(P.outImage, s.ho * s.wo * s.co * 4);
+    set(P.band, band); set(P.inImage, s.h * s.w * s.ci * 4); set(P.outImage, s.ho * s.wo * s.co * 4);
     set(P.scratch, scratch); set(P.slotBytes, slotBytes); set(P.vBytes, vBytes); set(P.mBytes, mBytes); set(P.bias, bias ? ptr(bias) : 0); set(P.relu, relu ? 1 : 0);
-    c[1] = 0;
-    c[2] = 0;
-    if (p) {
-      Atomics.add(c, 0, 1);
-      Atomics.notify(c, 0);
-    }
-    let failure: unknown;
-    try {
-      runJobs(k.exports, c, 0);
-    } catch (e) {
-      failure = e;
-      Atomics.store(c, 1, 1 << 30); // the helpers take no further job
-    }
-    if (p) {
-      for (let done = Atomics.load(c, 2); done < p.helpers.length; done = Atomics.load(c, 2)) Atomics.wait(c, 2, done, 1000);
-      if (!failure && Atomics.load(c, FAILED)) {
-        stopPool();
-        failure = new Error('winograd: a helper thread failed during a convolution');
-      }
-    }
-    if (failure) throw failure;
+    set(P.reflect, s.reflect ? 1 : 0); set(P.filter, ptr(filter));
+    // The filter transform in shares of about 64 input × 512 output channels (8 at 512 × 512), all in one alone.
+    const chunk = p ? Math.max(1, Math.min(s.ci, Math.ceil((64 * 512) / co4))) : s.ci;
+    runPhase(k.exports, c, p, 0, Math.ceil(s.ci / chunk), chunk);
+    runPhase(k.exports, c, p, 1, s.batch * Math.ceil(tiles / band), 0);
   } catch (e) {
     b.disposeData(out.dataId);
     throw e;
@@ -227,6 +224,34 @@ export function winogradConv2d(backend: object, x: TensorInfo, filter: TensorInf
     b.wasm._free(base);
   }
   return out;
+}
+
+/** One phase's jobs on this thread and the helpers; throws what failed on either. */
+function runPhase(k: WinogradKernels, c: Int32Array, p: Pool | undefined, phase: number, jobs: number, chunk: number): void {
+  c[P.phase] = phase;
+  c[P.jobs] = jobs;
+  c[P.chunk] = chunk;
+  c[1] = 0;
+  c[2] = 0;
+  if (p) {
+    Atomics.add(c, 0, 1);
+    Atomics.notify(c, 0);
+  }
+  let failure: unknown;
+  try {
+    runJobs(k, c, 0);
+  } catch (e) {
+    failure = e;
+    Atomics.store(c, 1, 1 << 30); // the helpers take no further job
+  }
+  if (p) {
+    for (let done = Atomics.load(c, 2); done < p.helpers.length; done = Atomics.load(c, 2)) Atomics.wait(c, 2, done, 1000);
+    if (!failure && Atomics.load(c, FAILED)) {
+      stopPool();
+      failure = new Error('winograd: a helper thread failed during a convolution');
+    }
+  }
+  if (failure) throw failure;
 }
 
 function shapeOf(info: backend_util.Conv2DInfo): WinogradShape {
@@ -256,22 +281,25 @@ const FUSED = 'StudioWinogradConv2DBiasRelu';
 
 function fusedKernel(args: KernelArgs): TensorInfo {
   const { x, filter, bias } = args.inputs as { x: TensorInfo; filter: TensorInfo; bias: TensorInfo };
-  const { pad, relu } = args.attrs as unknown as { pad: 'same' | 'valid'; relu: boolean };
-  const info = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number], 1, 1, pad);
-  return winogradConv2d(args.backend, x, filter, shapeOf(info), bias, relu);
+  const { pad, relu } = args.attrs as unknown as { pad: 'same' | 'valid' | 'reflect'; relu: boolean };
+  const info = backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number], 1, 1, pad === 'reflect' ? 'same' : pad);
+  return winogradConv2d(args.backend, x, filter, { ...shapeOf(info), reflect: pad === 'reflect' }, bias, relu);
 }
 
 /**
  * relu?(conv(x, filter, stride 1, pad) + bias) as one kernel where F(4×4, 3×3) covers it on the wasm
- * backend; undefined elsewhere (the caller runs its chain of ops). The bits equal the chain's on
+ * backend ('reflect': 'same' with the border reflected, as mirrorPad 'reflect' by 1 then 'valid', read in
+ * place); undefined elsewhere (the caller runs its chain of ops). The bits equal the chain's on
  * F(4×4, 3×3): one rounding for the bias either way, and max(·, 0) is exact. The kernel has no
  * gradient: callers use it where no tape records (inside a custom gradient's forward, or outside tf.grad).
  */
-export function fusedConv3x3(x: Tensor4D, filter: Tensor4D, bias: Tensor1D, pad: 'same' | 'valid', relu: boolean): Tensor4D | undefined {
+export function fusedConv3x3(x: Tensor4D, filter: Tensor4D, bias: Tensor1D, pad: 'same' | 'valid' | 'reflect', relu: boolean): Tensor4D | undefined {
   if (!registered || getBackend() !== BACKEND || x.dtype !== 'float32') return undefined;
+  // Reflection by one needs two rows and columns to reflect.
+  if (pad === 'reflect' && (x.shape[1] < 2 || x.shape[2] < 2)) return undefined;
   // Never where a tape would record it (it has no gradient): inside a kernel's or custom gradient's forward, or outside tf.grad.
   if (tapeRecords()) return undefined;
-  const info = backend_util.computeConv2DInfo(x.shape, filter.shape as [number, number, number, number], 1, 1, pad);
+  const info = backend_util.computeConv2DInfo(x.shape, filter.shape as [number, number, number, number], 1, 1, pad === 'reflect' ? 'same' : pad);
   if (!winogradCovers(info) || bias.shape[0] !== info.outChannels) return undefined;
   return engine().runKernel(FUSED, { x, filter, bias }, { pad, relu } as unknown as NamedAttrMap) as Tensor4D;
 }

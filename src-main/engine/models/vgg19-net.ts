@@ -178,9 +178,14 @@ export class Vgg19 {
         const relu = `relu${name.slice(4)}`;
         const kernel = this.kernels.get(name)!;
         const bias = this.biases.get(name)!;
-        const input = padding === 'reflect' ? tf.mirrorPad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], 'reflect') : x;
+        // Reflection padding where nothing is recorded (PhotoWCT's style encoding): one kernel on
+        // WebAssembly reads the reflected border in place, the same bits as the padded copy.
+        const inPlace = padding === 'reflect' && !wanted.has(name) && tf.engine().state.gradientDepth === 0 ? fusedConv3x3(x, kernel, bias, 'reflect', true) : undefined;
+        const input = padding === 'reflect' && !inPlace ? tf.mirrorPad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], 'reflect') : x;
         const pad = padding === 'reflect' ? 'valid' : 'same';
-        if (!wanted.has(name) && fusedLayers()) {
+        if (inPlace) {
+          x = inPlace;
+        } else if (!wanted.has(name) && fusedLayers()) {
           x = convBiasRelu[pad](input, kernel, bias);
         } else {
           const pre = tf.add(tf.conv2d(input, kernel, 1, pad), bias) as tf.Tensor4D;

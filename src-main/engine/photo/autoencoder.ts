@@ -93,10 +93,11 @@ export function disposeSwitches(switches: Switches[]): void {
 /** 3×3 convolution with reflection padding (as FastPhotoStyle's encoders and decoders), bias, optional ReLU. */
 export function reflectConv(x: tf.Tensor4D, kernel: tf.Tensor4D, bias: tf.Tensor1D, relu: boolean): tf.Tensor4D {
   return tf.tidy(() => {
-    const padded = tf.mirrorPad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], 'reflect');
-    // Where no gradient is recorded (stylizing, not training), one kernel on WebAssembly: same bits.
-    const fused = tf.engine().state.gradientDepth === 0 ? fusedConv3x3(padded, kernel, bias, 'valid', relu) : undefined;
+    // Where no gradient is recorded (stylizing, not training), one kernel on WebAssembly that reads the
+    // reflected border in place: the same bits as the padded copy and the chain below.
+    const fused = tf.engine().state.gradientDepth === 0 ? fusedConv3x3(x, kernel, bias, 'reflect', relu) : undefined;
     if (fused) return fused;
+    const padded = tf.mirrorPad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], 'reflect');
     const y = tf.add(tf.conv2d(padded, kernel, 1, 'valid'), bias) as tf.Tensor4D;
     return relu ? tf.relu(y) : y;
   });

@@ -50,7 +50,8 @@ test('the committed module is a fresh compile of kernels/wasm/winograd.as.ts', a
   assert.ok(readFileSync(GENERATED, 'utf8') === await generate('winograd'), 'winograd-wasm.gen.ts is stale: run node scripts/build-wasm.mjs');
 });
 
-// [batch, h, w, ci, co, pad]: odd and even sizes, edge tiles of 1–3 rows/columns, 'valid', 'same' and explicit padding.
+// [batch, h, w, ci, co, pad]: odd and even sizes, edge tiles of 1–3 rows/columns, 'valid', 'same' and explicit
+// padding, channel counts not in fours (an RGB image in, RGB out, 1, 5, 7: zero channels padded to fours).
 const CASES: [number, number, number, number, number, 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]]][] = [
   [1, 5, 7, 4, 4, 'same'],
   [1, 13, 17, 8, 12, 'same'],
@@ -59,6 +60,10 @@ const CASES: [number, number, number, number, number, 'same' | 'valid' | [[numbe
   [3, 6, 6, 4, 8, 'valid'],
   [1, 19, 23, 16, 20, [[0, 0], [2, 0], [1, 2], [0, 0]]],
   [1, 40, 37, 128, 64, 'same'],
+  [1, 16, 16, 3, 64, 'same'],
+  [1, 15, 17, 64, 3, 'same'],
+  [2, 9, 10, 5, 7, 'valid'],
+  [1, 7, 6, 1, 2, 'same'],
 ];
 
 test('forward: F(4×4, 3×3) matches XNNPACK on odd sizes, every padding and batches (≤ 1e-5 of the largest output)', () => {
@@ -82,7 +87,7 @@ test('forward: F(4×4, 3×3) matches XNNPACK on odd sizes, every padding and bat
 
 test('gradients: the input gradient (a forward convolution with the rotated filter) and the filter gradient match XNNPACK', () => {
   const start = tf.memory().numTensors;
-  for (const [n, h, w, ci, co, pad] of [[1, 15, 13, 8, 12, 'same'], [2, 10, 9, 16, 8, 'valid'], [1, 27, 31, 64, 64, 'same']] as const) {
+  for (const [n, h, w, ci, co, pad] of [[1, 15, 13, 8, 12, 'same'], [2, 10, 9, 16, 8, 'valid'], [1, 27, 31, 64, 64, 'same'], [1, 18, 14, 3, 64, 'same']] as const) {
     const x = random([n, h, w, ci], 7 + h) as tf.Tensor4D;
     const f = random([3, 3, ci, co], 11 + w, Math.sqrt(3 / (9 * ci))) as tf.Tensor4D;
     const loss = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.relu(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, pad))));
@@ -97,13 +102,12 @@ test('gradients: the input gradient (a forward convolution with the rotated filt
   assert.equal(tf.memory().numTensors, start);
 });
 
-test('what F(4×4, 3×3) does not cover runs on the stock kernel, bit for bit: stride 2, 1×1 and 5×5 filters, 3 channels, dilation', () => {
+test('what F(4×4, 3×3) does not cover runs on the stock kernel, bit for bit: stride 2, 1×1 and 5×5 filters, dilation, one output row', () => {
   const cases: [number[], number[], number, number][] = [
     [[1, 16, 16, 8], [3, 3, 8, 8], 2, 1],
     [[1, 16, 16, 8], [1, 1, 8, 8], 1, 1],
     [[1, 16, 16, 8], [5, 5, 8, 8], 1, 1],
-    [[1, 16, 16, 3], [3, 3, 3, 64], 1, 1],
-    [[1, 16, 16, 64], [3, 3, 64, 3], 1, 1],
+    [[1, 1, 16, 4], [3, 3, 4, 4], 1, 1],
     [[1, 16, 16, 8], [3, 3, 8, 8], 1, 2],
   ];
   for (const [xs, fs, stride, dilation] of cases) {
@@ -129,9 +133,38 @@ test('bias and ReLU fused into the output transform: the same bits as conv, add 
     else assert.ok(y.dataSync().some((v) => v < 0), 'no ReLU');
     tf.dispose([y, chain, ref]);
   }
+  // Outputs not in fours: the padded channels are dropped, the bias read as far as it goes.
   const f6 = random([3, 3, 16, 6], 4) as tf.Tensor4D, b6 = random([6], 5) as tf.Tensor1D;
-  assert.equal(fusedConv3x3(x, f6, b6, 'same', true), undefined, '6 outputs: not covered, the caller chains');
-  tf.dispose([x, f, bias, f6, b6]);
+  const y6 = fusedConv3x3(x, f6, b6, 'same', true)!;
+  const chain6 = tf.tidy(() => tf.relu(tf.add(tf.conv2d(x, f6, 1, 'same'), b6)));
+  assert.deepEqual(y6.dataSync(), chain6.dataSync(), '6 outputs: bit for bit');
+  // One output row: not covered, the caller chains.
+  const row = tf.slice(x, [0, 0, 0, 0], [1, 1, 18, 16]) as tf.Tensor4D;
+  assert.equal(fusedConv3x3(row, f, bias, 'same', true), undefined, 'one row: not covered');
+  tf.dispose([x, f, bias, f6, b6, y6, chain6, row]);
+  assert.equal(tf.memory().numTensors, start);
+});
+
+test('reflection read in place: the same bits as mirrorPad \'reflect\' by 1 then the \'valid\' convolution, RGB and odd sizes included', () => {
+  const start = tf.memory().numTensors;
+  for (const [n, h, w, ci, co] of [[1, 2, 2, 4, 8], [1, 9, 7, 3, 64], [2, 13, 16, 64, 3], [1, 21, 19, 32, 32]] as const) {
+    const x = random([n, h, w, ci], h + w) as tf.Tensor4D, f = random([3, 3, ci, co], ci, Math.sqrt(3 / (9 * ci))) as tf.Tensor4D, b = random([co], co) as tf.Tensor1D;
+    for (const relu of [true, false]) {
+      const y = fusedConv3x3(x, f, b, 'reflect', relu)!;
+      assert.ok(y, 'covered');
+      const chain = tf.tidy(() => {
+        const z = tf.add(tf.conv2d(tf.mirrorPad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], 'reflect'), f, 1, 'valid'), b);
+        return relu ? tf.relu(z) : z;
+      });
+      assert.deepEqual(y.shape, [n, h, w, co]);
+      assert.deepEqual(y.dataSync(), chain.dataSync(), `${[n, h, w, ci, co]} relu ${relu}: bit for bit`);
+      tf.dispose([y, chain]);
+    }
+    tf.dispose([x, f, b]);
+  }
+  const row = [random([1, 1, 5, 4], 1) as tf.Tensor4D, random([3, 3, 4, 4], 2) as tf.Tensor4D, random([4], 3) as tf.Tensor1D] as const;
+  assert.equal(fusedConv3x3(row[0], row[1], row[2], 'reflect', true), undefined, 'one row cannot be reflected');
+  tf.dispose([...row]);
   assert.equal(tf.memory().numTensors, start);
 });
 
