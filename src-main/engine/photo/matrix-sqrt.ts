@@ -38,7 +38,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { StudioError } from '../../errors.ts';
-import { symmetricEigen } from './eigen.ts';
+import { symmetricEigen, symmetricEigenInBackground } from './eigen.ts';
 
 export type SqrtMethod = 'newton-schulz' | 'eigen';
 
@@ -57,6 +57,8 @@ export interface SqrtOptions {
    * first converged step saved 0–3 of 8–12 steps), 4 on GPUs (a read-back waits for the queue).
    */
   checkEvery?: number;
+  /** An eigen-decomposition on the solver's helper thread (eigen.ts), leaving this one free meanwhile. */
+  background?: boolean;
 }
 
 export interface SqrtResult {
@@ -73,7 +75,7 @@ export interface SqrtResult {
   fallbackReason?: string;
 }
 
-const DEFAULTS = { cutoff: 1e-5, tolerance: 2e-5, maxIterations: 40, checkEvery: 4 };
+const DEFAULTS = { cutoff: 1e-5, tolerance: 2e-5, maxIterations: 40, checkEvery: 4, background: false };
 
 function checkMatrix(a: tf.Tensor2D, who: string): number {
   if (!(a instanceof tf.Tensor) || a.rank !== 2 || a.shape[0] !== a.shape[1] || a.shape[0] < 1) {
@@ -93,14 +95,14 @@ export async function sqrtAndInvSqrt(a: tf.Tensor2D, opts: SqrtOptions = {}): Pr
   if (!(o.cutoff >= 0) || !(o.tolerance > 0) || !(o.maxIterations >= 1) || !(o.checkEvery >= 1)) {
     throw new StudioError('BAD_ARGUMENT', `matrix square root: bad options ${JSON.stringify(opts)}`);
   }
-  if (o.method === 'eigen') return { ...(await eigenSqrt(a, n, o.cutoff)), iterations: 0, residual: NaN };
+  if (o.method === 'eigen') return { ...(await eigenSqrt(a, n, o.cutoff, o.background)), iterations: 0, residual: NaN };
 
   const ns = await newtonSchulz(a, n, o);
   if (ns.ok) return { sqrt: ns.sqrt, invSqrt: ns.invSqrt, method: 'newton-schulz', iterations: ns.iterations, residual: ns.residual, dropped: 0 };
   if (o.method === 'newton-schulz') {
     throw new StudioError('INTERNAL', `Newton–Schulz matrix square root failed (n = ${n}): ${ns.reason}`);
   }
-  return { ...(await eigenSqrt(a, n, o.cutoff)), iterations: ns.iterations, residual: ns.residual, fallbackReason: ns.reason };
+  return { ...(await eigenSqrt(a, n, o.cutoff, o.background)), iterations: ns.iterations, residual: ns.residual, fallbackReason: ns.reason };
 }
 
 type NsOutcome =
@@ -177,13 +179,13 @@ async function newtonSchulz(a: tf.Tensor2D, n: number, o: typeof DEFAULTS): Prom
 }
 
 /** Float64 eigen-decomposition of a symmetric matrix tensor (read back once). */
-export async function eigenOf(a: tf.Tensor2D): Promise<{ values: Float64Array; vectors: Float64Array; n: number }> {
+export async function eigenOf(a: tf.Tensor2D, background = false): Promise<{ values: Float64Array; vectors: Float64Array; n: number }> {
   const n = checkMatrix(a, 'eigen-decomposition');
   const data = await a.data();
   const m = new Float64Array(n * n);
   // Symmetrise: float32 products are symmetric only up to rounding.
   for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) m[i * n + j] = m[j * n + i] = 0.5 * (data[i * n + j] + data[j * n + i]);
-  return { ...symmetricEigen(m, n), n };
+  return { ...(background ? await symmetricEigenInBackground(m, n) : symmetricEigen(m, n)), n };
 }
 
 /**
@@ -233,8 +235,8 @@ export function sqrtAndInvSqrt64(a: Float64Array, n: number, cutoff: number): { 
   return { sqrt: symmetricFunction64(a, n, Math.sqrt, cutoff), invSqrt: symmetricFunction64(a, n, (v) => 1 / Math.sqrt(v), cutoff) };
 }
 
-async function eigenSqrt(a: tf.Tensor2D, n: number, cutoff: number): Promise<Pick<SqrtResult, 'sqrt' | 'invSqrt' | 'method' | 'dropped'>> {
-  const { values, vectors } = await eigenOf(a);
+async function eigenSqrt(a: tf.Tensor2D, n: number, cutoff: number, background = false): Promise<Pick<SqrtResult, 'sqrt' | 'invSqrt' | 'method' | 'dropped'>> {
+  const { values, vectors } = await eigenOf(a, background);
   let dropped = 0;
   for (const v of values) if (!(v >= cutoff)) dropped++;
   return {

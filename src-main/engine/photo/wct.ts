@@ -264,17 +264,27 @@ export async function wct2d(
     }
     keep.push(meanS, covS);
 
-    const white = await sqrtAndInvSqrt(covC, { method: pick(false), cutoff });
+    // The style's square root (unless cached) on the eigen-solver's helper thread while this one takes
+    // the content's: the two are independent.
+    const hit = cached?.color.get(cutoff);
+    const colorPending = hit ? undefined : sqrtAndInvSqrt(covS, { method: pick(ds - 1 < c), cutoff, background: true });
+    let white: Awaited<ReturnType<typeof sqrtAndInvSqrt>>;
+    try {
+      white = await sqrtAndInvSqrt(covC, { method: pick(false), cutoff });
+    } catch (e) {
+      // Nothing may be left behind: the style's result is released once it comes.
+      void colorPending?.then((r) => tf.dispose([r.sqrt, r.invSqrt]), () => {});
+      throw e;
+    }
     keep.push(white.sqrt, white.invSqrt);
     let colorSqrt: tf.Tensor2D;
     let colorInfo: SqrtInfo;
-    const hit = cached?.color.get(cutoff);
     if (hit) {
       colorSqrt = tf.tensor2d(hit.sqrt, [c, c]);
       colorInfo = hit.info;
       keep.push(colorSqrt);
     } else {
-      const color = await sqrtAndInvSqrt(covS, { method: pick(ds - 1 < c), cutoff });
+      const color = await colorPending!;
       keep.push(color.sqrt, color.invSqrt);
       colorSqrt = color.sqrt;
       colorInfo = info(color);

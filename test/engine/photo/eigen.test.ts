@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { eigs } from 'mathjs';
-import { symmetricEigen, jacobiEigen, type SymmetricEigen } from '../../../src-main/engine/photo/eigen.ts';
+import { symmetricEigen, symmetricEigenInBackground, jacobiEigen, type SymmetricEigen } from '../../../src-main/engine/photo/eigen.ts';
 import { withEnv } from '../../env.ts';
 
 /** Seeded uniform numbers in [-0.5, 0.5). */
@@ -143,4 +143,22 @@ describe('the WebAssembly build of the eigen-solver', () => {
       assert.ok(r.recon < 1e-12 && r.ortho < 1e-12, `${what}: ${JSON.stringify(r)}`);
     }
   });
+});
+
+test('on the solver\'s helper thread: the same bits as on this one, two at once, bad input refused before it goes; small ones and STUDIO_EIGEN_THREAD=0 stay here', async () => {
+  const a = randomSymmetric(200, 41, 'psd'), b = randomSymmetric(160, 42);
+  const [ra, rb] = await Promise.all([symmetricEigenInBackground(a, 200), symmetricEigenInBackground(b, 160)]);
+  const sa = symmetricEigen(a, 200), sb = symmetricEigen(b, 160);
+  assert.deepEqual([...ra.values], [...sa.values]);
+  assert.deepEqual([...ra.vectors], [...sa.vectors]);
+  assert.deepEqual([...rb.values], [...sb.values]);
+  assert.deepEqual([...rb.vectors], [...sb.vectors]);
+  // Its input is not transferred away from the caller.
+  assert.equal(a.length, 200 * 200);
+  const bad = Float64Array.from(a);
+  bad[7] = NaN;
+  await assert.rejects(symmetricEigenInBackground(bad, 200), /non-finite/);
+  const small = randomSymmetric(20, 43);
+  assert.deepEqual([...(await symmetricEigenInBackground(small, 20)).values], [...symmetricEigen(small, 20).values]);
+  await withEnv({ STUDIO_EIGEN_THREAD: '0' }, async () => assert.deepEqual([...(await symmetricEigenInBackground(a, 200)).vectors], [...sa.vectors]));
 });
