@@ -22,6 +22,7 @@ import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { Worker } from 'node:worker_threads';
 import { addressOf, instantiator, memoryOf, registerInFront, registerOwn, tapeRecords, type Instantiated, type WasmBackendInternals } from './tfjs-memory.ts';
 import { WINOGRAD_WASM_BASE64, WINOGRAD_WASM_SHARED_BASE64 } from './winograd-wasm.gen.ts';
+import { COVARIANCE_WASM_BASE64, COVARIANCE_WASM_SHARED_BASE64 } from '../photo/covariance-wasm.gen.ts';
 
 const BACKEND = 'wasm';
 
@@ -53,9 +54,10 @@ const CONTROL_INTS = 33;
  */
 const HELPER = `
 const { workerData } = require('node:worker_threads');
-const { module, memory, control, slot } = workerData;
+const { module, covariance, memory, control, slot } = workerData;
 const c = new Int32Array(control);
 const k = new WebAssembly.Instance(module, { env: { memory } }).exports;
+const cv = new WebAssembly.Instance(covariance, { env: { memory } }).exports;
 const runJobs = ${runJobs.toString()};
 let seen = Atomics.load(c, 0);
 Atomics.add(c, ${STARTED}, 1);
@@ -65,18 +67,25 @@ for (;;) {
   if (Atomics.load(c, ${STOP})) break;
   seen = Atomics.load(c, 0);
   // A trap here is reported to the convolution's thread (it throws), never lost nor left waiting.
-  try { runJobs(k, c, slot); } catch { Atomics.store(c, ${FAILED}, 1); Atomics.store(c, 1, 1 << 30); }
+  try { runJobs(k, c, slot, cv); } catch { Atomics.store(c, ${FAILED}, 1); Atomics.store(c, 1, 1 << 30); }
   finally { Atomics.add(c, 2, 1); Atomics.notify(c, 2); }
 }
 `;
 
 // No nested functions in here: its text runs in the helpers, where a bundler's helpers do not exist.
-function runJobs(k: WinogradKernels, c: Int32Array, slot: number): void {
+function runJobs(k: WinogradKernels, c: Int32Array, slot: number, cv: CentredGramKernel): void {
   const bandsPerImage = Math.ceil(c[15] / c[16]);
   const v = (c[20] >>> 0) + slot * (c[21] >>> 0), m = v + (c[22] >>> 0), tmp = m + (c[23] >>> 0);
   for (;;) {
     const j = Atomics.add(c, 1, 1);
     if (j >= c[17]) return;
+    if (c[30] === 2) {
+      // A share of a covariance's rows: x [d, ch] at c[3], d = c[15], ch = c[6], rows a share c[16],
+      // the float32 mean at c[24], block rows c[25]; the share's scatter, sums and buffer at c[20] + j·c[21].
+      const r0 = j * c[16], at = (c[20] >>> 0) + j * (c[21] >>> 0), ch = c[6];
+      cv.centredGram((c[3] >>> 0) + r0 * ch * 4, Math.min(c[16], c[15] - r0), ch, c[24] >>> 0, c[25], at, at + 8 * ch * ch, at + 8 * ch * ch + 8 * ch);
+      continue;
+    }
     if (c[30] === 0) {
       k.filterTransform(c[31] >>> 0, c[6], c[10], j * c[32], Math.min(c[6], (j + 1) * c[32]), c[9] >>> 0, tmp);
       continue;
@@ -87,7 +96,13 @@ function runJobs(k: WinogradKernels, c: Int32Array, slot: number): void {
   }
 }
 
-interface Pool { memory: WebAssembly.Memory; control: Int32Array; helpers: Worker[] }
+interface Pool { memory: WebAssembly.Memory; control: Int32Array; helpers: Worker[]; covariance: Instantiated<CentredGramKernel> }
+
+/** photo/wasm/covariance.as.ts's centred Gram, which the helpers also run (centredGramShared). */
+export interface CentredGramKernel {
+  centredGram(x: number, d: number, c: number, mean: number, block: number, out: number, sums: number, buf: number): void;
+}
+const covarianceOn = instantiator<CentredGramKernel>(COVARIANCE_WASM_SHARED_BASE64, COVARIANCE_WASM_BASE64);
 let pool: Pool | undefined;
 /** Helpers that did not start: the convolutions stay on one thread for the rest of the process. */
 let poolRefused = false;
@@ -102,7 +117,7 @@ function poolFor(memory: WebAssembly.Memory, k: Kernels, threads: number): Pool 
   stopPool();
   const control = new Int32Array(new SharedArrayBuffer(4 * CONTROL_INTS));
   const helpers = Array.from({ length: threads - 1 }, (_, i) => {
-    const w = new Worker(HELPER, { eval: true, workerData: { module: k.module, memory, control: control.buffer, slot: i + 1 } });
+    const w = new Worker(HELPER, { eval: true, workerData: { module: k.module, covariance: covarianceOn(memory).module, memory, control: control.buffer, slot: i + 1 } });
     // A helper's own failure is reported through the control block; this keeps it from becoming uncaught.
     w.on('error', () => Atomics.store(control, FAILED, 1));
     w.unref();
@@ -112,7 +127,7 @@ function poolFor(memory: WebAssembly.Memory, k: Kernels, threads: number): Pool 
   for (let up = Atomics.load(control, STARTED); up < helpers.length && Date.now() < deadline; up = Atomics.load(control, STARTED)) {
     Atomics.wait(control, STARTED, up, 100);
   }
-  pool = { memory, control, helpers };
+  pool = { memory, control, helpers, covariance: covarianceOn(memory) };
   if (Atomics.load(control, STARTED) < helpers.length) {
     stopPool();
     poolRefused = true;
@@ -215,8 +230,9 @@ export function winogradConv2d(backend: object, x: TensorInfo, filter: TensorInf
     set(P.reflect, s.reflect ? 1 : 0); set(P.filter, ptr(filter));
     // The filter transform in shares of about 64 input × 512 output channels (8 at 512 × 512), all in one alone.
     const chunk = p ? Math.max(1, Math.min(s.ci, Math.ceil((64 * 512) / co4))) : s.ci;
-    runPhase(k.exports, c, p, 0, Math.ceil(s.ci / chunk), chunk);
-    runPhase(k.exports, c, p, 1, s.batch * Math.ceil(tiles / band), 0);
+    const cv = covarianceOn(memory).exports;
+    runPhase(k.exports, cv, c, p, 0, Math.ceil(s.ci / chunk), chunk);
+    runPhase(k.exports, cv, c, p, 1, s.batch * Math.ceil(tiles / band), 0);
   } catch (e) {
     b.disposeData(out.dataId);
     throw e;
@@ -227,7 +243,7 @@ export function winogradConv2d(backend: object, x: TensorInfo, filter: TensorInf
 }
 
 /** One phase's jobs on this thread and the helpers; throws what failed on either. */
-function runPhase(k: WinogradKernels, c: Int32Array, p: Pool | undefined, phase: number, jobs: number, chunk: number): void {
+function runPhase(k: WinogradKernels, cv: CentredGramKernel, c: Int32Array, p: Pool | undefined, phase: number, jobs: number, chunk: number): void {
   c[P.phase] = phase;
   c[P.jobs] = jobs;
   c[P.chunk] = chunk;
@@ -239,7 +255,7 @@ function runPhase(k: WinogradKernels, c: Int32Array, p: Pool | undefined, phase:
   }
   let failure: unknown;
   try {
-    runJobs(k, c, 0);
+    runJobs(k, c, 0, cv);
   } catch (e) {
     failure = e;
     Atomics.store(c, 1, 1 << 30); // the helpers take no further job
@@ -252,6 +268,23 @@ function runPhase(k: WinogradKernels, c: Int32Array, p: Pool | undefined, phase:
     }
   }
   if (failure) throw failure;
+}
+
+/**
+ * photo/wasm/covariance.as.ts's centredGram of x [d, ch] (at `x` in the backend's memory) in shares of
+ * rows, one a thread (this one and the helpers): each share's float64 scatter, sums and row buffer at
+ * scratch + j·shareBytes (8·ch² + 8·ch + 4·block·ch bytes). Returns the number of shares; the caller
+ * adds them up. One share where there are no helpers.
+ */
+export function centredGramShared(memory: WebAssembly.Memory, x: number, d: number, ch: number, mean: number, block: number, scratch: number, shareBytes: number, maxShares: number): number {
+  const k = kernelsOn(memory);
+  const p = d * ch * ch >= 1 << 22 ? poolFor(memory, k, threadCount()) : undefined;
+  const shares = Math.max(1, Math.min(maxShares, p ? p.helpers.length + 1 : 1));
+  const c = p ? p.control : new Int32Array(CONTROL_INTS);
+  c[P.x] = x | 0; c[P.ci] = ch; c[P.tiles] = d; c[P.band] = Math.ceil(d / shares);
+  c[P.scratch] = scratch | 0; c[P.slotBytes] = shareBytes | 0; c[P.bias] = mean | 0; c[P.relu] = block;
+  runPhase(k.exports, covarianceOn(memory).exports, c, p, 2, Math.ceil(d / Math.ceil(d / shares)), 0);
+  return Math.ceil(d / Math.ceil(d / shares));
 }
 
 function shapeOf(info: backend_util.Conv2DInfo): WinogradShape {

@@ -13,6 +13,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { COVARIANCE_WASM_BASE64, COVARIANCE_WASM_SHARED_BASE64 } from './covariance-wasm.gen.ts';
+import { centredGramShared } from '../kernels/winograd.ts';
+import { instantiator, memoryOf, type WasmBackendInternals } from '../kernels/tfjs-memory.ts';
 
 interface CovarianceKernels {
   columnSums(x: number, d: number, c: number, out: number): void;
@@ -20,32 +22,14 @@ interface CovarianceKernels {
   centre(x: number, d: number, c: number, mean: number, out: number): void;
 }
 
-/** The parts of tfjs-backend-wasm's backend these kernels use (not in its public types). */
-interface WasmBackendInternals {
-  // The threaded build exposes its (shared) memory as wasmMemory, the single-threaded one as asm.memory.
-  wasm: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory }; _malloc(n: number): number; _free(p: number): void };
-  dataIdMap: { get(id: unknown): { memoryOffset: number } | undefined };
-  makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
-}
-
-const instances = new WeakMap<WebAssembly.Memory, CovarianceKernels>();
+const instantiate = instantiator<CovarianceKernels>(COVARIANCE_WASM_SHARED_BASE64, COVARIANCE_WASM_BASE64);
+const kernelsOn = (memory: WebAssembly.Memory): CovarianceKernels => instantiate(memory).exports;
 
 function backendInternals(): { b: WasmBackendInternals; memory: WebAssembly.Memory } | undefined {
   if (tf.getBackend() !== 'wasm' || process.env.STUDIO_WCT_WASM === '0') return undefined;
-  const b = tf.backend() as unknown as Partial<WasmBackendInternals>;
-  const memory = b.wasm?.wasmMemory ?? b.wasm?.asm?.memory;
-  return memory instanceof WebAssembly.Memory && b.dataIdMap && b.makeOutput ? { b: b as WasmBackendInternals, memory } : undefined;
-}
-
-function kernelsOn(memory: WebAssembly.Memory): CovarianceKernels {
-  let k = instances.get(memory);
-  if (!k) {
-    const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-    const module = new WebAssembly.Module(Buffer.from(shared ? COVARIANCE_WASM_SHARED_BASE64 : COVARIANCE_WASM_BASE64, 'base64'));
-    k = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as CovarianceKernels;
-    instances.set(memory, k);
-  }
-  return k;
+  const b = tf.backend() as unknown as WasmBackendInternals;
+  const memory = memoryOf(b);
+  return memory && b.dataIdMap ? { b, memory } : undefined;
 }
 
 /** Whether featureStatsInPlace / centreInPlace run here (the wasm backend, with its memory reachable). */
@@ -75,30 +59,40 @@ export function featureStatsInPlace(x: tf.Tensor2D): FeatureStats {
   const [d, c] = x.shape;
   const k = kernelsOn(memory);
   // Scratch from the backend's allocator (it may grow the memory: offsets stay valid, views do not).
-  const bytes = 8 * c + 4 * c + 8 * c * c + 8 * c + 4 * blockRows(c) * c;
+  // The scatter in shares of rows, one a thread (kernels/winograd.ts's helpers): each share its own
+  // float64 scatter, sums and row buffer, added up here.
+  const shareBytes = (8 * c * c + 8 * c + 4 * blockRows(c) * c + 15) & ~15;
+  const bytes = 8 * c + 4 * c + 8 + MAX_SHARES * shareBytes;
   const base = b.wasm._malloc(bytes + 16) >>> 0;
   if (base === 0) throw new Error(`the WebAssembly heap has no ${(bytes / 1e6).toFixed(1)} MB left for the covariance's scratch`);
   try {
-    const at = ((base + 7) & ~7) >>> 0; // unsigned: the heap may pass 2 GiB
+    const at = ((base + 15) & ~15) >>> 0; // unsigned: the heap may pass 2 GiB
     const mean64 = at;
     const mean32 = mean64 + 8 * c;
-    const scatter = mean32 + 4 * c + ((4 * c) % 8);
-    const sums = scatter + 8 * c * c;
-    const buf = sums + 8 * c;
+    const shares0 = (mean32 + 4 * c + 15) & ~15;
     const xp = b.dataIdMap.get(x.dataId)!.memoryOffset;
     k.columnSums(xp, d, c, mean64);
     const heap64 = () => new Float64Array(memory.buffer);
     const mean = heap64().slice(mean64 / 8, mean64 / 8 + c).map((s) => s / d);
     new Float32Array(memory.buffer, mean32, c).set(mean);
-    k.centredGram(xp, d, c, mean32, blockRows(c), scatter, sums, buf);
+    const shares = centredGramShared(memory, xp, d, c, mean32, blockRows(c), shares0, shareBytes, MAX_SHARES);
     const h = heap64();
-    const s = h.slice(scatter / 8, scatter / 8 + c * c);
+    const s = h.slice(shares0 / 8, shares0 / 8 + c * c);
+    const centredSum = h.slice(shares0 / 8 + c * c, shares0 / 8 + c * c + c);
+    for (let j = 1; j < shares; j++) {
+      const o = (shares0 + j * shareBytes) / 8;
+      for (let i = 0; i < c * c; i++) s[i] += h[o + i];
+      for (let i = 0; i < c; i++) centredSum[i] += h[o + c * c + i];
+    }
     for (let i = 0; i < c; i++) for (let j = 0; j < i; j++) s[i * c + j] = s[j * c + i];
-    return { mean, scatter: s, centredSum: h.slice(sums / 8, sums / 8 + c) };
+    return { mean, scatter: s, centredSum };
   } finally {
     b.wasm._free(base);
   }
 }
+
+/** Shares of the scatter at most (one a thread, up to this). */
+const MAX_SHARES = 4;
 
 /** x − mean (mean as float32) into a new tensor, in one pass. Throws where inPlaceKernelsAvailable() is false. */
 export function centreInPlace(x: tf.Tensor2D, mean: Float64Array | Float32Array): tf.Tensor2D {

@@ -49,9 +49,9 @@ function features(d: number, c: number, seed: number): Float32Array {
   return x;
 }
 
-test('mean and centred scatter against float64 sums: vector (C % 8 = 0) and scalar paths, D not a multiple of the block', () => {
+test('mean and centred scatter against float64 sums: vector (C % 8 = 0) and scalar paths, D not a multiple of the block, in shares of rows on the helper threads (the two large ones)', () => {
   assert.ok(inPlaceKernelsAvailable());
-  for (const [d, c] of [[1000, 64], [777, 24], [300, 6], [5, 3], [2, 128]] as const) {
+  for (const [d, c] of [[1000, 64], [777, 24], [300, 6], [5, 3], [2, 128], [5001, 64], [1003, 128]] as const) {
     const data = features(d, c, d + c);
     const start = tf.memory().numTensors;
     const x = tf.tensor2d(data, [d, c]);
