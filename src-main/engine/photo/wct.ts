@@ -47,7 +47,7 @@ import { featureScaleOf } from '../models/format.ts';
 
 export { featureScaleOf };
 import { centreInPlace, featureStatsInPlace, inPlaceKernelsAvailable } from './covariance-wasm.ts';
-import { sqrtAndInvSqrt, type SqrtMethod, type SqrtResult } from './matrix-sqrt.ts';
+import { matrixRoot, type RootResult, type SqrtMethod } from './matrix-sqrt.ts';
 
 export interface WctOptions {
   /** Stylisation strength: α·f_cs + (1 − α)·f_c. Default 1. */
@@ -192,7 +192,7 @@ function moments2d(x: tf.Tensor2D, centred: boolean): { mean: tf.Tensor2D; cov: 
   });
 }
 
-const info = (r: SqrtResult): SqrtInfo => ({ method: r.method, iterations: r.iterations, dropped: r.dropped, ...(r.fallbackReason ? { fallbackReason: r.fallbackReason } : {}) });
+const info = (r: Omit<RootResult, 'root'>): SqrtInfo => ({ method: r.method, iterations: r.iterations, dropped: r.dropped, ...(r.fallbackReason ? { fallbackReason: r.fallbackReason } : {}) });
 
 export interface Wct2dResult extends Omit<WctResult, 'out'> {
   out: tf.Tensor2D;
@@ -267,16 +267,17 @@ export async function wct2d(
     // The style's square root (unless cached) on the eigen-solver's helper thread while this one takes
     // the content's: the two are independent.
     const hit = cached?.color.get(cutoff);
-    const colorPending = hit ? undefined : sqrtAndInvSqrt(covS, { method: pick(ds - 1 < c), cutoff, background: true });
-    let white: Awaited<ReturnType<typeof sqrtAndInvSqrt>>;
+    // Whitening needs only the content's cov^−½, colouring only the style's cov^½.
+    const colorPending = hit ? undefined : matrixRoot(covS, 'sqrt', { method: pick(ds - 1 < c), cutoff, background: true });
+    let white: RootResult;
     try {
-      white = await sqrtAndInvSqrt(covC, { method: pick(false), cutoff });
+      white = await matrixRoot(covC, 'invSqrt', { method: pick(false), cutoff });
     } catch (e) {
       // Nothing may be left behind: the style's result is released once it comes.
-      void colorPending?.then((r) => tf.dispose([r.sqrt, r.invSqrt]), () => {});
+      void colorPending?.then((r) => r.root.dispose(), () => {});
       throw e;
     }
-    keep.push(white.sqrt, white.invSqrt);
+    keep.push(white.root);
     let colorSqrt: tf.Tensor2D;
     let colorInfo: SqrtInfo;
     if (hit) {
@@ -285,19 +286,19 @@ export async function wct2d(
       keep.push(colorSqrt);
     } else {
       const color = await colorPending!;
-      keep.push(color.sqrt, color.invSqrt);
-      colorSqrt = color.sqrt;
+      keep.push(color.root);
+      colorSqrt = color.root;
       colorInfo = info(color);
       if (cache) {
         const stats = cache.stats ?? (cache.stats = {
           ds, channels: c, mean: (await meanS.data()) as Float32Array, cov: (await covS.data()) as Float32Array, color: new Map(),
         });
-        stats.color.set(cutoff, { sqrt: (await color.sqrt.data()) as Float32Array, info: colorInfo });
+        stats.color.set(cutoff, { sqrt: (await color.root.data()) as Float32Array, info: colorInfo });
       }
     }
 
     const [out, errors] = tf.tidy(() => {
-      const m = tf.matMul(white.invSqrt, colorSqrt);
+      const m = tf.matMul(white.root, colorSqrt);
       // X̄c·M + mean_s as one product with a bias (one pass over the D×C output). The bias must be a
       // rank-1 tensor of its own on WebAssembly (a reshape keeps its buffer's recorded shape): an op, not a view.
       const bias = tf.add(tf.reshape(meanS, [c]), 0) as tf.Tensor1D;

@@ -2,7 +2,7 @@ import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../../src-main/engine/backend.ts';
-import { sqrtAndInvSqrt } from '../../../src-main/engine/photo/matrix-sqrt.ts';
+import { matrixRoot, sqrtAndInvSqrt } from '../../../src-main/engine/photo/matrix-sqrt.ts';
 import { wct, featureScaleOf } from '../../../src-main/engine/photo/wct.ts';
 import { wctWithLabels, labelImageToIds, contentStyleLabelIds, LabelPalette } from '../../../src-main/engine/photo/labels.ts';
 import { CAFFE_PREPROCESSING, TORCH_PREPROCESSING } from '../../../src-main/engine/models/format.ts';
@@ -105,6 +105,18 @@ for (const backend of await testBackends()) describe(backend, () => {
     const lowSq = tf.matMul(lowAuto.sqrt, lowAuto.sqrt);
     assert.ok(relErr(await values(lowSq), await values(low)) < 1e-4);
     await assert.rejects(sqrtAndInvSqrt(low, { method: 'newton-schulz' }), (e: { code?: string }) => e.code === 'INTERNAL');
+
+    // One root alone: the eigen path's the same values as the pair's; Newton–Schulz's releases the other.
+    const before = tf.memory().numTensors;
+    for (const method of ['eigen', 'newton-schulz'] as const) {
+      const pair = method === 'eigen' ? eig : ns;
+      const [r, i] = [await matrixRoot(a, 'sqrt', { method }), await matrixRoot(a, 'invSqrt', { method })];
+      assert.equal(r.method, method);
+      assert.deepEqual(await values(r.root), await values(pair.sqrt), `${method}: sqrt`);
+      assert.deepEqual(await values(i.root), await values(pair.invSqrt), `${method}: invSqrt`);
+      tf.dispose([r.root, i.root]);
+    }
+    assert.equal(tf.memory().numTensors, before, 'a root alone leaves nothing behind');
 
     tf.dispose([x, a, sq, low, lowSq, ns.sqrt, ns.invSqrt, eig.sqrt, eig.invSqrt, auto.sqrt, auto.invSqrt, lowAuto.sqrt, lowAuto.invSqrt]);
     assert.equal(tf.memory().numTensors, start, 'no tensor leaks');
