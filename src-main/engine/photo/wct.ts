@@ -44,6 +44,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { StudioError } from '../../errors.ts';
 import { featureScaleOf } from '../models/format.ts';
+import { matMulBias } from '../kernels/winograd.ts';
 
 export { featureScaleOf };
 import { centreInPlace, featureStatsInPlace, inPlaceKernelsAvailable } from './covariance-wasm.ts';
@@ -298,11 +299,12 @@ export async function wct2d(
     }
 
     const [out, errors] = tf.tidy(() => {
-      const m = tf.matMul(white.root, colorSqrt);
+      const m = tf.matMul(white.root, colorSqrt) as tf.Tensor2D;
       // X̄c·M + mean_s as one product with a bias (one pass over the D×C output). The bias must be a
       // rank-1 tensor of its own on WebAssembly (a reshape keeps its buffer's recorded shape): an op, not a view.
       const bias = tf.add(tf.reshape(meanS, [c]), 0) as tf.Tensor1D;
-      const fcs = tf.fused.matMul({ a: xcc, b: m, bias }) as tf.Tensor2D;
+      // On WebAssembly the product by rows of the convolution kernels, on both threads (kernels/winograd.ts).
+      const fcs = (matMulBias(xcc, m, bias) ?? tf.fused.matMul({ a: xcc, b: m, bias })) as tf.Tensor2D;
       // The output's covariance and mean from M instead of from the D×C output (a D·C² product and a
       // pass over it saved): centredᵀcentred/(dc − 1) = Mᵀ·covRawC·M, mean(fcs) = mean(xcc)·M + meanS.
       // (An explicit transpose: matMul with transposeA is far slower on WebAssembly.)

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../../src-main/engine/backend.ts';
-import { fusedConv3x3 } from '../../../src-main/engine/kernels/winograd.ts';
+import { matMulBias, fusedConv3x3 } from '../../../src-main/engine/kernels/winograd.ts';
 import { mulberry32 } from '../../../src-main/engine/random.ts';
 
 const GENERATED = fileURLToPath(new URL('../../../src-main/engine/kernels/winograd-wasm.gen.ts', import.meta.url));
@@ -102,10 +102,11 @@ test('gradients: the input gradient (a forward convolution with the rotated filt
   assert.equal(tf.memory().numTensors, start);
 });
 
-test('what F(4×4, 3×3) does not cover runs on the stock kernel, bit for bit: stride 2, 1×1 and 5×5 filters, dilation, one output row', () => {
+test('what F(4×4, 3×3) and the product by rows do not cover runs on the stock kernel, bit for bit: stride 2, 1×1 with outputs not in fours or stride 2, 5×5 filters, dilation, one output row', () => {
   const cases: [number[], number[], number, number][] = [
     [[1, 16, 16, 8], [3, 3, 8, 8], 2, 1],
-    [[1, 16, 16, 8], [1, 1, 8, 8], 1, 1],
+    [[1, 16, 16, 8], [1, 1, 8, 6], 1, 1],
+    [[1, 16, 16, 8], [1, 1, 8, 8], 2, 1],
     [[1, 16, 16, 8], [5, 5, 8, 8], 1, 1],
     [[1, 1, 16, 4], [3, 3, 4, 4], 1, 1],
     [[1, 16, 16, 8], [3, 3, 8, 8], 1, 2],
@@ -117,6 +118,32 @@ test('what F(4×4, 3×3) does not cover runs on the stock kernel, bit for bit: s
     assert.deepEqual(a.dataSync(), b.dataSync(), `${xs} * ${fs} stride ${stride} dilation ${dilation}`);
     tf.dispose([x, f, a, b]);
   }
+});
+
+test('1×1 convolutions and WCT\'s product with a bias by rows on the helper threads: within 1e-5 of XNNPACK (odd row counts, inputs not in fours, batches); not where a tape records or outputs are not in fours', () => {
+  const start = tf.memory().numTensors;
+  for (const [n, h, w, ci, co] of [[1, 37, 29, 64, 64], [2, 9, 7, 3, 8], [1, 64, 64, 128, 128], [1, 5, 3, 512, 4]] as const) {
+    const x = random([n, h, w, ci], h + ci) as tf.Tensor4D, f = random([1, 1, ci, co], co, Math.sqrt(1 / ci)) as tf.Tensor4D;
+    const ours = tf.conv2d(x, f, 1, 'same');
+    const ref = stock(() => tf.conv2d(x, f, 1, 'same'));
+    const e = relErr(ours.dataSync(), ref.dataSync());
+    assert.ok(e <= 1e-5, `1×1 ${[n, h, w, ci, co]}: error ${e.toExponential(2)}`);
+    tf.dispose([x, f, ours, ref]);
+  }
+  for (const [d, k, nOut] of [[8191, 512, 512], [1001, 64, 64], [3, 7, 12]] as const) {
+    const a = random([d, k], d) as tf.Tensor2D, b = random([k, nOut], k, Math.sqrt(1 / k)) as tf.Tensor2D, bias = random([nOut], nOut) as tf.Tensor1D;
+    const ours = matMulBias(a, b, bias)!;
+    assert.ok(ours, `${d}×${k}·${k}×${nOut}: covered`);
+    const ref = tf.fused.matMul({ a, b, bias });
+    const e = relErr(ours.dataSync(), ref.dataSync());
+    assert.ok(e <= 1e-5, `${d}×${k}·${k}×${nOut} + bias: error ${e.toExponential(2)}`);
+    tf.dispose([a, b, bias, ours, ref]);
+  }
+  const a = random([10, 8], 1) as tf.Tensor2D, b6 = random([8, 6], 2) as tf.Tensor2D, b6bias = random([6], 3) as tf.Tensor1D, b8 = random([8, 8], 4) as tf.Tensor2D, b8bias = random([8], 5) as tf.Tensor1D;
+  assert.equal(matMulBias(a, b6, b6bias), undefined, 'outputs not in fours');
+  tf.grad((v: tf.Tensor) => { assert.equal(matMulBias(v as tf.Tensor2D, b8, b8bias), undefined, 'a tape records'); return tf.sum(v); })(a).dispose();
+  tf.dispose([a, b6, b6bias, b8, b8bias]);
+  assert.equal(tf.memory().numTensors, start);
 });
 
 test('bias and ReLU fused into the output transform: the same bits as conv, add and relu, and within 1e-5 of XNNPACK', () => {

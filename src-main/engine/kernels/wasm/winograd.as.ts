@@ -232,19 +232,24 @@ export function outputTransform(m: usize, count: i32, co: i32, tilesW: i32, t0: 
 }
 
 /**
- * c [rows, n] = a [rows, k] · b [k, n] (row-major float32; n a multiple of 4), in 4 × 8 register tiles
- * over 8-column panels of b (a panel of k × 8 stays in the first-level cache while the rows stream by).
+ * c [rows, n] = a [rows, k] · b [k, n] (+ bias [n] on every row; 0: none) (row-major float32; n a
+ * multiple of 4), in 4 × 8 register tiles over 8-column panels of b (a panel of k × 8 stays in the
+ * first-level cache while the rows stream by). Also ../winograd.ts's products by rows (1×1 convolutions,
+ * WCT's colouring).
  */
-export function gemm(a: usize, b: usize, c: usize, rows: i32, k: i32, n: i32): void {
+export function gemm(a: usize, b: usize, c: usize, rows: i32, k: i32, n: i32, bias: usize): void {
   const ka = <usize>k << 2, nb = <usize>n << 2;
   const n8 = n & ~7;
   const r4 = rows & ~3;
+  const zero = f32x4.splat(0);
   for (let j = 0; j < n8; j += 8) {
     const bj = b + (<usize>j << 2);
+    // The sums start from the bias (as XNNPACK's do), or from zero.
+    const z0 = bias != 0 ? ld(bias + (<usize>j << 2)) : zero, z1 = bias != 0 ? ld(bias + (<usize>j << 2) + 16) : zero;
     let i = 0;
     for (; i < r4; i += 4) {
       const a0 = a + <usize>i * ka, a1 = a0 + ka, a2 = a1 + ka, a3 = a2 + ka;
-      let c00 = f32x4.splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+      let c00 = z0, c01 = z1, c10 = z0, c11 = z1, c20 = z0, c21 = z1, c30 = z0, c31 = z1;
       let bp = bj;
       for (let p: usize = 0; p < ka; p += 4) {
         const b0 = ld(bp), b1 = ld(bp + 16);
@@ -266,7 +271,7 @@ export function gemm(a: usize, b: usize, c: usize, rows: i32, k: i32, n: i32): v
     }
     for (; i < rows; i++) {
       const a0 = a + <usize>i * ka;
-      let c00 = f32x4.splat(0), c01 = c00;
+      let c00 = z0, c01 = z1;
       let bp = bj;
       for (let p: usize = 0; p < ka; p += 4) {
         const s = v128.load32_splat(a0 + p);
@@ -281,10 +286,11 @@ export function gemm(a: usize, b: usize, c: usize, rows: i32, k: i32, n: i32): v
   // flight (one sum alone waits on each add's latency).
   for (let j = n8; j < n; j += 4) {
     const bj = b + (<usize>j << 2);
+    const z = bias != 0 ? ld(bias + (<usize>j << 2)) : zero;
     let i = 0;
     for (; i < r4; i += 4) {
       const a0 = a + <usize>i * ka, a1 = a0 + ka, a2 = a1 + ka, a3 = a2 + ka;
-      let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0;
+      let c0 = z, c1 = z, c2 = z, c3 = z;
       let bp = bj;
       for (let p: usize = 0; p < ka; p += 4) {
         const b0 = ld(bp);
@@ -299,7 +305,7 @@ export function gemm(a: usize, b: usize, c: usize, rows: i32, k: i32, n: i32): v
     }
     for (; i < rows; i++) {
       const a0 = a + <usize>i * ka;
-      let acc = f32x4.splat(0);
+      let acc = z;
       let bp = b + (<usize>j << 2);
       for (let p: usize = 0; p < ka; p += 4) {
         acc = add(acc, f32x4.mul(f32x4.splat(load<f32>(a0 + p)), ld(bp)));
@@ -319,6 +325,6 @@ export function convBand(x: usize, h: i32, w: i32, ci: i32, padT: i32, padL: i32
   inputTransform(x, h, w, ci, padT, padL, reflect, tilesW, t0, count, v, tmp);
   const ci4 = round4(ci), co4 = round4(co);
   const vPlane = planeBytes(count, ci4), uPlane = planeBytes(ci4, co4), mPlane = planeBytes(count, co4);
-  for (let p = 0; p < 36; p++) gemm(v + <usize>p * vPlane, u + <usize>p * uPlane, m + <usize>p * mPlane, count, ci4, co4);
+  for (let p = 0; p < 36; p++) gemm(v + <usize>p * vPlane, u + <usize>p * uPlane, m + <usize>p * mPlane, count, ci4, co4, 0);
   outputTransform(m, count, co, tilesW, t0, y, ho, wo, bias, relu, tmp);
 }
