@@ -6,7 +6,8 @@
 //   - wasm/covariance.as.ts → photo/covariance-wasm.gen.ts  (WCT's passes, on the tfjs backend's memory:
 //     shared when tfjs-wasm runs threaded, plain otherwise, hence two builds)
 //   - wasm/eigen.as.ts      → photo/eigen-wasm.gen.ts       (the symmetric eigen-solver's two stages)
-//   - kernels/wasm/winograd.as.ts → kernels/winograd-wasm.gen.ts (the 3×3 convolution, on the tfjs memory)
+//   - kernels/wasm/winograd.as.ts → kernels/winograd-wasm.gen.ts (the 3×3 convolution, on the tfjs memory;
+//     plain SIMD and relaxed-SIMD builds)
 //   - kernels/wasm/pool.as.ts     → kernels/pool-wasm.gen.ts     (2×2 max pooling's gradient, likewise)
 //   - kernels/wasm/mask.as.ts     → kernels/mask-wasm.gen.ts     (ReLU's mask for the backward pass, likewise)
 //   node scripts/build-wasm.mjs          write the generated files
@@ -18,6 +19,7 @@ import asc from 'assemblyscript/asc';
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const BASE = ['-O3', '--noAssert', '--runtime', 'stub', '--enable', 'simd', '--importMemory', '--initialMemory', '1'];
 const SHARED = ['--sharedMemory', '--enable', 'threads', '--maximumMemory', '65536'];
+const RELAXED = ['--enable', 'relaxed-simd'];
 
 export const TARGETS = {
   stencil: {
@@ -40,8 +42,10 @@ export const TARGETS = {
   winograd: {
     src: here('../src-main/engine/kernels/wasm/winograd.as.ts'),
     out: here('../src-main/engine/kernels/winograd-wasm.gen.ts'),
-    // On the tfjs backend's memory, as covariance: shared when tfjs-wasm runs threaded, plain otherwise.
-    builds: [['WINOGRAD_WASM_SHARED_BASE64', SHARED], ['WINOGRAD_WASM_BASE64', []]],
+    // On the tfjs backend's memory, as covariance: shared when tfjs-wasm runs threaded, plain otherwise;
+    // each also with relaxed SIMD (fused multiply-add in the products), taken where the runtime has it.
+    builds: [['WINOGRAD_WASM_SHARED_BASE64', SHARED], ['WINOGRAD_WASM_BASE64', []],
+      ['WINOGRAD_WASM_SHARED_FMA_BASE64', [...SHARED, ...RELAXED]], ['WINOGRAD_WASM_FMA_BASE64', RELAXED]],
   },
   pool: {
     src: here('../src-main/engine/kernels/wasm/pool.as.ts'),

@@ -21,7 +21,7 @@ import type { KernelConfig, KernelFunc, NamedAttrMap, NamedTensorInfoMap, Tensor
 import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { Worker } from 'node:worker_threads';
 import { addressOf, instantiator, memoryOf, registerInFront, registerOwn, tapeRecords, type Instantiated, type WasmBackendInternals } from './tfjs-memory.ts';
-import { WINOGRAD_WASM_BASE64, WINOGRAD_WASM_SHARED_BASE64 } from './winograd-wasm.gen.ts';
+import { WINOGRAD_WASM_BASE64, WINOGRAD_WASM_FMA_BASE64, WINOGRAD_WASM_SHARED_BASE64, WINOGRAD_WASM_SHARED_FMA_BASE64 } from './winograd-wasm.gen.ts';
 import { COVARIANCE_WASM_BASE64, COVARIANCE_WASM_SHARED_BASE64 } from '../photo/covariance-wasm.gen.ts';
 
 const BACKEND = 'wasm';
@@ -34,7 +34,19 @@ interface WinogradKernels {
 }
 
 type Kernels = Instantiated<WinogradKernels>;
-const kernelsOn = instantiator<WinogradKernels>(WINOGRAD_WASM_SHARED_BASE64, WINOGRAD_WASM_BASE64);
+/**
+ * Which build the products run: 'relaxed-simd' (a fused multiply-add: Node 22, Electron; Node 20 with
+ * --experimental-wasm-relaxed-simd) where the runtime validates it and STUDIO_WASM_FMA is not 0, else
+ * 'simd'. On this project's AMD machines the two run at the same speed (a multiply and an add go to
+ * separate pipes there); where multiplies and adds share the pipes (Intel, Apple) the fused one halves them.
+ */
+export function winogradBuild(): 'relaxed-simd' | 'simd' {
+  return process.env.STUDIO_WASM_FMA !== '0' && WebAssembly.validate(Buffer.from(WINOGRAD_WASM_FMA_BASE64, 'base64')) ? 'relaxed-simd' : 'simd';
+}
+const plainKernels = instantiator<WinogradKernels>(WINOGRAD_WASM_SHARED_BASE64, WINOGRAD_WASM_BASE64);
+const fmaKernels = instantiator<WinogradKernels>(WINOGRAD_WASM_SHARED_FMA_BASE64, WINOGRAD_WASM_FMA_BASE64);
+let build: ReturnType<typeof winogradBuild> | undefined;
+const kernelsOn = (memory: WebAssembly.Memory): Kernels => ((build ??= winogradBuild()) === 'relaxed-simd' ? fmaKernels : plainKernels)(memory);
 
 // The work of one convolution, shared out between this thread and helper threads on the same (shared)
 // memory: tfjs's own threads are idle while a kernel runs, so the helpers take their cores. Two phases,

@@ -197,10 +197,10 @@ test('reflection read in place: the same bits as mirrorPad \'reflect\' by 1 then
 
 test('one thread or two, and either tfjs build (threaded, single-threaded): the same bits', () => {
   const child = fileURLToPath(new URL('./winograd-child.ts', import.meta.url));
-  const run = (env: Record<string, string>) => {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', child], { encoding: 'utf8', env: { ...process.env, ...env } });
+  const run = (env: Record<string, string>, flags: string[] = []) => {
+    const r = spawnSync(process.execPath, [...flags, '--import', 'tsx', child], { encoding: 'utf8', env: { ...process.env, ...env } });
     assert.equal(r.status, 0, r.stderr);
-    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { threads: number; hash: number };
+    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { threads: number; build: string; hash: number; error: number };
   };
   const single = run({ STUDIO_WASM_THREADS: '1' });
   const pooled = run({ STUDIO_WASM_THREADS: '2' });
@@ -210,4 +210,24 @@ test('one thread or two, and either tfjs build (threaded, single-threaded): the 
   assert.equal(pooled.hash, single.hash, 'two threads and the single-threaded build: bit for bit');
   assert.equal(oneThread.hash, single.hash, 'one thread on the threaded build: bit for bit');
   assert.notEqual(xnnpack.hash, single.hash, 'and XNNPACK gives other bits: the children ran F(4×4, 3×3)');
+  assert.equal(single.build, 'simd', 'Node 20 without a flag has no relaxed SIMD');
+  assert.ok(single.error <= 1e-5 && single.error > 0, `plain build: error ${single.error}`);
+});
+
+test('the relaxed-SIMD build (fused multiply-add) where the runtime has it: within 1e-5 of XNNPACK; STUDIO_WASM_FMA=0 keeps the plain build', () => {
+  const child = fileURLToPath(new URL('./winograd-child.ts', import.meta.url));
+  const run = (env: Record<string, string>) => {
+    // Node 20 has relaxed SIMD behind a flag; Node 22 and Electron have it on.
+    const r = spawnSync(process.execPath, ['--experimental-wasm-relaxed-simd', '--import', 'tsx', child], { encoding: 'utf8', env: { ...process.env, ...env } });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { threads: number; build: string; hash: number; error: number };
+  };
+  const fma = run({ STUDIO_WASM_THREADS: '2' });
+  const fmaOne = run({ STUDIO_WASM_THREADS: '2', STUDIO_WINOGRAD_THREADS: '1' });
+  const plain = run({ STUDIO_WASM_THREADS: '2', STUDIO_WASM_FMA: '0' });
+  assert.equal(fma.build, 'relaxed-simd');
+  assert.equal(plain.build, 'simd');
+  assert.ok(fma.error <= 1e-5, `relaxed-SIMD build: error ${fma.error}`);
+  assert.equal(fmaOne.hash, fma.hash, 'one thread or two: the same bits');
+  assert.ok(plain.error <= 1e-5);
 });

@@ -21,6 +21,14 @@
 @inline function add(a: v128, b: v128): v128 { return f32x4.add(a, b); }
 @inline function sub(a: v128, b: v128): v128 { return f32x4.sub(a, b); }
 @inline function round4(n: i32): i32 { return (n + 3) & ~3; }
+/**
+ * acc + a·b: one fused multiply-add in the relaxed-SIMD builds (scripts/build-wasm.mjs; where the runtime
+ * has it: Node 22, Electron), a multiply and an add in the plain ones. Compiled out, not branched on.
+ */
+@inline function madd(a: v128, b: v128, acc: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, acc);
+  return f32x4.add(acc, f32x4.mul(a, b));
+}
 
 /** The `n` (< 4) floats at p, zeros after them. */
 function ldPart(p: usize, n: i32): v128 {
@@ -255,13 +263,13 @@ export function gemm(a: usize, b: usize, c: usize, rows: i32, k: i32, n: i32, bi
         const b0 = ld(bp), b1 = ld(bp + 16);
         bp += nb;
         let s = v128.load32_splat(a0 + p); // one instruction (a broadcast load), no shuffle
-        c00 = add(c00, f32x4.mul(s, b0)); c01 = add(c01, f32x4.mul(s, b1));
+        c00 = madd(s, b0, c00); c01 = madd(s, b1, c01);
         s = v128.load32_splat(a1 + p);
-        c10 = add(c10, f32x4.mul(s, b0)); c11 = add(c11, f32x4.mul(s, b1));
+        c10 = madd(s, b0, c10); c11 = madd(s, b1, c11);
         s = v128.load32_splat(a2 + p);
-        c20 = add(c20, f32x4.mul(s, b0)); c21 = add(c21, f32x4.mul(s, b1));
+        c20 = madd(s, b0, c20); c21 = madd(s, b1, c21);
         s = v128.load32_splat(a3 + p);
-        c30 = add(c30, f32x4.mul(s, b0)); c31 = add(c31, f32x4.mul(s, b1));
+        c30 = madd(s, b0, c30); c31 = madd(s, b1, c31);
       }
       const cp = c + <usize>i * nb + (<usize>j << 2);
       st(cp, c00); st(cp + 16, c01);
@@ -275,7 +283,7 @@ export function gemm(a: usize, b: usize, c: usize, rows: i32, k: i32, n: i32, bi
       let bp = bj;
       for (let p: usize = 0; p < ka; p += 4) {
         const s = v128.load32_splat(a0 + p);
-        c00 = add(c00, f32x4.mul(s, ld(bp))); c01 = add(c01, f32x4.mul(s, ld(bp + 16)));
+        c00 = madd(s, ld(bp), c00); c01 = madd(s, ld(bp + 16), c01);
         bp += nb;
       }
       const cp = c + <usize>i * nb + (<usize>j << 2);
@@ -295,10 +303,10 @@ export function gemm(a: usize, b: usize, c: usize, rows: i32, k: i32, n: i32, bi
       for (let p: usize = 0; p < ka; p += 4) {
         const b0 = ld(bp);
         bp += nb;
-        c0 = add(c0, f32x4.mul(v128.load32_splat(a0 + p), b0));
-        c1 = add(c1, f32x4.mul(v128.load32_splat(a1 + p), b0));
-        c2 = add(c2, f32x4.mul(v128.load32_splat(a2 + p), b0));
-        c3 = add(c3, f32x4.mul(v128.load32_splat(a3 + p), b0));
+        c0 = madd(v128.load32_splat(a0 + p), b0, c0);
+        c1 = madd(v128.load32_splat(a1 + p), b0, c1);
+        c2 = madd(v128.load32_splat(a2 + p), b0, c2);
+        c3 = madd(v128.load32_splat(a3 + p), b0, c3);
       }
       const cp = c + <usize>i * nb + (<usize>j << 2);
       st(cp, c0); st(cp + nb, c1); st(cp + 2 * nb, c2); st(cp + 3 * nb, c3);
@@ -308,7 +316,7 @@ export function gemm(a: usize, b: usize, c: usize, rows: i32, k: i32, n: i32, bi
       let acc = z;
       let bp = b + (<usize>j << 2);
       for (let p: usize = 0; p < ka; p += 4) {
-        acc = add(acc, f32x4.mul(f32x4.splat(load<f32>(a0 + p)), ld(bp)));
+        acc = madd(v128.load32_splat(a0 + p), ld(bp), acc);
         bp += nb;
       }
       st(c + <usize>i * nb + (<usize>j << 2), acc);
