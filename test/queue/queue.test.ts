@@ -206,8 +206,10 @@ test('Redis restarted mid-shoot (append-only file on): the shoot goes on; a corr
     // Every photo made; one whose completion Redis lost may be found made already, never made twice.
     assert.equal(made.size, 14);
     assert.deepEqual([...made.values()].filter((n) => n !== 1), []);
+    // Three tries are recorded; a try that ends while Redis is down cannot record its failure, and the
+    // photo is tried once more when its lock lapses (seen once in CI: 4). Bounded either way.
     const tries = workers.map((w) => w.out()).join('').match(/FAILED {3}broken\.jpg/g)?.length ?? 0;
-    assert.equal(tries, 3, 'three tries, then failed');
+    assert.ok(tries >= 3 && tries <= 4, `three tries (one more if one ended during the restart), then failed: ${tries}`);
     assert.equal((await filesUnder(outDir)).length, 14);
   } finally {
     for (const w of workers) w.p.kill('SIGKILL');
