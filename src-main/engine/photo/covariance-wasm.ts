@@ -57,38 +57,48 @@ export function featureStatsInPlace(x: tf.Tensor2D): FeatureStats {
   if (!internals) throw new Error('featureStatsInPlace needs the wasm backend');
   const { b, memory } = internals;
   const [d, c] = x.shape;
-  const k = kernelsOn(memory);
-  // Scratch from the backend's allocator (it may grow the memory: offsets stay valid, views do not).
-  // The scatter in shares of rows, one a thread (kernels/winograd.ts's helpers): each share its own
-  // float64 scatter, sums and row buffer, added up here.
-  const shareBytes = (8 * c * c + 8 * c + 4 * blockRows(c) * c + 15) & ~15;
-  const bytes = 8 * c + 4 * c + 8 + MAX_SHARES * shareBytes;
+  const xp = b.dataIdMap.get(x.dataId)!.memoryOffset;
+  return withScratch(b, 8 * c + 4 * c + 16, (at) => {
+    const mean64 = at, mean32 = mean64 + 8 * c;
+    kernelsOn(memory).columnSums(xp, d, c, mean64);
+    const mean = new Float64Array(memory.buffer).slice(mean64 / 8, mean64 / 8 + c).map((v) => v / d);
+    new Float32Array(memory.buffer, mean32, c).set(mean);
+    const { scatter, sums } = scatterOf(b, memory, xp, d, c, mean32);
+    return { mean, scatter, centredSum: sums };
+  });
+}
+
+/** `f` with `bytes` of 16-aligned scratch from the backend's malloc, freed after. */
+function withScratch<T>(b: WasmBackendInternals, bytes: number, f: (at: number) => T): T {
   const base = b.wasm._malloc(bytes + 16) >>> 0;
   if (base === 0) throw new Error(`the WebAssembly heap has no ${(bytes / 1e6).toFixed(1)} MB left for the covariance's scratch`);
   try {
-    const at = ((base + 15) & ~15) >>> 0; // unsigned: the heap may pass 2 GiB
-    const mean64 = at;
-    const mean32 = mean64 + 8 * c;
-    const shares0 = (mean32 + 4 * c + 15) & ~15;
-    const xp = b.dataIdMap.get(x.dataId)!.memoryOffset;
-    k.columnSums(xp, d, c, mean64);
-    const heap64 = () => new Float64Array(memory.buffer);
-    const mean = heap64().slice(mean64 / 8, mean64 / 8 + c).map((s) => s / d);
-    new Float32Array(memory.buffer, mean32, c).set(mean);
-    const shares = centredGramShared(memory, xp, d, c, mean32, blockRows(c), shares0, shareBytes, MAX_SHARES);
-    const h = heap64();
-    const s = h.slice(shares0 / 8, shares0 / 8 + c * c);
-    const centredSum = h.slice(shares0 / 8 + c * c, shares0 / 8 + c * c + c);
-    for (let j = 1; j < shares; j++) {
-      const o = (shares0 + j * shareBytes) / 8;
-      for (let i = 0; i < c * c; i++) s[i] += h[o + i];
-      for (let i = 0; i < c; i++) centredSum[i] += h[o + c * c + i];
-    }
-    for (let i = 0; i < c; i++) for (let j = 0; j < i; j++) s[i * c + j] = s[j * c + i];
-    return { mean, scatter: s, centredSum };
+    return f(((base + 15) & ~15) >>> 0); // unsigned: the heap may pass 2 GiB
   } finally {
     b.wasm._free(base);
   }
+}
+
+/**
+ * Σ_r (x_r − mean)ᵀ(x_r − mean) (full, symmetric) and Σ_r (x_r − mean) of x [d, c] at `xp`, the mean
+ * as float32 at `mean32`, in float64. In shares of rows, one a thread (kernels/winograd.ts's helpers):
+ * each share its own scatter, sums and row buffer, added up here.
+ */
+function scatterOf(b: WasmBackendInternals, memory: WebAssembly.Memory, xp: number, d: number, c: number, mean32: number): { scatter: Float64Array; sums: Float64Array } {
+  const shareBytes = (8 * c * c + 8 * c + 4 * blockRows(c) * c + 15) & ~15;
+  return withScratch(b, MAX_SHARES * shareBytes, (at) => {
+    const shares = centredGramShared(memory, xp, d, c, mean32, blockRows(c), at, shareBytes, MAX_SHARES);
+    const h = new Float64Array(memory.buffer);
+    const scatter = h.slice(at / 8, at / 8 + c * c);
+    const sums = h.slice(at / 8 + c * c, at / 8 + c * c + c);
+    for (let j = 1; j < shares; j++) {
+      const o = (at + j * shareBytes) / 8;
+      for (let i = 0; i < c * c; i++) scatter[i] += h[o + i];
+      for (let i = 0; i < c; i++) sums[i] += h[o + c * c + i];
+    }
+    for (let i = 0; i < c; i++) for (let j = 0; j < i; j++) scatter[i * c + j] = scatter[j * c + i];
+    return { scatter, sums };
+  });
 }
 
 /** Shares of the scatter at most (one a thread, up to this). */
@@ -130,22 +140,9 @@ export function gramInPlace(x: tf.Tensor2D): tf.Tensor2D {
   if (!internals) throw new Error('gramInPlace needs the wasm backend');
   const { b, memory } = internals;
   const [d, c] = x.shape;
-  const k = kernelsOn(memory);
-  const bytes = 4 * c + 8 * c * c + 8 * c + 4 * blockRows(c) * c;
-  const base = b.wasm._malloc(bytes + 16) >>> 0;
-  if (base === 0) throw new Error(`the WebAssembly heap has no ${(bytes / 1e6).toFixed(1)} MB left for the covariance's scratch`);
-  try {
-    const zero = ((base + 7) & ~7) >>> 0; // unsigned: the heap may pass 2 GiB
-    const scatter = zero + 4 * c + ((4 * c) % 8);
-    const sums = scatter + 8 * c * c;
-    const buf = sums + 8 * c;
+  return withScratch(b, 4 * c, (zero) => {
     new Float32Array(memory.buffer, zero, c).fill(0);
-    k.centredGram(b.dataIdMap.get(x.dataId)!.memoryOffset, d, c, zero, blockRows(c), scatter, sums, buf);
-    const s = new Float64Array(memory.buffer, scatter, c * c);
-    const g = new Float32Array(c * c);
-    for (let i = 0; i < c; i++) for (let j = i; j < c; j++) g[i * c + j] = g[j * c + i] = s[i * c + j];
-    return tf.tensor2d(g, [c, c]);
-  } finally {
-    b.wasm._free(base);
-  }
+    const { scatter } = scatterOf(b, memory, b.dataIdMap.get(x.dataId)!.memoryOffset, d, c, zero);
+    return tf.tensor2d(Float32Array.from(scatter), [c, c]);
+  });
 }
