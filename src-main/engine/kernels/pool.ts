@@ -95,7 +95,10 @@ export function maxPoolSwitches(x: Tensor4D): { pooled: Tensor4D; argmax: Tensor
 
 /** Max-unpooling of y [N,h2,w2,C] by switches of the same shape into [N,height,width,C], one pass; undefined where not covered. */
 export function maxUnpoolBySwitches(y: Tensor4D, argmax: Tensor4D, height: number, width: number): Tensor4D | undefined {
-  if (y.dtype !== 'float32' || argmax.dtype !== 'int32' || height < 2 * y.shape[1] || width < 2 * y.shape[2] || !photoKernelsHere()) return undefined;
+  // The kernel zeroes at most one odd row and column past the windows, and reads switches of y's shape.
+  const [, h2, w2] = y.shape;
+  if (y.dtype !== 'float32' || argmax.dtype !== 'int32' || argmax.shape.some((n, i) => n !== y.shape[i])
+    || height < 2 * h2 || height > 2 * h2 + 1 || width < 2 * w2 || width > 2 * w2 + 1 || !photoKernelsHere()) return undefined;
   return engine().runKernel(UNPOOL, { y, argmax }, { height, width } as unknown as NamedAttrMap) as Tensor4D;
 }
 

@@ -291,9 +291,10 @@ function runPhase(k: WinogradKernels, cv: CentredGramKernel, c: Int32Array, p: P
   }
   if (p) {
     for (let done = Atomics.load(c, 2); done < p.helpers.length; done = Atomics.load(c, 2)) Atomics.wait(c, 2, done, 1000);
-    if (!failure && Atomics.load(c, FAILED)) {
+    // A helper that failed leaves its flag set: the pool goes whatever else failed, so that no later job sees it.
+    if (Atomics.load(c, FAILED)) {
       stopPool();
-      failure = new Error('winograd: a helper thread failed during a convolution');
+      failure ??= new Error('winograd: a helper thread failed during a convolution');
     }
   }
   if (failure) throw failure;

@@ -270,6 +270,9 @@ export async function wct2d(
     const hit = cached?.color.get(cutoff);
     // Whitening needs only the content's cov^−½, colouring only the style's cov^½.
     const colorPending = hit ? undefined : matrixRoot(covS, 'sqrt', { method: pick(ds - 1 < c), cutoff, background: true });
+    // Handled now (it is awaited, and its error thrown, below): a rejection that came while the content's
+    // root still awaited a GPU read-back would otherwise be an unhandled rejection.
+    colorPending?.catch(() => {});
     let white: RootResult;
     try {
       white = await matrixRoot(covC, 'invSqrt', { method: pick(false), cutoff });
